@@ -1,0 +1,1 @@
+"""CometBFT / Tendermint: log and WAL parsers, the network simulator, analytics."""

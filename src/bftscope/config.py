@@ -1,0 +1,57 @@
+"""Settings: every knob of bftscope, read from ``BFTSCOPE_*`` environment variables.
+
+Nothing reads the environment at import time; callers build a :class:`Settings` (the CLI does it once
+per command, the API's app factory once per app) and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+def _default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "bftscope"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Field docs are the reference for operators."""
+
+    model_config = SettingsConfigDict(env_prefix="BFTSCOPE_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Folder holding the embedded store (bftscope.duckdb) and uploads.",
+    )
+    query_timeout_s: float = Field(
+        default=30.0, gt=0, description="Every store query is interrupted after this many seconds."
+    )
+    ingest_workers: int = Field(
+        default=0, ge=0, description="Parser processes for ingest; 0 means one per CPU core."
+    )
+    ingest_batch_rows: int = Field(
+        default=65_536, ge=1024, description="Rows per columnar batch handed from parsers to the writer."
+    )
+    max_line_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=4096,
+        description="Log lines longer than this are skipped (counted as 'line too long'), never buffered whole.",
+    )
+    split_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Line-oriented files larger than this are parsed in parallel ranges of about this size.",
+    )
+    duckdb_memory_limit: str = Field(default="1GB", description="DuckDB memory_limit for the embedded store.")
+    duckdb_threads: int = Field(default=0, ge=0, description="DuckDB worker threads; 0 means DuckDB's default.")
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "bftscope.duckdb"

@@ -1,0 +1,81 @@
+"""The bftscope error hierarchy.
+
+::
+
+    BftscopeError                 base; carries a stable ``code`` and an HTTP status for the API envelope
+    ├── InputError                bad user input (paths, options, query parameters)          400
+    │   └── NothingIngestedError  an ingest found nothing it could read                      422
+    ├── NotFoundError             a run, node, user … that does not exist                     404
+    ├── ConflictError             a name already taken, a job already running                 409
+    ├── StoreError                the store failed or refused                                 500
+    │   └── QueryTimeoutError     a query ran past its time limit                             503
+    └── FormatError               a source file is not in the format it claims               422
+
+Every error renders to one JSON envelope: ``{"error": message, "code": code}`` (see :meth:`envelope`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "BftscopeError",
+    "ConflictError",
+    "FormatError",
+    "InputError",
+    "NotFoundError",
+    "NothingIngestedError",
+    "QueryTimeoutError",
+    "StoreError",
+]
+
+
+class BftscopeError(Exception):
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def envelope(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class InputError(BftscopeError):
+    code = "invalid_input"
+    status = 400
+
+
+class NothingIngestedError(InputError):
+    code = "nothing_ingested"
+    status = 422
+
+
+class NotFoundError(BftscopeError):
+    code = "not_found"
+    status = 404
+
+
+class ConflictError(BftscopeError):
+    code = "conflict"
+    status = 409
+
+
+class StoreError(BftscopeError):
+    code = "store_error"
+    status = 500
+
+
+class QueryTimeoutError(StoreError):
+    code = "query_timeout"
+    status = 503
+
+
+class FormatError(BftscopeError):
+    code = "bad_format"
+    status = 422

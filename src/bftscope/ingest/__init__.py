@@ -1,0 +1,1 @@
+"""Ingest: discover input files, detect their format, parse them in parallel, write events."""

@@ -1,0 +1,312 @@
+"""The embedded store: one DuckDB file.
+
+One process owns the file for writing (DuckDB allows a single writer process). Inside it, writes
+are serialised by a lock and event batches are appended as Arrow tables (columnar, no per-row
+SQL). Reads run on per-thread cursors and every query is interrupted after
+``Settings.query_timeout_s`` so a bad query cannot pin a core forever.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from bftscope.config import Settings
+from bftscope.errors import InputError, NotFoundError, QueryTimeoutError, StoreError
+from bftscope.model import ROW_SCHEMA
+from bftscope.store.base import NodeRecord, RunRecord, SourceRecord
+from bftscope.store.migrate import apply_migrations
+
+__all__ = ["DuckDBStore"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class DuckDBStore:
+    """:class:`bftscope.store.Store` on an embedded DuckDB database."""
+
+    dialect = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, settings: Settings, *, read_only: bool = False) -> None:
+        self._con = con
+        self._settings = settings
+        self._lock = threading.RLock()
+        self._next_event_id: dict[int, int] = {}
+        self._local = threading.local()
+        self.read_only = read_only
+
+    @classmethod
+    def open(cls, path: Path | str, settings: Settings, *, read_only: bool = False) -> DuckDBStore:
+        """Open the database file (``":memory:"`` for a throw-away store), creating and migrating it."""
+        config: dict[str, Any] = {"memory_limit": settings.duckdb_memory_limit}
+        if settings.duckdb_threads:
+            config["threads"] = settings.duckdb_threads
+        target = str(path)
+        if target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            if read_only and not Path(target).exists():
+                raise NotFoundError(f"no store at {target}; ingest something first")
+        try:
+            con = duckdb.connect(target, read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            raise StoreError(f"cannot open the store at {target}: {exc}") from exc
+        if not read_only:
+            apply_migrations(con, "duckdb")
+        return cls(con, settings, read_only=read_only)
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cur = cur
+        return cur
+
+    @contextmanager
+    def _time_limit(self, cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        fired = threading.Event()
+
+        def interrupt() -> None:
+            fired.set()
+            cur.interrupt()
+
+        timer = threading.Timer(self._settings.query_timeout_s, interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except duckdb.InterruptException as exc:
+            raise QueryTimeoutError(
+                f"query exceeded its time limit of {self._settings.query_timeout_s:g} s"
+            ) from exc
+        except duckdb.Error as exc:
+            if fired.is_set():
+                raise QueryTimeoutError(
+                    f"query exceeded its time limit of {self._settings.query_timeout_s:g} s"
+                ) from exc
+            raise StoreError(f"query failed: {exc}") from exc
+        finally:
+            timer.cancel()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a read query with bound parameters and the store's time limit."""
+        cur = self._cursor()
+        with self._time_limit(cur):
+            return cur.execute(sql, params or []).fetchall()
+
+    def query_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        cur = self._cursor()
+        with self._time_limit(cur):
+            return cur.execute(sql, params or []).fetch_arrow_table()
+
+    # --- runs and nodes -------------------------------------------------------------------
+
+    def _write(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        if self.read_only:
+            raise StoreError("the store is open read-only")
+        with self._lock:
+            return self._con.execute(sql, params or []).fetchall()
+
+    def get_or_create_run(self, name: str, chain: str = "cometbft") -> RunRecord:
+        if not name or len(name) > 200:
+            raise InputError("a run name must have 1 to 200 characters")
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT id, name, chain, created_at FROM runs WHERE name = ?", [name]
+            ).fetchall()
+            if not rows:
+                (next_id,) = self._con.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone() or (1,)
+                self._write(
+                    "INSERT INTO runs (id, name, chain, created_at) VALUES (?, ?, ?, ?)",
+                    [next_id, name, chain, _now()],
+                )
+                rows = self._con.execute(
+                    "SELECT id, name, chain, created_at FROM runs WHERE name = ?", [name]
+                ).fetchall()
+        rid, rname, rchain, created = rows[0]
+        return RunRecord(rid, rname, rchain, created.isoformat())
+
+    def get_run(self, name: str) -> RunRecord:
+        rows = self.query("SELECT id, name, chain, created_at FROM runs WHERE name = ?", [name])
+        if not rows:
+            raise NotFoundError(f"no run named {name!r}")
+        rid, rname, rchain, created = rows[0]
+        return RunRecord(rid, rname, rchain, created.isoformat())
+
+    def list_runs(self) -> list[dict[str, Any]]:
+        rows = self.query(
+            """
+            SELECT r.id, r.name, r.chain, r.created_at,
+                   (SELECT count(*) FROM nodes n WHERE n.run_id = r.id) AS nodes,
+                   (SELECT count(*) FROM sources s WHERE s.run_id = r.id AND s.status = 'complete') AS sources,
+                   (SELECT coalesce(sum(s.events), 0) FROM sources s
+                     WHERE s.run_id = r.id AND s.status = 'complete') AS events
+            FROM runs r ORDER BY r.id
+            """
+        )
+        return [
+            {"id": r[0], "name": r[1], "chain": r[2], "created_at": r[3].isoformat(), "nodes": r[4],
+             "sources": r[5], "events": int(r[6])}
+            for r in rows
+        ]
+
+    def nodes(self, run_id: int) -> list[NodeRecord]:
+        rows = self.query(
+            "SELECT run_id, node, label, p2p_id, validator, moniker FROM nodes WHERE run_id = ? ORDER BY node",
+            [run_id],
+        )
+        return [NodeRecord(*r) for r in rows]
+
+    def resolve_node(
+        self,
+        run_id: int,
+        *,
+        p2p_id: str | None,
+        validator: str | None,
+        moniker: str | None,
+        label: str,
+    ) -> NodeRecord:
+        """Find the run's node with this p2p id or validator address, or create it.
+
+        Identity learned later (a validator address for a node first seen by p2p id only) is
+        filled in; identities are never overwritten with different values.
+        """
+        with self._lock:
+            existing = None
+            for n in self.nodes(run_id):
+                if (p2p_id and n.p2p_id == p2p_id) or (validator and n.validator == validator):
+                    existing = n
+                    break
+                if not p2p_id and not validator and not n.p2p_id and not n.validator and n.label == label:
+                    existing = n
+                    break
+            if existing is None:
+                (next_node,) = self._con.execute(
+                    "SELECT coalesce(max(node), -1) + 1 FROM nodes WHERE run_id = ?", [run_id]
+                ).fetchone() or (0,)
+                self._write(
+                    "INSERT INTO nodes (run_id, node, label, p2p_id, validator, moniker) VALUES (?, ?, ?, ?, ?, ?)",
+                    [run_id, next_node, label, p2p_id, validator, moniker],
+                )
+                return NodeRecord(run_id, next_node, label, p2p_id, validator, moniker)
+            updated = NodeRecord(
+                run_id,
+                existing.node,
+                existing.label,
+                existing.p2p_id or p2p_id,
+                existing.validator or validator,
+                existing.moniker or moniker,
+            )
+            if updated != existing:
+                self._write(
+                    "UPDATE nodes SET p2p_id = ?, validator = ?, moniker = ? WHERE run_id = ? AND node = ?",
+                    [updated.p2p_id, updated.validator, updated.moniker, run_id, existing.node],
+                )
+            return updated
+
+    # --- sources ---------------------------------------------------------------------------
+
+    _SOURCE_COLS = "id, run_id, node, name, format, content_hash, size, status, lines, events, skipped, warnings"
+
+    @staticmethod
+    def _source(row: tuple[Any, ...]) -> SourceRecord:
+        return SourceRecord(
+            *row[:10],
+            skipped=json.loads(row[10]) if row[10] else {},
+            warnings=json.loads(row[11]) if row[11] else [],
+        )
+
+    def find_source(self, run_id: int, content_hash: str) -> SourceRecord | None:
+        rows = self.query(
+            f"SELECT {self._SOURCE_COLS} FROM sources WHERE run_id = ? AND content_hash = ?",
+            [run_id, content_hash],
+        )
+        return self._source(rows[0]) if rows else None
+
+    def sources(self, run_id: int) -> list[SourceRecord]:
+        rows = self.query(f"SELECT {self._SOURCE_COLS} FROM sources WHERE run_id = ? ORDER BY id", [run_id])
+        return [self._source(r) for r in rows]
+
+    def begin_source(
+        self, run_id: int, node: int, name: str, fmt: str, content_hash: str, size: int
+    ) -> SourceRecord:
+        """Register a source about to be ingested. A half-ingested earlier attempt is discarded."""
+        with self._lock:
+            stale = self.find_source(run_id, content_hash)
+            if stale is not None:
+                if stale.status == "complete":
+                    raise StoreError(f"source {name!r} is already ingested in this run")
+                self._write("DELETE FROM events WHERE run_id = ? AND source = ?", [run_id, stale.id])
+                self._write("DELETE FROM sources WHERE id = ?", [stale.id])
+                self._next_event_id.pop(run_id, None)
+            (sid,) = self._con.execute("SELECT coalesce(max(id), 0) + 1 FROM sources").fetchone() or (1,)
+            self._write(
+                "INSERT INTO sources (id, run_id, node, name, format, content_hash, size, status, ingested_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'ingesting', ?)",
+                [sid, run_id, node, name, fmt, content_hash, size, _now()],
+            )
+        return SourceRecord(sid, run_id, node, name, fmt, content_hash, size, "ingesting", 0, 0, {}, [])
+
+    def finish_source(
+        self, source_id: int, *, lines: int, events: int, skipped: dict[str, int], warnings: list[str]
+    ) -> None:
+        self._write(
+            "UPDATE sources SET status = 'complete', lines = ?, events = ?, skipped = ?, warnings = ? WHERE id = ?",
+            [lines, events, json.dumps(skipped, sort_keys=True), json.dumps(warnings), source_id],
+        )
+
+    # --- events ----------------------------------------------------------------------------
+
+    def append_events(self, run_id: int, node: int, source_id: int, table: pa.Table) -> int:
+        """Append a batch of parsed rows (schema :data:`bftscope.model.ROW_SCHEMA`). Returns rows added."""
+        n = table.num_rows
+        if n == 0:
+            return 0
+        if not table.schema.equals(ROW_SCHEMA):
+            table = table.cast(ROW_SCHEMA)
+        with self._lock:
+            if self.read_only:
+                raise StoreError("the store is open read-only")
+            start = self._next_event_id.get(run_id)
+            if start is None:
+                row = self._con.execute(
+                    "SELECT coalesce(max(id), 0) + 1 FROM events WHERE run_id = ?", [run_id]
+                ).fetchone()
+                start = int(row[0]) if row else 1
+            self._next_event_id[run_id] = start + n
+            full = pa.Table.from_arrays(
+                [
+                    pa.array(np.full(n, run_id, dtype=np.int32)),
+                    pa.array(np.arange(start, start + n, dtype=np.int64)),
+                    pa.array(np.full(n, node, dtype=np.int32)),
+                    pa.array(np.full(n, source_id, dtype=np.int32)),
+                    *table.columns,
+                ],
+                names=["run_id", "id", "node", "source", *table.column_names],
+            )
+            self._con.register("_bftscope_batch", full)
+            try:
+                self._con.execute("INSERT INTO events SELECT * FROM _bftscope_batch")
+            finally:
+                self._con.unregister("_bftscope_batch")
+        return n
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            self._con.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
