@@ -50,11 +50,34 @@ ROW_SCHEMA = pa.schema([pa.field(name, typ) for name, typ in _COLUMNS])
 Row = tuple[Any, ...]
 
 
+_INT_RANGES = {
+    i: ((-(1 << 31), (1 << 31) - 1) if typ == pa.int32() else (-(1 << 63), (1 << 63) - 1))
+    for i, (_, typ) in enumerate(_COLUMNS)
+    if pa.types.is_integer(typ)
+}
+
+
+def _row_fits(row: Row) -> bool:
+    if len(row) != len(_COLUMNS):
+        return False
+    for i, (lo, hi) in _INT_RANGES.items():
+        v = row[i]
+        if v is not None and (type(v) is not int or not lo <= v <= hi):
+            return False
+    return all(row[i] is None or isinstance(row[i], str) for i, (_, t) in enumerate(_COLUMNS) if t == pa.string())
+
+
 @dataclass
 class EventBatch:
-    """Rows accumulated by a parser, converted to Arrow in one go when full."""
+    """Rows accumulated by a parser, converted to Arrow in one go when full.
+
+    Conversion is columnar and fast; a value that does not fit its column (a corrupt line's
+    20-digit "round") would fail the whole batch, so then each row is checked and the rows that do
+    not fit are dropped and counted in ``dropped`` — the parser reports them as skipped.
+    """
 
     rows: list[Row] = field(default_factory=list)
+    dropped: int = 0
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -62,7 +85,16 @@ class EventBatch:
     def to_arrow(self) -> pa.Table:
         if not self.rows:
             return ROW_SCHEMA.empty_table()
-        cols = list(zip(*self.rows, strict=True))
+        try:
+            return self._convert(self.rows)
+        except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            good = [r for r in self.rows if _row_fits(r)]
+            self.dropped += len(self.rows) - len(good)
+            return self._convert(good) if good else ROW_SCHEMA.empty_table()
+
+    @staticmethod
+    def _convert(rows: list[Row]) -> pa.Table:
+        cols = list(zip(*rows, strict=True))
         arrays = [pa.array(col, type=typ) for col, (_, typ) in zip(cols, _COLUMNS, strict=True)]
         return pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_EXAMPLES", "ParseReport"]
+import pyarrow as pa
+
+from bftscope.model import EventBatch
+
+__all__ = ["MAX_EXAMPLES", "ParseReport", "flush_batch"]
 
 MAX_EXAMPLES = 5
 
@@ -48,3 +52,13 @@ class ParseReport:
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
+
+
+def flush_batch(batch: EventBatch, report: ParseReport) -> pa.Table:
+    """Convert a parser's batch to Arrow, counting its events and any rows that did not fit."""
+    before = batch.dropped
+    table = batch.take()
+    if batch.dropped > before:
+        report.skipped["value out of range"] += batch.dropped - before
+    report.events += table.num_rows
+    return table

@@ -267,6 +267,16 @@ class DuckDBStore:
             [lines, events, json.dumps(skipped, sort_keys=True), json.dumps(warnings), source_id],
         )
 
+    def discard_source(self, source_id: int) -> None:
+        """Remove a source and every event it produced (a failed ingest leaves nothing behind)."""
+        with self._lock:
+            rows = self._con.execute("SELECT run_id FROM sources WHERE id = ?", [source_id]).fetchall()
+            if not rows:
+                return
+            self._write("DELETE FROM events WHERE run_id = ? AND source = ?", [rows[0][0], source_id])
+            self._write("DELETE FROM sources WHERE id = ?", [source_id])
+            self._next_event_id.pop(rows[0][0], None)
+
     # --- events ----------------------------------------------------------------------------
 
     def append_events(self, run_id: int, node: int, source_id: int, table: pa.Table) -> int:

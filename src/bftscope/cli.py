@@ -1,0 +1,312 @@
+"""The ``bftscope`` command line: ``ingest``, ``runs``, ``events``, ``summary``, ``simulate``, ``demo``.
+
+Every command builds its :class:`Settings` once (``BFTSCOPE_*`` variables, ``--data-dir``),
+prints tables for people and ``--json`` for programs, and exits non-zero with a one-line reason
+when something is wrong (1: the request failed, 2: bad usage).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from bftscope.cometbft.summary import run_summary
+from bftscope.config import Settings
+from bftscope.errors import BftscopeError
+from bftscope.ingest.pipeline import IngestResult, ingest
+from bftscope.store import open_store
+from bftscope.store.eventquery import EventFilter, list_events
+from bftscope.timeutil import format_ns
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Consensus observability for BFT blockchains: ingest CometBFT logs and WALs, ask questions.",
+)
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Store folder (default: $BFTSCOPE_DATA_DIR or ~/.local/share/bftscope).")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _fail(exc: BftscopeError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc.message}")
+    return typer.Exit(1)
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+
+def _run_ingest(paths: list[Path], run: str, settings: Settings, workers: int | None, quiet: bool) -> IngestResult:
+    store = open_store(settings)
+    try:
+        if quiet:
+            return ingest(store, run, paths, settings, workers=workers)
+        started = time.perf_counter()
+        with Progress(
+            TextColumn("[bold]ingest[/bold]"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[lines_s]}"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("ingest", total=None, lines_s="")
+
+            def progress(done: int, total: int, lines: int) -> None:
+                rate = lines / max(time.perf_counter() - started, 1e-6)
+                bar.update(task, completed=done, total=total, lines_s=f"{rate:,.0f} lines/s")
+
+            return ingest(store, run, paths, settings, progress=progress, workers=workers)
+    finally:
+        store.close()
+
+
+def _print_ingest(result: IngestResult, summary: dict[str, Any]) -> None:
+    mb = result.bytes_total / 1e6
+    out.print(
+        f"[bold]{result.run}[/bold]: {result.events:,} events from {mb:,.1f} MB in {result.seconds:.2f} s"
+        + (f" ({mb / result.seconds:,.1f} MB/s)" if result.seconds > 0 and mb > 0 else "")
+    )
+    files = Table("file", "format", "node", "status", "lines", "events", "skipped", title="Files")
+    for f in result.files:
+        r = f.report
+        files.add_row(
+            f.name, f.format or "-", f.node or "-", f.status + (f" ({f.reason})" if f.reason else ""),
+            f"{r.lines:,}", f"{r.events:,}", f"{r.skipped_total:,}",
+        )  # fmt: skip
+    out.print(files)
+    _print_summary(summary)
+    for f in result.files:
+        for w in f.report.warnings:
+            err.print(f"[yellow]warning[/yellow] {f.name}: {w}")
+        for ex in f.report.examples:
+            err.print(f"[dim]skipped[/dim] {f.name}: {ex}")
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    tr, hr = s["time_range"], s["height_range"]
+    out.print(f"run [bold]{s['run']}[/bold]: {s['events']:,} events, heights {hr['min']}–{hr['max']}, "
+              f"{tr['from']} → {tr['to']}")  # fmt: skip
+    nodes = Table("node", "label", "p2p id", "validator", "events", "heights", title="Nodes")
+    for n in s["nodes"]:
+        h = n["height_range"]
+        nodes.add_row(str(n["node"]), n["label"], n["p2p_id"] or "-", n["validator"] or "-", f"{n['events']:,}",
+                      f"{h['min']}–{h['max']}" if h else "-")  # fmt: skip
+    out.print(nodes)
+    kinds = Table("kind", "events", title="Events by kind")
+    for k, c in s["events_by_kind"].items():
+        kinds.add_row(k, f"{c:,}")
+    out.print(kinds)
+    if s["skipped"]:
+        sk = Table("reason", "lines", title="Skipped")
+        for reason, c in s["skipped"].items():
+            sk.add_row(reason, f"{c:,}")
+        out.print(sk)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Log files, WAL files, .gz, node home folders, testnet folders.")],
+    run: Annotated[str, typer.Option("--run", "-r", help="Run to add the events to (created if new).")],
+    workers: Annotated[int | None, typer.Option(help="Parser processes (default: one per core).")] = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Parse CometBFT/Tendermint logs and consensus WALs into a run."""
+    settings = _settings(data_dir)
+    try:
+        result = _run_ingest(paths, run, settings, workers, quiet=as_json)
+        store = open_store(settings)
+        try:
+            summary = run_summary(store, run)
+        finally:
+            store.close()
+    except BftscopeError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _print_json({
+            "run": result.run, "seconds": round(result.seconds, 3), "bytes": result.bytes_total,
+            "events": result.events, "skipped": result.skipped,
+            "files": [{"name": f.name, "format": f.format, "node": f.node, "status": f.status, "reason": f.reason,
+                       "lines": f.report.lines, "events": f.report.events, "skipped": dict(f.report.skipped),
+                       "warnings": f.report.warnings, "examples": f.report.examples} for f in result.files],
+            "summary": summary,
+        })  # fmt: skip
+    else:
+        _print_ingest(result, summary)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@app.command("runs")
+def runs_cmd(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """List runs."""
+    settings = _settings(data_dir)
+    try:
+        store = open_store(settings)
+        try:
+            runs = store.list_runs()
+        finally:
+            store.close()
+    except BftscopeError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _print_json(runs)
+        return
+    t = Table("run", "chain", "nodes", "sources", "events", "created")
+    for r in runs:
+        t.add_row(r["name"], r["chain"], str(r["nodes"]), str(r["sources"]), f"{r['events']:,}", r["created_at"])
+    out.print(t)
+
+
+@app.command("summary")
+def summary_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Show what a run holds: nodes, time and height range, events by kind, what was skipped."""
+    settings = _settings(data_dir)
+    try:
+        store = open_store(settings)
+        try:
+            s = run_summary(store, run)
+        finally:
+            store.close()
+    except BftscopeError as exc:
+        raise _fail(exc) from None
+    _print_json(s) if as_json else _print_summary(s)
+
+
+@app.command("events")
+def events_cmd(
+    run: Annotated[str, typer.Argument()],
+    node: Annotated[list[str] | None, typer.Option("--node", "-n", help="Node label, p2p id or number.")] = None,
+    kind: Annotated[list[str] | None, typer.Option("--kind", "-k", help="Event kind (repeatable).")] = None,
+    min_height: Annotated[int | None, typer.Option("--from-height")] = None,
+    max_height: Annotated[int | None, typer.Option("--to-height")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000)] = 50,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Print a run's events in time order, filtered by node, kind and height range."""
+    settings = _settings(data_dir)
+    try:
+        store = open_store(settings)
+        try:
+            r = store.get_run(run)
+            known = store.nodes(r.id)
+            labels = {n.node: n.label for n in known}
+            wanted: list[int] = []
+            for name in node or []:
+                match = [n.node for n in known if name in (n.label, n.p2p_id, n.validator, str(n.node))]
+                if not match:
+                    raise typer.BadParameter(f"no node {name!r} in run {run!r}; try `bftscope summary {run}`")
+                wanted.extend(match)
+            flt = EventFilter(nodes=wanted, kinds=kind or [], min_height=min_height, max_height=max_height)
+            rows = list_events(store, r.id, flt, limit=limit)
+        finally:
+            store.close()
+    except BftscopeError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        for row in rows:
+            row["node_label"] = labels.get(row["node"])
+            row["time"] = format_ns(row["ts"])
+            sys.stdout.write(json.dumps(row) + "\n")
+        return
+    t = Table("time", "node", "kind", "h/r", "step/type", "peer", "validator", "extra")
+    for row in rows:
+        hr = f"{row['height']}/{row['round']}" if row["height"] is not None else "-"
+        what = row["step"] or row["msg_type"] or ""
+        if row["vote_type"]:
+            what += f" {row['vote_type']}"
+        validator = row["validator"] or (f"#{row['validator_index']}" if row["validator_index"] is not None else "")
+        t.add_row(format_ns(row["ts"])[11:26], labels.get(row["node"], "?"), row["kind"], hr, what,
+                  (row["peer"] or "")[:12], validator[:12], row["extra"] or "")  # fmt: skip
+    out.print(t)
+
+
+# --- simulation and demo -------------------------------------------------------------------------
+
+
+@app.command("simulate")
+def simulate_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write node*.log and ground_truth.json into.")],
+    nodes: Annotated[int, typer.Option(min=2, max=200)] = 4,
+    heights: Annotated[int, typer.Option(min=1)] = 50,
+    seed: Annotated[int, typer.Option()] = 1,
+    latency_ms: Annotated[float, typer.Option(help="Base one-way latency between nodes.")] = 50.0,
+    spread_ms: Annotated[float, typer.Option(help="Per-pair spread added to the base latency.")] = 100.0,
+    slow_node: Annotated[int | None, typer.Option(help="Give this node the misconfigured config.")] = None,
+    silent: Annotated[list[int] | None, typer.Option(help="Validator that never votes (repeatable).")] = None,
+    drop_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
+    escalate: Annotated[list[int] | None, typer.Option(help="Height that needs a second round (repeatable).")] = None,
+    target_mb: Annotated[float | None, typer.Option(help="Keep adding heights until the logs reach this size.")] = None,
+) -> None:
+    """Write a simulated CometBFT 1.x JSON debug log set with a known latency matrix."""
+    from bftscope.cometbft.simulator import build_config, simulate
+
+    cfg = build_config(
+        nodes=nodes, heights=heights, seed=seed, base_latency_ms=latency_ms, spread_ms=spread_ms,
+        slow_node=slow_node, silent=silent or [], drop_rate=drop_rate, escalations=escalate or [],
+        target_bytes=int(target_mb * 1e6) if target_mb else None,
+    )  # fmt: skip
+    truth = simulate(cfg, out_dir)
+    out.print(f"wrote {nodes} node logs and ground_truth.json to {out_dir} ({truth.summary()})")
+
+
+@app.command("demo")
+def demo_cmd(data_dir: DataDir = None) -> None:
+    """Simulate a 4-node network with one misconfigured node, ingest it, print its summary."""
+    from bftscope.cometbft.simulator import build_config, simulate
+
+    settings = _settings(data_dir)
+    with tempfile.TemporaryDirectory(prefix="bftscope-demo-") as tmp:
+        folder = Path(tmp) / "testnet"
+        cfg = build_config(nodes=4, heights=40, seed=7, base_latency_ms=40.0, spread_ms=120.0, slow_node=0,
+                           silent=[], drop_rate=0.0, escalations=[12], target_bytes=None)  # fmt: skip
+        truth = simulate(cfg, folder)
+        out.print(f"simulated a 4-node network into {folder} ({truth.summary()})")
+        run = f"demo-{int(time.time())}"
+        try:
+            result = _run_ingest([folder], run, settings, None, quiet=False)
+            store = open_store(settings)
+            try:
+                summary = run_summary(store, run)
+            finally:
+                store.close()
+        except BftscopeError as exc:
+            raise _fail(exc) from None
+        _print_ingest(result, summary)
+        out.print(f"\nstore: {settings.store_path}\nnext: bftscope events {run} --kind step --limit 20")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

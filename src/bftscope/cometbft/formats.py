@@ -1,0 +1,18 @@
+"""The CometBFT file formats, in the order they are tried when sniffing a file's content."""
+
+from __future__ import annotations
+
+from bftscope.cometbft.jsonlog import JsonLogFormat
+from bftscope.cometbft.textlog import TextLogFormat
+from bftscope.cometbft.wal import WalFormat
+from bftscope.ingest.source import FileFormat
+
+__all__ = ["FORMATS", "format_by_name"]
+
+# The binary format first: its check (a CRC over the first record) never accepts text.
+FORMATS: tuple[FileFormat, ...] = (WalFormat(), JsonLogFormat(), TextLogFormat())
+_BY_NAME = {f.name: f for f in FORMATS}
+
+
+def format_by_name(name: str) -> FileFormat:
+    return _BY_NAME[name]

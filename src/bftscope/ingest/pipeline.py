@@ -1,0 +1,326 @@
+"""The ingest pipeline: paths → planned sources → parallel parsing → one writer → a result.
+
+1. **Plan** (this process): discover inputs, detect formats, hash contents (a source already
+   ingested into the run is skipped: content identity), learn each node's identity and resolve
+   it to a node of the run, cut splittable files into byte ranges (*units*).
+2. **Parse**: units run in worker processes (or inline for small inputs); each streams Arrow
+   batches back through a bounded queue, so memory stays flat whatever the input size.
+3. **Write**: this process appends batches to the store as they arrive (the store's single
+   writer) and closes each source with its merged parse report. A source that fails is removed
+   with its events and reported; the others are kept.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from bftscope.cometbft.formats import FORMATS, format_by_name
+from bftscope.cometbft.home import genesis_validator_names, home_identity
+from bftscope.cometbft.identity import Identity
+from bftscope.config import Settings
+from bftscope.errors import NothingIngestedError
+from bftscope.ingest.discover import InputFile, detect_format, discover, open_input
+from bftscope.ingest.report import ParseReport
+from bftscope.store.base import NodeRecord, Store
+
+__all__ = ["FileResult", "IngestResult", "Progress", "ingest"]
+
+IDENTITY_SCAN_BYTES = 4 * 1024 * 1024
+INLINE_BELOW_BYTES = 32 * 1024 * 1024
+
+Progress = Callable[[int, int, int], None]  # (bytes done, bytes total, lines done)
+
+
+@dataclass
+class FileResult:
+    name: str
+    format: str | None
+    node: str | None
+    status: str  # ingested | duplicate | unrecognized | failed
+    reason: str | None = None
+    report: ParseReport = field(default_factory=ParseReport)
+    size: int = 0
+
+
+@dataclass
+class IngestResult:
+    run: str
+    run_id: int
+    files: list[FileResult]
+    seconds: float
+    bytes_total: int
+
+    @property
+    def events(self) -> int:
+        return sum(f.report.events for f in self.files if f.status == "ingested")
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.files:
+            for reason, n in f.report.skipped.items():
+                out[reason] = out.get(reason, 0) + n
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+@dataclass
+class _Plan:
+    file: InputFile
+    result: FileResult
+    fmt_name: str = ""
+    content_hash: str = ""
+    identity: Identity = field(default_factory=Identity)
+    node: NodeRecord | None = None
+    source_id: int = 0
+    units_left: int = 0
+
+
+@dataclass(frozen=True)
+class _Unit:
+    uid: int
+    plan_index: int
+    file: InputFile
+    fmt_name: str
+    start: int
+    end: int | None
+
+
+def _hash_file(path: Path) -> str:
+    h = xxhash.xxh3_128()
+    with path.open("rb") as fh:
+        while chunk := fh.read(8 * 1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _label(ident: Identity, names: dict[str, str], f: InputFile) -> str:
+    if ident.validator and ident.validator in names:
+        return names[ident.validator]
+    if ident.moniker:
+        return ident.moniker
+    if f.home is not None:
+        return f.home.name
+    if ident.p2p_id:
+        return ident.p2p_id[:12]
+    if ident.validator:
+        return ident.validator[:12]
+    return f.path.name.split(".")[0]
+
+
+def _plan(store: Store, run_id: int, files: list[InputFile], settings: Settings) -> list[_Plan]:
+    plans = [_Plan(f, FileResult(f.name, None, None, "pending", size=f.path.stat().st_size)) for f in files]
+    formats = list(FORMATS)
+    names: dict[str, str] = {}
+    for home in {f.home for f in files if f.home is not None}:
+        names.update(genesis_validator_names(home))
+    for p in plans:
+        fmt, reason = detect_format(p.file, formats)
+        if fmt is None:
+            p.result.status, p.result.reason = "unrecognized", reason
+            continue
+        p.fmt_name = p.result.format = fmt.name
+        p.content_hash = _hash_file(p.file.path)
+        try:
+            with open_input(p.file) as (stream, _):
+                p.identity = fmt.identity(stream, IDENTITY_SCAN_BYTES)
+        except (OSError, EOFError, ValueError) as exc:
+            p.result.report.warn(f"identity scan stopped early: {exc}")
+    # Files of one node home share an identity; merge what each one revealed.
+    by_home: dict[Path, Identity] = {}
+    for p in plans:
+        if p.file.home is not None and p.fmt_name:
+            ident = by_home.setdefault(p.file.home, home_identity(p.file.home))
+            for c in ident.conflicts(p.identity):
+                p.result.report.warn(f"identity conflict with its node home ({c}); kept the first")
+            ident.merge(p.identity)
+    for p in plans:
+        if not p.fmt_name:
+            continue
+        ident = by_home.get(p.file.home, p.identity) if p.file.home is not None else p.identity
+        label = _label(ident, names, p.file)
+        if not ident.known:
+            p.result.report.warn(
+                f"no node identity found in {p.file.name}; attributed to node '{label}' by its file/folder name"
+            )
+        p.node = store.resolve_node(
+            run_id, p2p_id=ident.p2p_id, validator=ident.validator, moniker=ident.moniker, label=label
+        )
+        p.result.node = p.node.label
+        existing = store.find_source(run_id, p.content_hash)
+        if existing is not None and existing.status == "complete":
+            p.result.status, p.result.reason = "duplicate", "already ingested into this run (same content)"
+            continue
+        p.source_id = store.begin_source(
+            run_id, p.node.node, p.file.name, p.fmt_name, p.content_hash, p.result.size
+        ).id
+        p.result.status = "ingesting"
+    return plans
+
+
+def _units(plans: list[_Plan], settings: Settings) -> list[_Unit]:
+    units: list[_Unit] = []
+    for i, p in enumerate(plans):
+        if p.result.status != "ingesting":
+            continue
+        fmt = format_by_name(p.fmt_name)
+        size = p.result.size
+        if fmt.splittable and not p.file.gz and size > settings.split_bytes:
+            step = settings.split_bytes
+            for start in range(0, size, step):
+                end = min(start + step, size)
+                units.append(_Unit(len(units), i, p.file, p.fmt_name, start, None if end >= size else end))
+        else:
+            units.append(_Unit(len(units), i, p.file, p.fmt_name, 0, None))
+        p.units_left = sum(1 for u in units if u.plan_index == i)
+    return units
+
+
+# --- executing units --------------------------------------------------------------------------
+
+Message = tuple[Any, ...]  # ("batch", uid, table, raw_pos) | ("done", uid, report, raw_pos) | ("error", uid, text)
+
+
+def _run_unit(unit: _Unit, batch_rows: int, max_line_bytes: int) -> Iterator[Message]:
+    fmt = format_by_name(unit.fmt_name)
+    report = ParseReport()
+    with open_input(unit.file) as (stream, raw):
+        for table in fmt.parse(
+            stream, report, start=unit.start, end=unit.end, batch_rows=batch_rows, max_line_bytes=max_line_bytes
+        ):
+            yield ("batch", unit.uid, table, raw.tell())
+        yield ("done", unit.uid, report, raw.tell())
+
+
+def _worker(tasks: Any, results: Any, batch_rows: int, max_line_bytes: int) -> None:
+    while True:
+        unit = tasks.get()
+        if unit is None:
+            return
+        try:
+            for msg in _run_unit(unit, batch_rows, max_line_bytes):
+                results.put(msg)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent as this unit's failure
+            results.put(("error", unit.uid, f"{type(exc).__name__}: {exc}"))
+
+
+def _execute_inline(units: list[_Unit], settings: Settings) -> Iterator[Message]:
+    for unit in units:
+        try:
+            yield from _run_unit(unit, settings.ingest_batch_rows, settings.max_line_bytes)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+            yield ("error", unit.uid, f"{type(exc).__name__}: {exc}")
+
+
+def _execute_pool(units: list[_Unit], settings: Settings, workers: int) -> Iterator[Message]:
+    ctx = mp.get_context("spawn")
+    tasks = ctx.Queue()
+    results = ctx.Queue(maxsize=2 * workers)  # bounds the batches in flight: flat memory
+    for u in units:
+        tasks.put(u)
+    for _ in range(workers):
+        tasks.put(None)
+    procs = [
+        ctx.Process(
+            target=_worker, args=(tasks, results, settings.ingest_batch_rows, settings.max_line_bytes), daemon=True
+        )
+        for _ in range(workers)
+    ]
+    for pr in procs:
+        pr.start()
+    pending = {u.uid for u in units}
+    try:
+        while pending:
+            try:
+                msg = results.get(timeout=1.0)
+            except queue.Empty:
+                if not any(pr.is_alive() for pr in procs):
+                    for uid in sorted(pending):
+                        yield ("error", uid, "parser process died")
+                    return
+                continue
+            if msg[0] in ("done", "error"):
+                pending.discard(msg[1])
+            yield msg
+    finally:
+        for pr in procs:
+            pr.join(timeout=5)
+            if pr.is_alive():
+                pr.terminate()
+
+
+def ingest(
+    store: Store,
+    run_name: str,
+    paths: list[Path],
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> IngestResult:
+    """Ingest files and folders into a run (created if new). See the module docstring."""
+    t0 = time.perf_counter()
+    files = discover(paths)
+    run = store.get_or_create_run(run_name, "cometbft")
+    plans = _plan(store, run.id, files, settings)
+    units = _units(plans, settings)
+    total = sum(p.result.size for p in plans if p.result.status == "ingesting")
+    n_workers = workers if workers is not None else (settings.ingest_workers or os.cpu_count() or 1)
+    n_workers = max(1, min(n_workers, len(units)))
+    if n_workers > 1 and total >= INLINE_BELOW_BYTES:
+        stream = _execute_pool(units, settings, n_workers)
+    else:
+        stream = _execute_inline(units, settings)
+    done_bytes: dict[int, int] = {}
+    lines = 0
+    failed: set[int] = set()
+    for msg in stream:
+        kind, uid = msg[0], msg[1]
+        unit = units[uid]
+        plan = plans[unit.plan_index]
+        if kind == "batch":
+            if unit.plan_index not in failed and plan.node is not None:
+                store.append_events(run.id, plan.node.node, plan.source_id, msg[2])
+            done_bytes[uid] = msg[3] - unit.start
+        elif kind == "done":
+            report: ParseReport = msg[2]
+            plan.result.report.merge(report)
+            lines += report.lines
+            done_bytes[uid] = (unit.end or plan.result.size) - unit.start
+            plan.units_left -= 1
+        else:
+            failed.add(unit.plan_index)
+            plan.result.status, plan.result.reason = "failed", msg[2]
+            plan.units_left -= 1
+        if progress is not None:
+            progress(sum(done_bytes.values()), total, lines)
+    for i, p in enumerate(plans):
+        if p.result.status == "ingesting" and i not in failed:
+            p.result.status = "ingested"
+            if p.result.report.events == 0 and p.result.report.lines == 0:
+                p.result.report.warn("empty file")
+            r = p.result.report
+            store.finish_source(
+                p.source_id, lines=r.lines, events=r.events, skipped=dict(r.skipped), warnings=r.warnings + r.examples
+            )
+        elif i in failed:
+            store.discard_source(p.source_id)
+    result = IngestResult(run.name, run.id, [p.result for p in plans], time.perf_counter() - t0, total)
+    if not any(f.status in ("ingested", "duplicate") for f in result.files):
+        reasons = "; ".join(f"{f.name}: {f.reason or 'no events'}" for f in result.files) or "no input files found"
+        raise NothingIngestedError(f"nothing could be ingested ({reasons})", run=run.name)
+    if result.events == 0 and not any(f.status == "duplicate" for f in result.files):
+        raise NothingIngestedError(
+            "nothing could be ingested: no file yielded any event (" + ", ".join(
+                f"{f.name}: {dict(f.report.skipped) or f.reason or 'empty'}" for f in result.files) + ")",
+            run=run.name,
+        )  # fmt: skip
+    return result

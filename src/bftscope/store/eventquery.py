@@ -1,0 +1,79 @@
+"""Listing events with filters and a stable keyset cursor.
+
+Events are ordered by ``(ts, id)``; a page continues strictly after the last ``(ts, id)`` it
+returned, so paging never repeats or skips an event, however many share a timestamp. Every
+filter value is a bound parameter: nothing from a caller is spliced into SQL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bftscope.model import ROW_COLUMNS
+from bftscope.store.base import Store
+
+__all__ = ["EVENT_COLUMNS", "EventFilter", "list_events"]
+
+EVENT_COLUMNS: tuple[str, ...] = ("id", "node", *ROW_COLUMNS)
+
+
+@dataclass
+class EventFilter:
+    nodes: list[int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    min_height: int | None = None
+    max_height: int | None = None
+    from_ns: int | None = None
+    to_ns: int | None = None
+
+    def where(self, run_id: int) -> tuple[str, list[Any]]:
+        clauses = ["run_id = ?"]
+        params: list[Any] = [run_id]
+        if self.nodes:
+            clauses.append(f"node IN ({', '.join('?' for _ in self.nodes)})")
+            params.extend(self.nodes)
+        if self.kinds:
+            clauses.append(f"kind IN ({', '.join('?' for _ in self.kinds)})")
+            params.extend(self.kinds)
+        if self.min_height is not None:
+            clauses.append("height >= ?")
+            params.append(self.min_height)
+        if self.max_height is not None:
+            clauses.append("height <= ?")
+            params.append(self.max_height)
+        if self.from_ns is not None:
+            clauses.append("ts >= ?")
+            params.append(self.from_ns)
+        if self.to_ns is not None:
+            clauses.append("ts <= ?")
+            params.append(self.to_ns)
+        return " AND ".join(clauses), params
+
+
+def list_events(
+    store: Store,
+    run_id: int,
+    flt: EventFilter,
+    *,
+    limit: int = 100,
+    after: tuple[int, int] | None = None,
+    before: tuple[int, int] | None = None,
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` events in ``(ts, id)`` order, strictly after ``after`` or just before ``before``."""
+    where, params = flt.where(run_id)
+    cols = ", ".join(EVENT_COLUMNS)
+    if before is not None:
+        sql = (
+            f"SELECT {cols} FROM (SELECT {cols} FROM events WHERE {where} AND (ts < ? OR (ts = ? AND id < ?))"
+            " ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts, id"
+        )
+        params += [before[0], before[0], before[1], limit]
+    elif after is not None:
+        sql = f"SELECT {cols} FROM events WHERE {where} AND (ts > ? OR (ts = ? AND id > ?))"
+        sql += " ORDER BY ts, id LIMIT ?"
+        params += [after[0], after[0], after[1], limit]
+    else:
+        sql = f"SELECT {cols} FROM events WHERE {where} ORDER BY ts, id LIMIT ?"
+        params.append(limit)
+    return [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in store.query(sql, params)]
