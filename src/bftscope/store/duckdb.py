@@ -127,7 +127,7 @@ class DuckDBStore:
                 "SELECT id, name, chain, created_at FROM runs WHERE name = ?", [name]
             ).fetchall()
             if not rows:
-                (next_id,) = self._con.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone() or (1,)
+                (next_id,) = self._con.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchall()[0]
                 self._write(
                     "INSERT INTO runs (id, name, chain, created_at) VALUES (?, ?, ?, ?)",
                     [next_id, name, chain, _now()],
@@ -195,7 +195,7 @@ class DuckDBStore:
             if existing is None:
                 (next_node,) = self._con.execute(
                     "SELECT coalesce(max(node), -1) + 1 FROM nodes WHERE run_id = ?", [run_id]
-                ).fetchone() or (0,)
+                ).fetchall()[0]
                 self._write(
                     "INSERT INTO nodes (run_id, node, label, p2p_id, validator, moniker) VALUES (?, ?, ?, ?, ?, ?)",
                     [run_id, next_node, label, p2p_id, validator, moniker],
@@ -251,7 +251,7 @@ class DuckDBStore:
                 self._write("DELETE FROM events WHERE run_id = ? AND source = ?", [run_id, stale.id])
                 self._write("DELETE FROM sources WHERE id = ?", [stale.id])
                 self._next_event_id.pop(run_id, None)
-            (sid,) = self._con.execute("SELECT coalesce(max(id), 0) + 1 FROM sources").fetchone() or (1,)
+            (sid,) = self._con.execute("SELECT coalesce(max(id), 0) + 1 FROM sources").fetchall()[0]
             self._write(
                 "INSERT INTO sources (id, run_id, node, name, format, content_hash, size, status, ingested_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, 'ingesting', ?)",
@@ -293,8 +293,8 @@ class DuckDBStore:
             if start is None:
                 row = self._con.execute(
                     "SELECT coalesce(max(id), 0) + 1 FROM events WHERE run_id = ?", [run_id]
-                ).fetchone()
-                start = int(row[0]) if row else 1
+                ).fetchall()[0]
+                start = int(row[0])
             self._next_event_id[run_id] = start + n
             full = pa.Table.from_arrays(
                 [
