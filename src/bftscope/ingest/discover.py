@@ -28,6 +28,9 @@ __all__ = ["InputFile", "detect_format", "discover", "open_input"]
 _LOG_NAME = re.compile(r"\.(log|jsonl?|txt|out)(\.\d+)?(\.gz)?$|\.gz$", re.IGNORECASE)
 _WAL_NAME = re.compile(r"^wal(\.\d+)?$")
 HEAD_BYTES = 64 * 1024
+# Node state files that share a log-like extension.
+_NOT_LOGS = frozenset({"genesis.json", "node_key.json", "priv_validator_key.json", "priv_validator_state.json",
+                       "addrbook.json", "ground_truth.json"})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,11 @@ def _walk(root: Path) -> Iterator[Path]:
         # Skip node databases wholesale: they are large and never logs.
         dirnames[:] = [d for d in dirnames if not d.endswith(".db")]
         here = Path(dirpath)
+        if here.name == "config" and is_node_home(here.parent):
+            continue  # read for identity (cometbft/home.py), never as event sources
         for fn in sorted(filenames):
             p = here / fn
-            if p.is_symlink() or not p.is_file():
+            if fn in _NOT_LOGS or p.is_symlink() or not p.is_file():
                 continue
             if (here.name == "cs.wal" and _WAL_NAME.match(fn)) or _LOG_NAME.search(fn):
                 yield p

@@ -8,6 +8,7 @@
 3. **Write**: this process appends batches to the store as they arrive (the store's single
    writer) and closes each source with its merged parse report. A source that fails is removed
    with its events and reported; the others are kept.
+4. **Derive**: the run's derived tables (vote arrivals, deliveries) are rebuilt in SQL.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import xxhash
 
+from bftscope.cometbft.derive import rebuild
 from bftscope.cometbft.formats import FORMATS, format_by_name
 from bftscope.cometbft.home import genesis_validator_names, home_identity
 from bftscope.cometbft.identity import Identity
@@ -58,6 +60,7 @@ class IngestResult:
     files: list[FileResult]
     seconds: float
     bytes_total: int
+    derived: dict[str, int] = field(default_factory=dict)  # row counts of the rebuilt derived tables
 
     @property
     def events(self) -> int:
@@ -313,7 +316,10 @@ def ingest(
             )
         elif i in failed:
             store.discard_source(p.source_id)
-    result = IngestResult(run.name, run.id, [p.result for p in plans], time.perf_counter() - t0, total)
+    derived: dict[str, int] = {}
+    if any(p.result.status == "ingested" for p in plans):
+        derived = rebuild(store, run.id)
+    result = IngestResult(run.name, run.id, [p.result for p in plans], time.perf_counter() - t0, total, derived)
     if not any(f.status in ("ingested", "duplicate") for f in result.files):
         reasons = "; ".join(f"{f.name}: {f.reason or 'no events'}" for f in result.files) or "no input files found"
         raise NothingIngestedError(f"nothing could be ingested ({reasons})", run=run.name)

@@ -313,6 +313,13 @@ class DuckDBStore:
                 self._con.unregister("_bftscope_batch")
         return n
 
+    def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> None:
+        """Run a write statement (derived-table rebuilds) under the writer lock and the time limit."""
+        if self.read_only:
+            raise StoreError("the store is open read-only")
+        with self._lock, self._time_limit(self._con):
+            self._con.execute(sql, params or []).fetchall()
+
     def checkpoint(self) -> None:
         with self._lock:
             self._con.execute("CHECKPOINT")

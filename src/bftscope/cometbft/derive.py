@@ -1,0 +1,130 @@
+"""Derived data of a CometBFT run, rebuilt in SQL after each ingest: vote arrivals and deliveries.
+
+**Vote arrivals** — the first receipt of each distinct vote ``(height, round, type, signer)`` at each
+receiver, with the latency from the signer's own timestamp (true propagation latency, on two
+clocks). Receipts are ``msg_received`` (WAL: the consensus state machine dequeued it; logs: the
+reactor's ``Receive``) and ``p2p_recv`` (transport); the earliest wins. A receiver's own votes are
+excluded. The signer is identified by its validator index; the index → address map is learned from
+events that carry both (so a validator set is assumed fixed within a run).
+
+**Deliveries** — one consensus message sent by A and received by B:
+* ``wire``: a ``p2p_send`` on A to B and a ``p2p_recv`` on B from A with identical wire bytes
+  (``msg_key``), paired first-in-first-out when the same bytes go over the link more than once;
+  sends never received stay with ``recv_ts`` NULL (they count against the delivery rate).
+* ``logical``: for WAL runs (no send records), a message A originated (``msg_internal``: own vote,
+  proposal, block part) and B received *from A* (``msg_received`` with peer A), matched by message
+  key (type, height, round, vote type, validator index, part index).
+
+Peers are resolved to nodes of the run by p2p id; traffic with nodes outside the run is left out.
+Everything is plain SQL over the events table: the same statements will run on ClickHouse.
+"""
+
+from __future__ import annotations
+
+from bftscope.store.base import Store
+
+__all__ = ["rebuild"]
+
+_VOTE_ARRIVALS = """
+INSERT INTO vote_arrivals
+WITH idx AS (
+    SELECT validator_index, any_value(validator) AS validator
+    FROM events
+    WHERE run_id = $run AND msg_type = 'vote' AND validator IS NOT NULL AND validator_index IS NOT NULL
+    GROUP BY validator_index
+), rec AS (
+    SELECT node AS receiver, height, round, vote_type, validator_index,
+           min(ts) AS first_ts,
+           arg_min(signer_ts, ts) AS signer_ts,
+           arg_min(peer, ts) AS first_peer,
+           greatest(count(*) FILTER (WHERE kind = 'p2p_recv'), count(*) FILTER (WHERE kind = 'msg_received'))
+               AS receipts,
+           any_value(validator) AS validator
+    FROM events
+    WHERE run_id = $run AND msg_type = 'vote' AND kind IN ('msg_received', 'p2p_recv')
+      AND height IS NOT NULL AND round IS NOT NULL AND vote_type IS NOT NULL AND validator_index IS NOT NULL
+    GROUP BY ALL
+)
+SELECT $run, rec.receiver, sn.node, rec.height, rec.round, rec.vote_type, rec.validator_index,
+       coalesce(rec.validator, idx.validator), rec.first_ts, rec.signer_ts, rec.first_ts - rec.signer_ts,
+       rec.receipts, rec.first_peer
+FROM rec
+LEFT JOIN idx USING (validator_index)
+LEFT JOIN nodes sn ON sn.run_id = $run AND sn.validator = coalesce(rec.validator, idx.validator)
+LEFT JOIN nodes rn ON rn.run_id = $run AND rn.node = rec.receiver
+WHERE rn.validator IS NULL OR coalesce(rec.validator, idx.validator) IS NULL
+   OR rn.validator <> coalesce(rec.validator, idx.validator)
+"""
+
+_WIRE_DELIVERIES = """
+INSERT INTO deliveries
+WITH s AS (
+    SELECT e.node AS sender, pn.node AS receiver, e.msg_key, e.ts, e.msg_type, e.height, e.round, e.vote_type,
+           e.validator_index, e.part_index,
+           row_number() OVER (PARTITION BY e.node, pn.node, e.msg_key ORDER BY e.ts, e.id) AS k
+    FROM events e JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
+    WHERE e.run_id = $run AND e.kind = 'p2p_send'
+), r AS (
+    SELECT pn.node AS sender, e.node AS receiver, e.msg_key, e.ts,
+           row_number() OVER (PARTITION BY pn.node, e.node, e.msg_key ORDER BY e.ts, e.id) AS k
+    FROM events e JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
+    WHERE e.run_id = $run AND e.kind = 'p2p_recv'
+)
+SELECT $run, s.sender, s.receiver, s.msg_type, s.height, s.round, s.vote_type, s.validator_index, s.part_index,
+       s.ts, r.ts, r.ts - s.ts, 'wire'
+FROM s LEFT JOIN r USING (sender, receiver, msg_key, k)
+"""
+
+_WIRE_UNMATCHED = """
+INSERT INTO unmatched_receipts
+WITH s AS (
+    SELECT e.node AS sender, pn.node AS receiver, e.msg_key,
+           row_number() OVER (PARTITION BY e.node, pn.node, e.msg_key ORDER BY e.ts, e.id) AS k
+    FROM events e JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
+    WHERE e.run_id = $run AND e.kind = 'p2p_send'
+), r AS (
+    SELECT pn.node AS sender, e.node AS receiver, e.msg_key, e.msg_type,
+           row_number() OVER (PARTITION BY pn.node, e.node, e.msg_key ORDER BY e.ts, e.id) AS k
+    FROM events e LEFT JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
+    WHERE e.run_id = $run AND e.kind = 'p2p_recv'
+)
+SELECT $run, r.sender, r.receiver, r.msg_type, count(*)
+FROM r LEFT JOIN s USING (sender, receiver, msg_key, k)
+WHERE s.k IS NULL
+GROUP BY ALL
+"""
+
+# Only for senders whose own messages are recorded (WAL) and who sent none over the wire in logs.
+_LOGICAL_DELIVERIES = """
+INSERT INTO deliveries
+WITH o AS (
+    SELECT node AS sender, msg_type, height, round, coalesce(vote_type, '') AS vt, coalesce(validator_index, -1) AS vi,
+           coalesce(part_index, -1) AS pi, min(ts) AS ts
+    FROM events
+    WHERE run_id = $run AND kind = 'msg_internal'
+      AND node NOT IN (SELECT DISTINCT node FROM events WHERE run_id = $run AND kind = 'p2p_send')
+    GROUP BY ALL
+), r AS (
+    SELECT pn.node AS sender, e.node AS receiver, e.msg_type, e.height, e.round, coalesce(e.vote_type, '') AS vt,
+           coalesce(e.validator_index, -1) AS vi, coalesce(e.part_index, -1) AS pi, min(e.ts) AS ts
+    FROM events e JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
+    WHERE e.run_id = $run AND e.kind = 'msg_received'
+    GROUP BY ALL
+)
+SELECT $run, o.sender, r.receiver, o.msg_type, o.height, o.round, nullif(o.vt, ''), nullif(o.vi, -1),
+       nullif(o.pi, -1), o.ts, r.ts, r.ts - o.ts, 'logical'
+FROM o JOIN r USING (sender, msg_type, height, round, vt, vi, pi)
+"""
+
+
+def rebuild(store: Store, run_id: int) -> dict[str, int]:
+    """Recompute the run's derived tables; returns the row count of each."""
+    params = {"run": run_id}
+    for table in ("vote_arrivals", "deliveries", "unmatched_receipts"):
+        store.execute(f"DELETE FROM {table} WHERE run_id = $run", params)
+    for sql in (_VOTE_ARRIVALS, _WIRE_DELIVERIES, _WIRE_UNMATCHED, _LOGICAL_DELIVERIES):
+        store.execute(sql, params)
+    return {
+        table: int(store.query(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id])[0][0])
+        for table in ("vote_arrivals", "deliveries", "unmatched_receipts")
+    }
