@@ -249,6 +249,61 @@ def events_cmd(
     out.print(t)
 
 
+@app.command("report")
+def report_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Vote propagation matrix, per-link latency and delivery rate, clock skew, participation."""
+    from bftscope.cometbft import metrics
+
+    settings = _settings(data_dir)
+    try:
+        store = open_store(settings)
+        try:
+            rid = store.get_run(run).id
+            report = {
+                "vote_matrix": metrics.vote_matrix(store, rid),
+                "links": metrics.link_latency(store, rid, by_type=False),
+                "clock_skew": metrics.clock_skew(store, rid),
+                "participation": metrics.participation(store, rid),
+            }
+        finally:
+            store.close()
+    except BftscopeError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _print_json(report)
+        return
+    _print_report(report)
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f}"
+
+
+def _print_report(rep: dict[str, Any]) -> None:
+    t = Table("signer", "receiver", "votes", "p50 ms", "p95 ms", "p99 ms", "max ms",
+              title="Vote propagation (signer's timestamp → first receipt)")  # fmt: skip
+    for r in rep["vote_matrix"]:
+        t.add_row(r["signer"], r["receiver"], str(r["count"]), _ms(r["p50_ms"]), _ms(r["p95_ms"]),
+                  _ms(r["p99_ms"]), _ms(r["max_ms"]))  # fmt: skip
+    out.print(t)
+    t = Table("sender", "receiver", "sent", "received", "rate", "p50 ms", "p95 ms", "p99 ms", "matched by",
+              title="One-hop deliveries (receiver clock − sender clock)")  # fmt: skip
+    for r in sorted(rep["links"], key=lambda r: -(r["p50_ms"] or 0)):
+        rate = "-" if r["delivery_rate"] is None else f"{100 * r['delivery_rate']:.1f}%"
+        t.add_row(r["sender"], r["receiver"], str(r["sent"]), str(r["received"]), rate, _ms(r["p50_ms"]),
+                  _ms(r["p95_ms"]), _ms(r["p99_ms"]), r["matched_by"])  # fmt: skip
+    out.print(t)
+    t = Table("a", "b", "b ahead of a (ms)", "one-way (ms)", title="Clock skew (NTP-style, from two-way medians)")
+    for r in rep["clock_skew"]:
+        t.add_row(r["a"], r["b"], f"{r['b_ahead_of_a_ms']:+.2f}", _ms(r["one_way_ms"]))
+    out.print(t)
+    part = rep["participation"]
+    t = Table("validator", "voted", "nil", "missing", "missing at capture edge", title="Participation")
+    for v, c in part["validators"].items():
+        t.add_row(v, str(c["voted"]), str(c["nil"]), str(c["missing"]), str(c["edge_missing"]))
+    out.print(t)
+
+
 # --- simulation and demo -------------------------------------------------------------------------
 
 

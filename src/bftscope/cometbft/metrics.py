@@ -1,0 +1,166 @@
+"""Consensus metrics of a CometBFT run, computed from the derived tables (see ``docs/metrics.md``).
+
+Every latency is in milliseconds; every percentile is exact with linear interpolation (NumPy's
+default method), through :mod:`bftscope.store.dialect`. Each function takes the run's id and returns
+plain rows (dicts) with node labels resolved, ready for a table, JSON or a plot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bftscope.store.base import Store
+from bftscope.store.dialect import DIALECTS, Dialect
+
+__all__ = ["clock_skew", "link_latency", "participation", "vote_matrix"]
+
+
+def _dialect(store: Store) -> Dialect:
+    return DIALECTS[getattr(store, "dialect", "duckdb")]
+
+
+def _labels(store: Store, run_id: int) -> dict[int, str]:
+    return {n.node: n.label for n in store.nodes(run_id)}
+
+
+def _pcts(d: Dialect, expr: str) -> str:
+    return ", ".join(d.quantile(expr, q) for q in (0.5, 0.95, 0.99))
+
+
+def vote_matrix(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """Vote propagation signer → receiver: first receipt of each distinct vote minus the vote's own
+    timestamp (two clocks), own votes excluded. One row per (signer, receiver)."""
+    d = _dialect(store)
+    labels = _labels(store, run_id)
+    rows = store.query(
+        f"""
+        SELECT signer, validator, receiver, count(*) AS n, {_pcts(d, "latency_ns / 1e6")},
+               min(latency_ns) / 1e6, max(latency_ns) / 1e6, avg(latency_ns) / 1e6
+        FROM vote_arrivals WHERE run_id = ? AND latency_ns IS NOT NULL
+        GROUP BY signer, validator, receiver ORDER BY validator, receiver
+        """,
+        [run_id],
+    )
+    return [
+        {"signer": labels.get(r[0], r[1]), "signer_validator": r[1], "receiver": labels[r[2]], "count": r[3],
+         "p50_ms": r[4], "p95_ms": r[5], "p99_ms": r[6], "min_ms": r[7], "max_ms": r[8], "mean_ms": r[9]}
+        for r in rows
+    ]  # fmt: skip
+
+
+def link_latency(store: Store, run_id: int, *, by_type: bool = True) -> list[dict[str, Any]]:
+    """One-hop delivery latency per directed link (and message type): receive time on the receiver's
+    clock minus send time on the sender's clock, with sent/received counts and the delivery rate."""
+    d = _dialect(store)
+    labels = _labels(store, run_id)
+    group = "sender, receiver, msg_type" if by_type else "sender, receiver"
+    rows = store.query(
+        f"""
+        SELECT {group}, count(*) AS sent, count(recv_ts) AS received, {_pcts(d, "latency_ns / 1e6")},
+               max(latency_ns) / 1e6, any_value(matched_by)
+        FROM deliveries WHERE run_id = ?
+        GROUP BY {group} ORDER BY {group}
+        """,
+        [run_id],
+    )
+    out = []
+    for r in rows:
+        k = 3 if by_type else 2
+        row: dict[str, Any] = {"sender": labels[r[0]], "receiver": labels[r[1]]}
+        if by_type:
+            row["msg_type"] = r[2]
+        sent, received = r[k], r[k + 1]
+        row.update({"sent": sent, "received": received, "delivery_rate": received / sent if sent else None,
+                    "p50_ms": r[k + 2], "p95_ms": r[k + 3], "p99_ms": r[k + 4], "max_ms": r[k + 5],
+                    "matched_by": r[k + 6]})  # fmt: skip
+        out.append(row)
+    return out
+
+
+def clock_skew(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """Per node pair, NTP-style: with one-hop medians a→b = d1 and b→a = d2 (each on two clocks),
+    b's clock is ahead of a's by (d1 − d2) / 2 and the symmetric one-way latency is (d1 + d2) / 2.
+    Assumes the path is symmetric; asymmetric links show up as skew."""
+    d = _dialect(store)
+    labels = _labels(store, run_id)
+    rows = store.query(
+        f"""
+        WITH m AS (
+            SELECT sender, receiver, {d.quantile("latency_ns / 1e6", 0.5)} AS med, count(*) AS n
+            FROM deliveries WHERE run_id = ? AND recv_ts IS NOT NULL GROUP BY sender, receiver
+        )
+        SELECT a.sender, a.receiver, a.med, b.med, a.n, b.n
+        FROM m a JOIN m b ON a.sender = b.receiver AND a.receiver = b.sender
+        WHERE a.sender < a.receiver ORDER BY a.sender, a.receiver
+        """,
+        [run_id],
+    )
+    return [
+        {"a": labels[r[0]], "b": labels[r[1]], "b_ahead_of_a_ms": (r[2] - r[3]) / 2,
+         "one_way_ms": (r[2] + r[3]) / 2, "a_to_b_median_ms": r[2], "b_to_a_median_ms": r[3],
+         "samples_a_to_b": r[4], "samples_b_to_a": r[5]}
+        for r in rows
+    ]  # fmt: skip
+
+
+def participation(store: Store, run_id: int) -> dict[str, Any]:
+    """Which validators' prevotes and precommits were seen, per height and round.
+
+    A vote counts as seen when any observing node received it or (its own) signed it. For every
+    height/round some node was in (a ``step`` event), each known validator's vote of each type is
+    ``voted`` (for a block), ``nil`` (only nil votes seen) or ``missing``. Heights at the edges of
+    the capture (before every node's first or after every node's last full height) are reported
+    apart as ``edge``, with the reason, instead of counting as missed.
+    """
+    validators = [
+        r[0]
+        for r in store.query(
+            "SELECT DISTINCT validator FROM events WHERE run_id = ? AND msg_type = 'vote' AND validator IS NOT NULL"
+            " ORDER BY 1",
+            [run_id],
+        )
+    ]
+    rows = store.query(
+        """
+        WITH rounds AS (
+            SELECT DISTINCT height, round FROM events
+            WHERE run_id = $run AND kind = 'step' AND step IN ('propose', 'prevote', 'precommit')
+        ), seen AS (
+            SELECT height, round, vote_type, validator, bool_or(block_hash IS NOT NULL) AS for_block
+            FROM events
+            WHERE run_id = $run AND msg_type = 'vote' AND validator IS NOT NULL
+              AND kind IN ('msg_received', 'msg_internal', 'p2p_recv', 'p2p_send', 'vote_signed', 'vote_added')
+            GROUP BY ALL
+        ), span AS (
+            SELECT max(lo) AS first_full, min(hi) AS last_full FROM (
+                SELECT node, min(height) + 1 AS lo, max(height) - 1 AS hi FROM events
+                WHERE run_id = $run AND kind = 'step' GROUP BY node)
+        ), grid AS (
+            SELECT r.height, r.round, t.vote_type, v.validator
+            FROM rounds r, (VALUES ('prevote'), ('precommit')) t(vote_type), (SELECT unnest($vals) AS validator) v
+        )
+        SELECT g.height, g.round, g.vote_type, g.validator,
+               CASE WHEN s.validator IS NULL THEN 'missing' WHEN s.for_block THEN 'voted' ELSE 'nil' END AS status,
+               g.height < span.first_full OR g.height > span.last_full AS edge
+        FROM grid g CROSS JOIN span LEFT JOIN seen s USING (height, round, vote_type, validator)
+        ORDER BY g.height, g.round, g.vote_type, g.validator
+        """,
+        {"run": run_id, "vals": validators},
+    )
+    per_validator: dict[str, dict[str, int]] = {
+        v: {"voted": 0, "nil": 0, "missing": 0, "edge_missing": 0} for v in validators
+    }
+    missed: list[dict[str, Any]] = []
+    edge: list[dict[str, Any]] = []
+    for height, rnd, vtype, validator, status, is_edge in rows:
+        counts = per_validator[validator]
+        if status == "missing" and is_edge:
+            counts["edge_missing"] += 1
+            edge.append({"height": height, "round": rnd, "vote_type": vtype, "validator": validator,
+                         "reason": "height at the edge of the capture: not every node recorded it whole"})  # fmt: skip
+            continue
+        counts[status] += 1
+        if status != "voted":
+            missed.append({"height": height, "round": rnd, "vote_type": vtype, "validator": validator,
+                           "status": status})  # fmt: skip
+    return {"validators": per_validator, "missed": missed, "edge": edge}
