@@ -38,7 +38,8 @@ out = Console()
 err = Console(stderr=True)
 
 DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Store folder (default: $BFTSCOPE_DATA_DIR or ~/.local/share/bftscope).")
+    Path | None,
+    typer.Option("--data-dir", help="Store folder (default: $BFTSCOPE_DATA_DIR or ~/.local/share/bftscope)."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 

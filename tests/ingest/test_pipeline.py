@@ -114,7 +114,7 @@ def test_bad_files_are_reported_and_the_rest_kept(json_debug_lines: Path, tmp_pa
 def test_nothing_ingestable_fails_with_the_reasons(tmp_path: Path, settings: Settings) -> None:
     (tmp_path / "a.log").write_bytes(b"hello\nworld\n")
     store = _store(settings)
-    with pytest.raises(NothingIngestedError, match="a.log: unrecognized format"):
+    with pytest.raises(NothingIngestedError, match=r"a\.log: unrecognized format"):
         ingest(store, "x", [tmp_path / "a.log"], settings)
     store.close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Identity"]
+__all__ = ["Identity", "started_node_identity"]
 
 
 @dataclass
@@ -40,3 +40,13 @@ class Identity:
     @property
     def known(self) -> bool:
         return self.p2p_id is not None or self.validator is not None
+
+
+def started_node_identity(info: dict[str, str]) -> Identity:
+    """Identity from the fields of a ``Started node`` line's ``nodeInfo``."""
+    return Identity(
+        p2p_id=info.get("p2p_id"),
+        moniker=info.get("moniker"),
+        chain_id=info.get("chain_id"),
+        evidence=["log line 'Started node'"],
+    )

@@ -13,7 +13,7 @@ from typing import BinaryIO
 import msgspec
 import pyarrow as pa
 
-from bftscope.cometbft.identity import Identity
+from bftscope.cometbft.identity import Identity, started_node_identity
 from bftscope.cometbft.logmsgs import LogLine, MessageMapper, Skip, node_info_fields
 from bftscope.ingest.lines import read_lines
 from bftscope.ingest.report import ParseReport, flush_batch
@@ -64,8 +64,7 @@ class JsonLogFormat:
                     ident.evidence.append("log line 'This node is a validator'")
                 elif obj.msg == "Started node" and isinstance(obj.nodeInfo, str):
                     info = node_info_fields(obj.nodeInfo)
-                    ident.merge(Identity(p2p_id=info.get("p2p_id"), moniker=info.get("moniker"),
-                                         chain_id=info.get("chain_id"), evidence=["log line 'Started node'"]))  # fmt: skip
+                    ident.merge(started_node_identity(info))
             if ident.p2p_id and ident.validator:
                 break
         return ident
@@ -122,7 +121,7 @@ class JsonLogFormat:
                         continue
                     ts_text = obj.ts
                     try:
-                        ts = parse_rfc3339_ns(ts_text)  # type: ignore[arg-type]
+                        ts = parse_rfc3339_ns(ts_text)
                     except (ValueError, TypeError):
                         skip("malformed timestamp", f"offset {seq}", raw)
                         continue

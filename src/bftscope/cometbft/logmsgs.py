@@ -25,8 +25,8 @@ import msgspec
 import xxhash
 
 from bftscope.cometbft import kinds as K
-from bftscope.cometbft.receive import parse_receive_msg
 from bftscope.cometbft.proto import ConsensusMsg, ProtoError, decode_consensus_message, step_name
+from bftscope.cometbft.receive import parse_receive_msg
 from bftscope.cometbft.strings import (
     parse_block_summary,
     parse_hrs,
@@ -309,7 +309,7 @@ class MessageMapper:
     def _adding_vote(self, line: LogLine, ts: int, seq: int) -> Row:
         vtype = vote_type_name(str(line.vote_type)) if line.vote_type is not None else None
         return (ts, K.VOTE_ADDING, _i(line.vote_height), None, None, vtype, "vote", None, _i(line.val_index), None,
-                None, None, None, None, None, seq, _extra({"cs_height": _i(line.cs_height)}) if line.cs_height is not None else None)  # fmt: skip
+                None, None, None, None, None, seq, _opt_extra("cs_height", _i(line.cs_height)))  # fmt: skip
 
     def _added_vote_str(self, line: LogLine, ts: int, seq: int) -> Row:
         return self._vote_row(K.VOTE_ADDED, line.vote, ts, seq, {"set": "prevote"})
@@ -350,8 +350,9 @@ class MessageMapper:
         if p is None:
             raise Skip("unparsable proposal")
         proposer = line.proposer.upper() if isinstance(line.proposer, str) else None
+        extra = _extra({"pol_round": p.pol_round, "parts_total": p.parts_total})
         return (ts, kind, p.height, p.round, None, None, "proposal", proposer, None, None, None, p.block_hash,
-                p.signer_ts, None, None, seq, _extra({"pol_round": p.pol_round, "parts_total": p.parts_total}))  # fmt: skip
+                p.signer_ts, None, None, seq, extra)  # fmt: skip
 
     def _received_proposal(self, line: LogLine, ts: int, seq: int) -> Row:
         return self._proposal_row(K.PROPOSAL_RECEIVED, line, ts, seq)
@@ -398,8 +399,9 @@ class MessageMapper:
                 _hash(line.hash), None, None, None, seq, None)  # fmt: skip
 
     def _valid_block(self, line: LogLine, ts: int, seq: int) -> Row:
+        extra = _extra({"pol_round": _i(line.pol_round), "valid_round": _i(line.valid_round)})
         return (ts, K.VALID_BLOCK, _i(line.height), _i(line.round), None, None, None, None, None, None, None, None,
-                None, None, None, seq, _extra({"pol_round": _i(line.pol_round), "valid_round": _i(line.valid_round)}))  # fmt: skip
+                None, None, None, seq, extra)  # fmt: skip
 
     def _finalizing(self, line: LogLine, ts: int, seq: int) -> Row:
         return (ts, K.COMMIT_FINALIZING, _i(line.height), None, None, None, None, None, None, None, None,
@@ -469,6 +471,10 @@ class MessageMapper:
         sw = line.software
         return (ts, K.NODE_INFO, None, None, None, None, None, None, None, None, None, None, None, None, None, seq,
                 _extra({"software": sw}) if sw is not None else None)  # fmt: skip
+
+
+def _opt_extra(key: str, value: Any) -> str | None:
+    return None if value is None else _extra({key: value})
 
 
 def _hash(v: Any) -> str | None:

@@ -8,7 +8,6 @@ The reactor prints the decoded message with Go's ``%v``: ``[Vote Vote{…}]``,
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from bftscope.cometbft.proto import step_name
 from bftscope.cometbft.strings import parse_proposal, parse_vote, vote_type_name
@@ -49,7 +48,8 @@ def parse_receive_msg(text: str) -> ReceivedMsg | None:
         v = parse_vote(text)
         if v is None:
             return None
-        extra = '{"validator_fp":"%s"%s}' % (v.validator_fp, ',"nil":true' if v.block_fp is None else "")
+        nil = ',"nil":true' if v.block_fp is None else ""
+        extra = f'{{"validator_fp":"{v.validator_fp}"{nil}}}'
         return ("vote", v.height, v.round, v.vote_type, v.validator_index, None, v.signer_ts, extra)
     if msg_type == "has_vote":
         m = _HAS_VOTE.search(text)
@@ -66,12 +66,12 @@ def parse_receive_msg(text: str) -> ReceivedMsg | None:
     height = int(hr.group(1)) if hr else None
     rnd = int(hr.group(2)) if hr else None
     part: int | None = None
-    extra: Any = None
+    step_extra: str | None = None
     if msg_type == "block_part":
         pm = _PART.search(text)
         part = int(pm.group(1)) if pm else None
     elif msg_type == "new_round_step":
         sm = _STEP.search(text)
         if sm:
-            extra = '{"step":"%s"}' % step_name(sm.group(1))
-    return (msg_type, height, rnd, None, None, part, None, extra)
+            step_extra = f'{{"step":"{step_name(sm.group(1))}"}}'
+    return (msg_type, height, rnd, None, None, part, None, step_extra)

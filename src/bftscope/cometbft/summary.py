@@ -62,8 +62,15 @@ def run_summary(store: Store, run_name: str) -> dict[str, Any]:
         ],
         "events_by_kind": {k: int(c) for k, c in kinds},
         "sources": [
-            {"name": s.name, "format": s.format, "node": s.node, "status": s.status, "lines": s.lines,
-             "events": s.events, "skipped": s.skipped}  # fmt: skip
+            {
+                "name": s.name,
+                "format": s.format,
+                "node": s.node,
+                "status": s.status,
+                "lines": s.lines,
+                "events": s.events,
+                "skipped": s.skipped,
+            }
             for s in sources
         ],
         "skipped": dict(sorted(skipped.items(), key=lambda kv: -kv[1])),

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from bftscope.cometbft.identity import Identity
+from bftscope.cometbft.identity import Identity, started_node_identity
 from bftscope.cometbft.logmsgs import LogLine, MessageMapper, Skip, node_info_fields
 from bftscope.ingest.lines import read_lines
 from bftscope.ingest.report import ParseReport, flush_batch
@@ -103,8 +103,7 @@ class TextLogFormat:
                     continue
                 if t.message == "Started node" and "nodeInfo" in t.kv:
                     info = node_info_fields(t.kv["nodeInfo"])
-                    ident.merge(Identity(p2p_id=info.get("p2p_id"), moniker=info.get("moniker"),
-                                         chain_id=info.get("chain_id"), evidence=["log line 'Started node'"]))  # fmt: skip
+                    ident.merge(started_node_identity(info))
                 elif t.message == "P2P Node ID" and "ID" in t.kv and ident.p2p_id is None:
                     ident.p2p_id = t.kv["ID"].lower()
                     ident.evidence.append("log line 'P2P Node ID'")

@@ -100,7 +100,7 @@ class DuckDBStore:
         finally:
             timer.cancel()
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read query with bound parameters and the store's time limit."""
         cur = self._cursor()
         with self._time_limit(cur):
@@ -109,7 +109,7 @@ class DuckDBStore:
     def query_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         cur = self._cursor()
         with self._time_limit(cur):
-            return cur.execute(sql, params or []).fetch_arrow_table()
+            return cur.execute(sql, params or []).to_arrow_table()
 
     # --- runs and nodes -------------------------------------------------------------------
 
@@ -222,10 +222,11 @@ class DuckDBStore:
 
     @staticmethod
     def _source(row: tuple[Any, ...]) -> SourceRecord:
+        sid, run_id, node, name, fmt, content_hash, size, status, lines, events, skipped, warnings = row
         return SourceRecord(
-            *row[:10],
-            skipped=json.loads(row[10]) if row[10] else {},
-            warnings=json.loads(row[11]) if row[11] else [],
+            sid, run_id, node, name, fmt, content_hash, size, status, lines, events,
+            skipped=json.loads(skipped) if skipped else {},
+            warnings=json.loads(warnings) if warnings else [],
         )
 
     def find_source(self, run_id: int, content_hash: str) -> SourceRecord | None:
@@ -311,7 +312,7 @@ class DuckDBStore:
                 self._con.execute("INSERT INTO events SELECT * FROM _bftscope_batch")
             finally:
                 self._con.unregister("_bftscope_batch")
-        return n
+        return int(n)
 
     def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> None:
         """Run a write statement (derived-table rebuilds) under the writer lock and the time limit."""
