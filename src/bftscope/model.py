@@ -23,19 +23,23 @@ import pyarrow as pa
 __all__ = ["ROW_COLUMNS", "ROW_SCHEMA", "EventBatch", "Row"]
 
 # (name, arrow type) in row order. Keep in step with the store migrations.
+# Low-cardinality text (kinds, peer ids, addresses, hashes) travels dictionary-encoded: smaller
+# batches between processes and a faster insert; stores see plain text columns.
+_DICT = pa.dictionary(pa.int32(), pa.string())
+
 _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("ts", pa.int64()),
-    ("kind", pa.string()),
+    ("kind", _DICT),
     ("height", pa.int64()),
     ("round", pa.int32()),
-    ("step", pa.string()),
-    ("vote_type", pa.string()),
-    ("msg_type", pa.string()),
-    ("validator", pa.string()),
+    ("step", _DICT),
+    ("vote_type", _DICT),
+    ("msg_type", _DICT),
+    ("validator", _DICT),
     ("validator_index", pa.int32()),
     ("part_index", pa.int32()),
-    ("peer", pa.string()),
-    ("block_hash", pa.string()),
+    ("peer", _DICT),
+    ("block_hash", _DICT),
     ("signer_ts", pa.int64()),
     ("msg_key", pa.int64()),
     ("size", pa.int32()),
@@ -57,6 +61,9 @@ _INT_RANGES = {
 }
 
 
+_TEXT = [i for i, (_, t) in enumerate(_COLUMNS) if t in (pa.string(), _DICT)]
+
+
 def _row_fits(row: Row) -> bool:
     if len(row) != len(_COLUMNS):
         return False
@@ -64,7 +71,7 @@ def _row_fits(row: Row) -> bool:
         v = row[i]
         if v is not None and (type(v) is not int or not lo <= v <= hi):
             return False
-    return all(row[i] is None or isinstance(row[i], str) for i, (_, t) in enumerate(_COLUMNS) if t == pa.string())
+    return all(row[i] is None or isinstance(row[i], str) for i in _TEXT)
 
 
 @dataclass
@@ -95,7 +102,10 @@ class EventBatch:
     @staticmethod
     def _convert(rows: list[Row]) -> pa.Table:
         cols = list(zip(*rows, strict=True))
-        arrays = [pa.array(col, type=typ) for col, (_, typ) in zip(cols, _COLUMNS, strict=True)]
+        arrays = [
+            pa.array(col, type=pa.string()).dictionary_encode() if typ == _DICT else pa.array(col, type=typ)
+            for col, (_, typ) in zip(cols, _COLUMNS, strict=True)
+        ]
         return pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)
 
     def take(self) -> pa.Table:
