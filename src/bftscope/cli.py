@@ -11,6 +11,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +25,7 @@ from bftscope.cometbft.summary import run_summary
 from bftscope.config import Settings
 from bftscope.errors import BftscopeError
 from bftscope.ingest.pipeline import IngestResult, ingest
-from bftscope.store import open_store
+from bftscope.store import DuckDBStore, open_store
 from bftscope.store.eventquery import EventFilter, list_events
 from bftscope.timeutil import format_ns
 
@@ -57,34 +59,45 @@ def _fail(exc: BftscopeError) -> typer.Exit:
     return typer.Exit(1)
 
 
+@contextmanager
+def _opened(settings: Settings) -> Iterator[DuckDBStore]:
+    """The store for one command; a bftscope error becomes a one-line message and exit code 1."""
+    try:
+        store = open_store(settings)
+        try:
+            yield store
+        finally:
+            store.close()
+    except BftscopeError as exc:
+        raise _fail(exc) from None
+
+
 # --- ingest ------------------------------------------------------------------------------------
 
 
-def _run_ingest(paths: list[Path], run: str, settings: Settings, workers: int | None, quiet: bool) -> IngestResult:
-    store = open_store(settings)
-    try:
-        if quiet:
-            return ingest(store, run, paths, settings, workers=workers)
-        started = time.perf_counter()
-        with Progress(
-            TextColumn("[bold]ingest[/bold]"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TextColumn("{task.fields[lines_s]}"),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("ingest", total=None, lines_s="")
+def _run_ingest(
+    store: DuckDBStore, paths: list[Path], run: str, settings: Settings, workers: int | None, quiet: bool
+) -> IngestResult:
+    if quiet:
+        return ingest(store, run, paths, settings, workers=workers)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]ingest[/bold]"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[lines_s]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("ingest", total=None, lines_s="")
 
-            def progress(done: int, total: int, lines: int) -> None:
-                rate = lines / max(time.perf_counter() - started, 1e-6)
-                bar.update(task, completed=done, total=total, lines_s=f"{rate:,.0f} lines/s")
+        def progress(done: int, total: int, lines: int) -> None:
+            rate = lines / max(time.perf_counter() - started, 1e-6)
+            bar.update(task, completed=done, total=total, lines_s=f"{rate:,.0f} lines/s")
 
-            return ingest(store, run, paths, settings, progress=progress, workers=workers)
-    finally:
-        store.close()
+        return ingest(store, run, paths, settings, progress=progress, workers=workers)
 
 
 def _print_ingest(result: IngestResult, summary: dict[str, Any]) -> None:
@@ -140,15 +153,9 @@ def ingest_cmd(
 ) -> None:
     """Parse CometBFT/Tendermint logs and consensus WALs into a run."""
     settings = _settings(data_dir)
-    try:
-        result = _run_ingest(paths, run, settings, workers, quiet=as_json)
-        store = open_store(settings)
-        try:
-            summary = run_summary(store, run)
-        finally:
-            store.close()
-    except BftscopeError as exc:
-        raise _fail(exc) from None
+    with _opened(settings) as store:
+        result = _run_ingest(store, paths, run, settings, workers, quiet=as_json)
+        summary = run_summary(store, run)
     if as_json:
         _print_json({
             "run": result.run, "seconds": round(result.seconds, 3), "bytes": result.bytes_total,
@@ -169,14 +176,8 @@ def ingest_cmd(
 def runs_cmd(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """List runs."""
     settings = _settings(data_dir)
-    try:
-        store = open_store(settings)
-        try:
-            runs = store.list_runs()
-        finally:
-            store.close()
-    except BftscopeError as exc:
-        raise _fail(exc) from None
+    with _opened(settings) as store:
+        runs = store.list_runs()
     if as_json:
         _print_json(runs)
         return
@@ -190,14 +191,8 @@ def runs_cmd(data_dir: DataDir = None, as_json: AsJson = False) -> None:
 def summary_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Show what a run holds: nodes, time and height range, events by kind, what was skipped."""
     settings = _settings(data_dir)
-    try:
-        store = open_store(settings)
-        try:
-            s = run_summary(store, run)
-        finally:
-            store.close()
-    except BftscopeError as exc:
-        raise _fail(exc) from None
+    with _opened(settings) as store:
+        s = run_summary(store, run)
     _print_json(s) if as_json else _print_summary(s)
 
 
@@ -214,24 +209,18 @@ def events_cmd(
 ) -> None:
     """Print a run's events in time order, filtered by node, kind and height range."""
     settings = _settings(data_dir)
-    try:
-        store = open_store(settings)
-        try:
-            r = store.get_run(run)
-            known = store.nodes(r.id)
-            labels = {n.node: n.label for n in known}
-            wanted: list[int] = []
-            for name in node or []:
-                match = [n.node for n in known if name in (n.label, n.p2p_id, n.validator, str(n.node))]
-                if not match:
-                    raise typer.BadParameter(f"no node {name!r} in run {run!r}; try `bftscope summary {run}`")
-                wanted.extend(match)
-            flt = EventFilter(nodes=wanted, kinds=kind or [], min_height=min_height, max_height=max_height)
-            rows = list_events(store, r.id, flt, limit=limit)
-        finally:
-            store.close()
-    except BftscopeError as exc:
-        raise _fail(exc) from None
+    with _opened(settings) as store:
+        r = store.get_run(run)
+        known = store.nodes(r.id)
+        labels = {n.node: n.label for n in known}
+        wanted: list[int] = []
+        for name in node or []:
+            match = [n.node for n in known if name in (n.label, n.p2p_id, n.validator, str(n.node))]
+            if not match:
+                raise typer.BadParameter(f"no node {name!r} in run {run!r}; try `bftscope summary {run}`")
+            wanted.extend(match)
+        flt = EventFilter(nodes=wanted, kinds=kind or [], min_height=min_height, max_height=max_height)
+        rows = list_events(store, r.id, flt, limit=limit)
     if as_json:
         for row in rows:
             row["node_label"] = labels.get(row["node"])
@@ -256,20 +245,14 @@ def report_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None, 
     from bftscope.cometbft import metrics
 
     settings = _settings(data_dir)
-    try:
-        store = open_store(settings)
-        try:
-            rid = store.get_run(run).id
-            report = {
-                "vote_matrix": metrics.vote_matrix(store, rid),
-                "links": metrics.link_latency(store, rid, by_type=False),
-                "clock_skew": metrics.clock_skew(store, rid),
-                "participation": metrics.participation(store, rid),
-            }
-        finally:
-            store.close()
-    except BftscopeError as exc:
-        raise _fail(exc) from None
+    with _opened(settings) as store:
+        rid = store.get_run(run).id
+        report = {
+            "vote_matrix": metrics.vote_matrix(store, rid),
+            "links": metrics.link_latency(store, rid, by_type=False),
+            "clock_skew": metrics.clock_skew(store, rid),
+            "participation": metrics.participation(store, rid),
+        }
     if as_json:
         _print_json(report)
         return
@@ -347,15 +330,9 @@ def demo_cmd(data_dir: DataDir = None) -> None:
         truth = simulate(cfg, folder)
         out.print(f"simulated a 4-node network into {folder} ({truth.summary()})")
         run = f"demo-{int(time.time())}"
-        try:
-            result = _run_ingest([folder], run, settings, None, quiet=False)
-            store = open_store(settings)
-            try:
-                summary = run_summary(store, run)
-            finally:
-                store.close()
-        except BftscopeError as exc:
-            raise _fail(exc) from None
+        with _opened(settings) as store:
+            result = _run_ingest(store, [folder], run, settings, None, quiet=False)
+            summary = run_summary(store, run)
         _print_ingest(result, summary)
         out.print(f"\nstore: {settings.store_path}\nnext: bftscope events {run} --kind step --limit 20")
 
