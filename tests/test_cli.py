@@ -1,0 +1,60 @@
+"""The command line as a user drives it: ingest, runs, summary, events, report; errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from bftscope.cli import app
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout
+
+
+def test_ingest_query_and_report(wal_testnet: Path, tmp_path: Path) -> None:
+    d = str(tmp_path / "store")
+    code, out = _run("ingest", str(wal_testnet), "--run", "v034", "--data-dir", d, "--json")
+    assert code == 0, out
+    res = json.loads(out)
+    assert res["events"] == 11_060 and len(res["summary"]["nodes"]) == 4
+    assert res["summary"]["height_range"] == {"min": 0, "max": 77}
+    assert {f["status"] for f in res["files"]} == {"ingested"}
+    code, out = _run("runs", "--data-dir", d, "--json")
+    assert code == 0 and json.loads(out)[0]["events"] == 11_060
+    code, out = _run("events", "v034", "--data-dir", d, "--json", "--node", "node2", "--kind", "msg_internal",
+                     "--from-height", "5", "--to-height", "6", "--limit", "1000")  # fmt: skip
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert code == 0 and rows
+    assert {r["node_label"] for r in rows} == {"node2"} and {r["kind"] for r in rows} == {"msg_internal"}
+    assert all(5 <= r["height"] <= 6 for r in rows)
+    assert [r["ts"] for r in rows] == sorted(r["ts"] for r in rows)
+    # node2's own votes at two heights: prevote + precommit each
+    assert sum(1 for r in rows if r["msg_type"] == "vote") == 4
+    code, out = _run("report", "v034", "--data-dir", d, "--json")
+    rep = json.loads(out)
+    assert code == 0 and len(rep["vote_matrix"]) == 12 and len(rep["clock_skew"]) == 6
+    code, out = _run("report", "v034", "--data-dir", d)
+    assert code == 0 and "Vote propagation" in out and "node3" in out
+    # ingesting the same folder again adds nothing
+    code, out = _run("ingest", str(wal_testnet), "--run", "v034", "--data-dir", d, "--json")
+    assert code == 0 and json.loads(out)["events"] == 0
+
+
+def test_errors_exit_non_zero_with_a_reason(tmp_path: Path) -> None:
+    d = str(tmp_path / "store")
+    result = runner.invoke(app, ["ingest", str(tmp_path / "missing"), "--run", "x", "--data-dir", d])
+    assert result.exit_code == 1 and "no such file or directory" in result.stderr
+    junk = tmp_path / "junk.log"
+    junk.write_bytes(b"\x00\x01 not a log\n")
+    result = runner.invoke(app, ["ingest", str(junk), "--run", "x", "--data-dir", d])
+    assert result.exit_code == 1 and "nothing could be ingested" in result.stderr
+    result = runner.invoke(app, ["summary", "nope", "--data-dir", d])
+    assert result.exit_code == 1 and "no run named 'nope'" in result.stderr
+    result = runner.invoke(app, ["events", "nope", "--node", "x", "--data-dir", d])
+    assert result.exit_code == 1
