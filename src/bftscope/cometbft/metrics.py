@@ -106,18 +106,22 @@ def clock_skew(store: Store, run_id: int) -> list[dict[str, Any]]:
 def participation(store: Store, run_id: int) -> dict[str, Any]:
     """Which validators' prevotes and precommits were seen, per height and round.
 
-    A vote counts as seen when any observing node received it or (its own) signed it. For every
+    Validators are the observing nodes' own and every address seen signing a vote, so a validator
+    that never voted still appears, with every vote missing. A vote counts as seen when any
+    observing node received it or (its own) signed it. For every
     height/round some node was in (a ``step`` event), each known validator's vote of each type is
     ``voted`` (for a block), ``nil`` (only nil votes seen) or ``missing``. Heights at the edges of
     the capture (before every node's first or after every node's last full height) are reported
     apart as ``edge``, with the reason, instead of counting as missed.
     """
+    # Every validator the run knows of: the observing nodes' own, and any seen signing a vote.
     validators = [
         r[0]
         for r in store.query(
-            "SELECT DISTINCT validator FROM events WHERE run_id = ? AND msg_type = 'vote' AND validator IS NOT NULL"
-            " ORDER BY 1",
-            [run_id],
+            "SELECT validator FROM nodes WHERE run_id = $run AND validator IS NOT NULL UNION"
+            " SELECT DISTINCT validator FROM events WHERE run_id = $run AND msg_type = 'vote'"
+            " AND validator IS NOT NULL ORDER BY 1",
+            {"run": run_id},
         )
     ]
     rows = store.query(

@@ -22,6 +22,9 @@ _TYPES = {
     "HasVote": "has_vote",
     "NewRoundStep": "new_round_step",
     "NewValidBlock": "new_valid_block",
+    "ValidBlockMessage": "new_valid_block",
+    "VSM23": "vote_set_maj23",
+    "VSB": "vote_set_bits",
     "Proposal": "proposal",
     "ProposalPOL": "proposal_pol",
     "BlockPart": "block_part",
@@ -31,6 +34,7 @@ _TYPES = {
 }
 _HAS_VOTE = re.compile(r"VI:(\d+) V:\{(\d+)/(\d+)/([A-Z_0-9]+)")
 _HR = re.compile(r"\bH:(\d+) R:(-?\d+)")
+_HRT = re.compile(r"^\[\w+ (\d+)/(\d+)/([A-Z_0-9]+)")  # [VSM23 5/00/SIGNED_MSG_TYPE_PREVOTE …]
 _STEP = re.compile(r"\bS:(RoundStep\w+)")
 _PART = re.compile(r"Part\{#(\d+)")
 
@@ -62,6 +66,11 @@ def parse_receive_msg(text: str) -> ReceivedMsg | None:
         if p is None:
             return None
         return ("proposal", p.height, p.round, None, None, None, p.signer_ts, None)
+    if msg_type in ("vote_set_maj23", "vote_set_bits"):
+        m3 = _HRT.match(text)
+        if m3 is not None:
+            return (msg_type, int(m3.group(1)), int(m3.group(2)), vote_type_name(m3.group(3)), None, None, None,
+                    None)  # fmt: skip
     hr = _HR.search(text)
     height = int(hr.group(1)) if hr else None
     rnd = int(hr.group(2)) if hr else None
