@@ -13,14 +13,11 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import xxhash
 
@@ -32,7 +29,8 @@ from bftscope.config import Settings
 from bftscope.errors import NothingIngestedError
 from bftscope.ingest.discover import InputFile, detect_format, discover, open_input
 from bftscope.ingest.report import ParseReport
-from bftscope.store.base import NodeRecord, Store
+from bftscope.ingest.worker import Unit, WorkerPool, run_inline
+from bftscope.store.base import NodeRecord, RunRecord, Store
 
 __all__ = ["FileResult", "IngestResult", "Progress", "ingest"]
 
@@ -85,16 +83,6 @@ class _Plan:
     node: NodeRecord | None = None
     source_id: int = 0
     units_left: int = 0
-
-
-@dataclass(frozen=True)
-class _Unit:
-    uid: int
-    plan_index: int
-    file: InputFile
-    fmt_name: str
-    start: int
-    end: int | None
 
 
 def _hash_file(path: Path) -> str:
@@ -169,8 +157,8 @@ def _plan(store: Store, run_id: int, files: list[InputFile], settings: Settings)
     return plans
 
 
-def _units(plans: list[_Plan], settings: Settings) -> list[_Unit]:
-    units: list[_Unit] = []
+def _units(plans: list[_Plan], settings: Settings) -> list[Unit]:
+    units: list[Unit] = []
     for i, p in enumerate(plans):
         if p.result.status != "ingesting":
             continue
@@ -180,84 +168,11 @@ def _units(plans: list[_Plan], settings: Settings) -> list[_Unit]:
             step = settings.split_bytes
             for start in range(0, size, step):
                 end = min(start + step, size)
-                units.append(_Unit(len(units), i, p.file, p.fmt_name, start, None if end >= size else end))
+                units.append(Unit(len(units), i, p.file, p.fmt_name, start, None if end >= size else end))
         else:
-            units.append(_Unit(len(units), i, p.file, p.fmt_name, 0, None))
+            units.append(Unit(len(units), i, p.file, p.fmt_name, 0, None))
         p.units_left = sum(1 for u in units if u.plan_index == i)
     return units
-
-
-# --- executing units --------------------------------------------------------------------------
-
-Message = tuple[Any, ...]  # ("batch", uid, table, raw_pos) | ("done", uid, report, raw_pos) | ("error", uid, text)
-
-
-def _run_unit(unit: _Unit, batch_rows: int, max_line_bytes: int) -> Iterator[Message]:
-    fmt = format_by_name(unit.fmt_name)
-    report = ParseReport()
-    with open_input(unit.file) as (stream, raw):
-        for table in fmt.parse(
-            stream, report, start=unit.start, end=unit.end, batch_rows=batch_rows, max_line_bytes=max_line_bytes
-        ):
-            yield ("batch", unit.uid, table, raw.tell())
-        yield ("done", unit.uid, report, raw.tell())
-
-
-def _worker(tasks: Any, results: Any, batch_rows: int, max_line_bytes: int) -> None:
-    while True:
-        unit = tasks.get()
-        if unit is None:
-            return
-        try:
-            for msg in _run_unit(unit, batch_rows, max_line_bytes):
-                results.put(msg)
-        except Exception as exc:  # noqa: BLE001 - reported to the parent as this unit's failure
-            results.put(("error", unit.uid, f"{type(exc).__name__}: {exc}"))
-
-
-def _execute_inline(units: list[_Unit], settings: Settings) -> Iterator[Message]:
-    for unit in units:
-        try:
-            yield from _run_unit(unit, settings.ingest_batch_rows, settings.max_line_bytes)
-        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-            yield ("error", unit.uid, f"{type(exc).__name__}: {exc}")
-
-
-def _execute_pool(units: list[_Unit], settings: Settings, workers: int) -> Iterator[Message]:
-    ctx = mp.get_context("spawn")
-    tasks = ctx.Queue()
-    results = ctx.Queue(maxsize=2 * workers)  # bounds the batches in flight: flat memory
-    for u in units:
-        tasks.put(u)
-    for _ in range(workers):
-        tasks.put(None)
-    procs = [
-        ctx.Process(
-            target=_worker, args=(tasks, results, settings.ingest_batch_rows, settings.max_line_bytes), daemon=True
-        )
-        for _ in range(workers)
-    ]
-    for pr in procs:
-        pr.start()
-    pending = {u.uid for u in units}
-    try:
-        while pending:
-            try:
-                msg = results.get(timeout=1.0)
-            except queue.Empty:
-                if not any(pr.is_alive() for pr in procs):
-                    for uid in sorted(pending):
-                        yield ("error", uid, "parser process died")
-                    return
-                continue
-            if msg[0] in ("done", "error"):
-                pending.discard(msg[1])
-            yield msg
-    finally:
-        for pr in procs:
-            pr.join(timeout=5)
-            if pr.is_alive():
-                pr.terminate()
 
 
 def ingest(
@@ -273,15 +188,34 @@ def ingest(
     t0 = time.perf_counter()
     files = discover(paths)
     run = store.get_or_create_run(run_name, "cometbft")
+    n_workers = workers if workers is not None else (settings.ingest_workers or os.cpu_count() or 1)
+    pool = None
+    if n_workers > 1 and sum(f.path.stat().st_size for f in files) >= INLINE_BELOW_BYTES:
+        # Start the parsers now: their start-up overlaps with hashing and identity scans below.
+        pool = WorkerPool(min(n_workers, len(files) + 1), settings.ingest_batch_rows, settings.max_line_bytes)
+    try:
+        return _ingest_planned(store, run, files, settings, pool, progress, t0)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _ingest_planned(
+    store: Store,
+    run: RunRecord,
+    files: list[InputFile],
+    settings: Settings,
+    pool: WorkerPool | None,
+    progress: Progress | None,
+    t0: float,
+) -> IngestResult:
     plans = _plan(store, run.id, files, settings)
     units = _units(plans, settings)
     total = sum(p.result.size for p in plans if p.result.status == "ingesting")
-    n_workers = workers if workers is not None else (settings.ingest_workers or os.cpu_count() or 1)
-    n_workers = max(1, min(n_workers, len(units)))
-    if n_workers > 1 and total >= INLINE_BELOW_BYTES:
-        stream = _execute_pool(units, settings, n_workers)
+    if pool is not None:
+        stream = pool.run(units)
     else:
-        stream = _execute_inline(units, settings)
+        stream = run_inline(units, settings.ingest_batch_rows, settings.max_line_bytes)
     done_bytes: dict[int, int] = {}
     lines = 0
     failed: set[int] = set()
