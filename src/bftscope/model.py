@@ -15,10 +15,13 @@ See ``docs/event-model.md`` for the meaning of each kind.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+
+from bftscope.timeutil import parse_rfc3339_ns
 
 __all__ = ["ROW_COLUMNS", "ROW_SCHEMA", "EventBatch", "Row"]
 
@@ -62,6 +65,20 @@ _INT_RANGES = {
 
 
 _TEXT = [i for i, (_, t) in enumerate(_COLUMNS) if t in (pa.string(), _DICT)]
+_TS_NS = pa.timestamp("ns", tz="UTC")
+
+
+def _with_int_ts(row: Row) -> Row | None:
+    """The row with its text ``ts`` parsed, or ``None`` when it is not a valid timestamp."""
+    ts = row[0]
+    if type(ts) is int:
+        return row
+    if type(ts) is not str:
+        return None
+    try:
+        return (parse_rfc3339_ns(ts), *row[1:])
+    except ValueError:
+        return None
 
 
 def _row_fits(row: Row) -> bool:
@@ -81,10 +98,15 @@ class EventBatch:
     Conversion is columnar and fast; a value that does not fit its column (a corrupt line's
     20-digit "round") would fail the whole batch, so then each row is checked and the rows that do
     not fit are dropped and counted in ``dropped`` — the parser reports them as skipped.
+
+    ``ts`` may be given as RFC 3339 text (log parsers do): the whole column is then parsed by one
+    Arrow cast, ~100x cheaper than parsing line by line in Python. Rows whose text is not a valid
+    timestamp are dropped under "malformed timestamp".
     """
 
     rows: list[Row] = field(default_factory=list)
     dropped: int = 0
+    dropped_reasons: Counter[str] = field(default_factory=Counter)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -95,15 +117,29 @@ class EventBatch:
         try:
             return self._convert(self.rows)
         except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-            good = [r for r in self.rows if _row_fits(r)]
+            good = []
+            for r in self.rows:
+                fixed = _with_int_ts(r)
+                if fixed is None:
+                    self.dropped_reasons["malformed timestamp"] += 1
+                elif _row_fits(fixed):
+                    good.append(fixed)
+                else:
+                    self.dropped_reasons["value out of range"] += 1
             self.dropped += len(self.rows) - len(good)
             return self._convert(good) if good else ROW_SCHEMA.empty_table()
 
     @staticmethod
     def _convert(rows: list[Row]) -> pa.Table:
         cols = list(zip(*rows, strict=True))
+        ts = cols[0]
+        if type(ts[0]) is str:
+            ts_array = pa.array(ts, type=pa.string()).cast(_TS_NS).cast(pa.int64())
+            cols[0] = ts_array
         arrays = [
-            pa.array(col, type=pa.string()).dictionary_encode() if typ == _DICT else pa.array(col, type=typ)
+            col if isinstance(col, pa.Array)
+            else pa.array(col, type=pa.string()).dictionary_encode() if typ == _DICT
+            else pa.array(col, type=typ)
             for col, (_, typ) in zip(cols, _COLUMNS, strict=True)
         ]
         return pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)

@@ -18,7 +18,6 @@ from bftscope.cometbft.logmsgs import LogLine, MessageMapper, Skip, node_info_fi
 from bftscope.ingest.lines import read_lines
 from bftscope.ingest.report import ParseReport, flush_batch
 from bftscope.model import EventBatch
-from bftscope.timeutil import parse_rfc3339_ns
 
 __all__ = ["JsonLogFormat"]
 
@@ -81,6 +80,7 @@ class JsonLogFormat:
     ) -> Iterator[pa.Table]:
         mapper = MessageMapper(received_b64=True)
         handler_for = mapper.handler
+        exact = mapper.exact_handlers
         batch = EventBatch()
         rows = batch.rows
         append = rows.append
@@ -115,14 +115,12 @@ class JsonLogFormat:
                     if type(msg) is not str:
                         skip("no _msg", f"offset {seq}", raw)
                         continue
-                    handler = handler_for(msg)
+                    handler = exact.get(msg) or handler_for(msg)
                     if handler is None:
                         report.skipped["unrecognized message"] += 1
                         continue
-                    ts_text = obj.ts
-                    try:
-                        ts = parse_rfc3339_ns(ts_text)
-                    except (ValueError, TypeError):
+                    ts = obj.ts  # text: the batch parses the whole column at once (model.EventBatch)
+                    if type(ts) is not str:
                         skip("malformed timestamp", f"offset {seq}", raw)
                         continue
                     try:

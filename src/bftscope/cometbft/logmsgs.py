@@ -50,6 +50,14 @@ class Skip(Exception):
         self.reason = reason
 
 
+class Packet(msgspec.Struct):
+    """The ``packet`` object of ``Read PacketMsg`` lines."""
+
+    channel_id: Any = None
+    eof: Any = None
+    data: Any = None
+
+
 class LogLine(msgspec.Struct, frozen=False):
     """The keys of CometBFT log lines that we read. Unknown keys are ignored while decoding."""
 
@@ -87,7 +95,7 @@ class LogLine(msgspec.Struct, frozen=False):
     msg_: Any = msgspec.field(default=None, name="msg")
     msgBytes: Any = None
     peer: Any = None
-    packet: Any = None
+    packet: Packet | None = None
     pol_round: Any = None
     valid_round: Any = None
     num_txs: Any = None
@@ -143,7 +151,7 @@ _STEP_MSGS = {
 
 _CACHE_LIMIT = 200_000
 
-Handler = Callable[[LogLine, int, int], Row]
+Handler = Callable[[LogLine, int | str, int], Row]
 
 
 class MessageMapper:
@@ -158,6 +166,8 @@ class MessageMapper:
         self._vote_cache: dict[str, Any] = {}
         self._peer_cache: dict[str, str] = {}
         self._recv_cache: dict[str, tuple[Any, ...]] = {}
+        self._src_cache: dict[str, str | None] = {}
+        self._packet_extra: dict[tuple[Any, Any], str] = {}
         h: dict[str, Handler] = {
             "Send": self._send,
             "TrySend": self._send,
@@ -196,6 +206,11 @@ class MessageMapper:
         self._exact = h
         self._lower = {k.lower(): v for k, v in h.items()}
 
+    @property
+    def exact_handlers(self) -> dict[str, Handler]:
+        """Handlers by exact message (the hot path; :meth:`handler` also matches other cases)."""
+        return self._exact
+
     def handler(self, msg: str) -> Handler | None:
         return self._exact.get(msg) or self._lower.get(msg.lower())
 
@@ -212,12 +227,13 @@ class MessageMapper:
             self._peer_cache[peer] = pid
         return pid
 
-    def _decode_p2p(self, text: Any, channel: int | None, hex_encoded: bool) -> tuple[ConsensusMsg, int, int]:
-        if not isinstance(text, str):
-            raise Skip("missing msgBytes")
-        hit = self._p2p_cache.get(text)
+    def _decode_p2p(self, text: Any, raw_channel: Any, hex_encoded: bool) -> tuple[ConsensusMsg, int, int]:
+        hit = self._p2p_cache.get(text) if isinstance(text, str) else None
         if hit is not None:
             return hit
+        if not isinstance(text, str):
+            raise Skip("missing msgBytes")
+        channel = _i(raw_channel)
         if channel is None:
             raise Skip("missing channel")
         allowed = _CHANNEL_TYPES.get(channel)
@@ -242,33 +258,36 @@ class MessageMapper:
         self._p2p_cache[text] = hit
         return hit
 
-    def _p2p_row(self, kind: str, line: LogLine, ts: int, seq: int, hit: tuple[ConsensusMsg, int, int]) -> Row:
+    def _p2p_row(self, kind: str, line: LogLine, ts: int | str, seq: int, hit: tuple[ConsensusMsg, int, int]) -> Row:
         m, key, size = hit
         return (ts, kind, m.height, m.round, m.step, m.vote_type, m.msg_type, m.validator, m.validator_index,
                 m.part_index, self._peer_id(line.peer), m.block_hash, m.signer_ts, key, size, seq, m.extra)  # fmt: skip
 
-    def _send(self, line: LogLine, ts: int, seq: int) -> Row:
-        hit = self._decode_p2p(line.msgBytes, _i(line.channel), True)
+    def _send(self, line: LogLine, ts: int | str, seq: int) -> Row:
+        hit = self._decode_p2p(line.msgBytes, line.channel, True)
         return self._p2p_row(K.P2P_SEND, line, ts, seq, hit)
 
-    def _received_bytes(self, line: LogLine, ts: int, seq: int) -> Row:
-        hit = self._decode_p2p(line.msgBytes, _i(line.chID), not self.received_b64)
+    def _received_bytes(self, line: LogLine, ts: int | str, seq: int) -> Row:
+        hit = self._decode_p2p(line.msgBytes, line.chID, not self.received_b64)
         return self._p2p_row(K.P2P_RECV, line, ts, seq, hit)
 
-    def _packet(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _packet(self, line: LogLine, ts: int | str, seq: int) -> Row:
         pkt = line.packet
         extra = None
         size = None
-        if isinstance(pkt, dict):
-            data = pkt.get("data")
+        if pkt is not None:
+            data = pkt.data
             size = len(data) * 3 // 4 - data.count("=", -2) if isinstance(data, str) else None
-            extra = _extra({"channel": pkt.get("channel_id"), "eof": bool(pkt.get("eof"))})
+            key = (pkt.channel_id, pkt.eof)
+            extra = self._packet_extra.get(key)
+            if extra is None:
+                extra = self._packet_extra[key] = _extra({"channel": pkt.channel_id, "eof": bool(pkt.eof)})
         return (ts, K.P2P_PACKET, None, None, None, None, None, None, None, None, self._peer_id(line.peer), None,
                 None, None, size, seq, extra)  # fmt: skip
 
     # --- consensus reactor / state ---------------------------------------------------------
 
-    def _receive(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _receive(self, line: LogLine, ts: int | str, seq: int) -> Row:
         text = line.msg_
         if not isinstance(text, str):
             raise Skip("missing msg")
@@ -281,9 +300,20 @@ class MessageMapper:
                 self._recv_cache.clear()
             self._recv_cache[text] = parsed
         msg_type, height, rnd, vtype, vidx, pidx, signer_ts, extra = parsed
-        peer = parse_peer_src(line.src) if isinstance(line.src, str) else None
+        peer = self._src_peer(line.src)
         return (ts, K.MSG_RECEIVED, height, rnd, None, vtype, msg_type, None, vidx, pidx, peer, None, signer_ts,
                 None, None, seq, extra)  # fmt: skip
+
+    def _src_peer(self, src: Any) -> str | None:
+        if not isinstance(src, str):
+            return None
+        try:
+            return self._src_cache[src]
+        except KeyError:
+            if len(self._src_cache) > 10_000:
+                self._src_cache.clear()
+            peer = self._src_cache[src] = parse_peer_src(src)
+            return peer
 
     def _vote_text(self, text: Any) -> Any:
         if not isinstance(text, str):
@@ -298,7 +328,7 @@ class MessageMapper:
             self._vote_cache[text] = v
         return v
 
-    def _vote_row(self, kind: str, text: Any, ts: int, seq: int, extra: dict[str, Any]) -> Row:
+    def _vote_row(self, kind: str, text: Any, ts: int | str, seq: int, extra: dict[str, Any]) -> Row:
         v = self._vote_text(text)
         extra["validator_fp"] = v.validator_fp
         if v.block_fp is None:
@@ -306,15 +336,15 @@ class MessageMapper:
         return (ts, kind, v.height, v.round, None, v.vote_type, "vote", None, v.validator_index, None, None, None,
                 v.signer_ts, None, None, seq, _extra(extra))  # fmt: skip
 
-    def _adding_vote(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _adding_vote(self, line: LogLine, ts: int | str, seq: int) -> Row:
         vtype = vote_type_name(str(line.vote_type)) if line.vote_type is not None else None
         return (ts, K.VOTE_ADDING, _i(line.vote_height), None, None, vtype, "vote", None, _i(line.val_index), None,
                 None, None, None, None, None, seq, _opt_extra("cs_height", _i(line.cs_height)))  # fmt: skip
 
-    def _added_vote_str(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _added_vote_str(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return self._vote_row(K.VOTE_ADDED, line.vote, ts, seq, {"set": "prevote"})
 
-    def _added_precommit(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _added_precommit(self, line: LogLine, ts: int | str, seq: int) -> Row:
         if line.vote is not None:  # older versions print the vote string
             return self._vote_row(K.VOTE_ADDED, line.vote, ts, seq, {"set": "precommit"})
         signer_ts = None
@@ -324,26 +354,26 @@ class MessageMapper:
         return (ts, K.VOTE_ADDED, _i(line.height), _i(line.round), None, "precommit", "vote", validator, None, None,
                 None, None, signer_ts, None, None, seq, _extra({"set": "precommit"}))  # fmt: skip
 
-    def _added_last(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _added_last(self, line: LogLine, ts: int | str, seq: int) -> Row:
         hr = parse_voteset_hr(line.last_commit) if isinstance(line.last_commit, str) else None
         if line.vote is not None:
             return self._vote_row(K.VOTE_ADDED, line.vote, ts, seq, {"set": "last_commit"})
         return (ts, K.VOTE_ADDED, hr[0] if hr else None, hr[1] if hr else None, None, "precommit", "vote", None,
                 None, None, None, None, None, None, None, seq, _extra({"set": "last_commit"}))  # fmt: skip
 
-    def _sending_vote(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _sending_vote(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return self._vote_row(K.VOTE_GOSSIP, line.vote, ts, seq, {})
 
-    def _signed_vote(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _signed_vote(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return self._vote_row(K.VOTE_SIGNED, line.vote, ts, seq, {})
 
-    def _receive_block_part(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _receive_block_part(self, line: LogLine, ts: int | str, seq: int) -> Row:
         peer = line.from_.lower() if isinstance(line.from_, str) else None
         return (ts, K.MSG_RECEIVED, _i(line.height), _i(line.round), None, None, "block_part", None, None,
                 _i(line.index), peer, None, None, None, None, seq,
                 _extra({"total": _i(line.total), "count": _i(line.count)}))  # fmt: skip
 
-    def _proposal_row(self, kind: str, line: LogLine, ts: int, seq: int) -> Row:
+    def _proposal_row(self, kind: str, line: LogLine, ts: int | str, seq: int) -> Row:
         if not isinstance(line.proposal, str):
             raise Skip("missing proposal")
         p = parse_proposal(line.proposal)
@@ -354,28 +384,28 @@ class MessageMapper:
         return (ts, kind, p.height, p.round, None, None, "proposal", proposer, None, None, None, p.block_hash,
                 p.signer_ts, None, None, seq, extra)  # fmt: skip
 
-    def _received_proposal(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _received_proposal(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return self._proposal_row(K.PROPOSAL_RECEIVED, line, ts, seq)
 
-    def _signed_proposal(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _signed_proposal(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return self._proposal_row(K.PROPOSAL_SIGNED, line, ts, seq)
 
-    def _complete_block(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _complete_block(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return (ts, K.BLOCK_COMPLETE, _i(line.height), _i(line.round), None, None, None, None, None, None, None,
                 _hash(line.hash), None, None, None, seq, None)  # fmt: skip
 
-    def _turn(self, line: LogLine, ts: int, seq: int, ours: bool) -> Row:
+    def _turn(self, line: LogLine, ts: int | str, seq: int, ours: bool) -> Row:
         proposer = line.proposer.upper() if isinstance(line.proposer, str) else None
         return (ts, K.PROPOSER_TURN, _i(line.height), _i(line.round), "propose", None, None, proposer, None, None,
                 None, None, None, None, None, seq, _extra({"our_turn": ours}))  # fmt: skip
 
-    def _our_turn(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _our_turn(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return self._turn(line, ts, seq, True)
 
-    def _not_our_turn(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _not_our_turn(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return self._turn(line, ts, seq, False)
 
-    def _timeout(self, kind: str, line: LogLine, ts: int, seq: int) -> Row:
+    def _timeout(self, kind: str, line: LogLine, ts: int | str, seq: int) -> Row:
         step = step_name(line.step) if isinstance(line.step, str) else None
         extra = None
         if isinstance(line.dur, str):
@@ -388,43 +418,43 @@ class MessageMapper:
         return (ts, kind, _i(line.height), _i(line.round), step, None, None, None, None, None, None, None, None,
                 None, None, seq, extra)  # fmt: skip
 
-    def _scheduled_timeout(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _scheduled_timeout(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return self._timeout(K.TIMEOUT_SCHEDULED, line, ts, seq)
 
-    def _timed_out(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _timed_out(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return self._timeout(K.TIMEOUT_FIRED, line, ts, seq)
 
-    def _locking(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _locking(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return (ts, K.POLKA_LOCK, _i(line.height), _i(line.round), "precommit", None, None, None, None, None, None,
                 _hash(line.hash), None, None, None, seq, None)  # fmt: skip
 
-    def _valid_block(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _valid_block(self, line: LogLine, ts: int | str, seq: int) -> Row:
         extra = _extra({"pol_round": _i(line.pol_round), "valid_round": _i(line.valid_round)})
         return (ts, K.VALID_BLOCK, _i(line.height), _i(line.round), None, None, None, None, None, None, None, None,
                 None, None, None, seq, extra)  # fmt: skip
 
-    def _finalizing(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _finalizing(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return (ts, K.COMMIT_FINALIZING, _i(line.height), None, None, None, None, None, None, None, None,
                 _hash(line.hash), None, None, None, seq, _extra({"num_txs": _i(line.num_txs)}))  # fmt: skip
 
-    def _committed_block(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _committed_block(self, line: LogLine, ts: int | str, seq: int) -> Row:
         block_hash, proposer = parse_block_summary(line.block) if isinstance(line.block, str) else (None, None)
         return (ts, K.BLOCK_COMMITTED, _i(line.height), None, None, None, None, proposer, None, None, None,
                 block_hash, None, None, None, seq, None)  # fmt: skip
 
-    def _executed_block(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _executed_block(self, line: LogLine, ts: int | str, seq: int) -> Row:
         txs = line.validTxs if line.validTxs is not None else line.num_valid_txs
         return (ts, K.BLOCK_EXECUTED, _i(line.height), None, None, None, None, None, None, None, None, None, None,
                 None, None, seq, _extra({"valid_txs": _i(txs)}) if txs is not None else None)  # fmt: skip
 
-    def _committed_state(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _committed_state(self, line: LogLine, ts: int | str, seq: int) -> Row:
         return (ts, K.STATE_COMMITTED, _i(line.height), None, None, None, None, None, None, None, None, None, None,
                 None, None, seq, _extra({"txs": _i(line.txs)}) if line.txs is not None else None)  # fmt: skip
 
     # --- steps ---------------------------------------------------------------------------
 
     def _make_step(self, step: str) -> Handler:
-        def handle(line: LogLine, ts: int, seq: int) -> Row:
+        def handle(line: LogLine, ts: int | str, seq: int) -> Row:
             height = _i(line.height)
             rnd = _i(line.round) if line.round is not None else _i(line.commit_round)
             if height is None and isinstance(line.current, str):  # a few versions log only `current`
@@ -441,7 +471,7 @@ class MessageMapper:
         return handle
 
     def _make_step_invalid(self, step: str) -> Handler:
-        def handle(line: LogLine, ts: int, seq: int) -> Row:
+        def handle(line: LogLine, ts: int | str, seq: int) -> Row:
             extra = {"current": line.current} if isinstance(line.current, str) else None
             return (ts, K.STEP_INVALID, _i(line.height), _i(line.round), step, None, None, None, None, None, None,
                     None, None, None, None, seq, _extra(extra) if extra else None)  # fmt: skip
@@ -450,24 +480,24 @@ class MessageMapper:
 
     # --- identity ------------------------------------------------------------------------
 
-    def _node_validator(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _node_validator(self, line: LogLine, ts: int | str, seq: int) -> Row:
         if not isinstance(line.addr, str):
             raise Skip("missing addr")
         return (ts, K.NODE_INFO, None, None, None, None, None, line.addr.upper(), None, None, None, None, None, None,
                 None, seq, _extra({"pub_key": line.pubKey}) if line.pubKey else None)  # fmt: skip
 
-    def _node_id(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _node_id(self, line: LogLine, ts: int | str, seq: int) -> Row:
         if not isinstance(line.ID, str):
             raise Skip("missing ID")
         return (ts, K.NODE_INFO, None, None, None, None, None, None, None, None, None, None, None, None, None, seq,
                 _extra({"p2p_id": line.ID.lower()}))  # fmt: skip
 
-    def _started_node(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _started_node(self, line: LogLine, ts: int | str, seq: int) -> Row:
         info = node_info_fields(line.nodeInfo) if isinstance(line.nodeInfo, str) else {}
         return (ts, K.NODE_INFO, None, None, None, None, None, None, None, None, None, None, None, None, None, seq,
                 _extra(info) if info else None)  # fmt: skip
 
-    def _version_info(self, line: LogLine, ts: int, seq: int) -> Row:
+    def _version_info(self, line: LogLine, ts: int | str, seq: int) -> Row:
         sw = line.software
         return (ts, K.NODE_INFO, None, None, None, None, None, None, None, None, None, None, None, None, None, seq,
                 _extra({"software": sw}) if sw is not None else None)  # fmt: skip

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import xxhash
 
 from bftscope.cometbft.derive import rebuild
@@ -36,6 +37,7 @@ __all__ = ["FileResult", "IngestResult", "Progress", "ingest"]
 
 IDENTITY_SCAN_BYTES = 4 * 1024 * 1024
 INLINE_BELOW_BYTES = 32 * 1024 * 1024
+WRITE_ROWS = 262_144
 
 Progress = Callable[[int, int, int], None]  # (bytes done, bytes total, lines done)
 
@@ -219,15 +221,29 @@ def _ingest_planned(
     done_bytes: dict[int, int] = {}
     lines = 0
     failed: set[int] = set()
+    pending: dict[int, list[pa.Table]] = {}  # plan index → batches not yet written
+
+    def write(i: int) -> None:
+        tables = pending.pop(i, [])
+        node = plans[i].node
+        if tables and i not in failed and node is not None:
+            store.append_events(run.id, node.node, plans[i].source_id, pa.concat_tables(tables))
+
     for msg in stream:
         kind, uid = msg[0], msg[1]
         unit = units[uid]
         plan = plans[unit.plan_index]
         if kind == "batch":
-            if unit.plan_index not in failed and plan.node is not None:
-                store.append_events(run.id, plan.node.node, plan.source_id, msg[2])
+            # Coalesce to full row groups: DuckDB writes inserts of >= 122,880 rows straight to the
+            # database file, several times faster than smaller ones that go through its log.
+            tables = pending.setdefault(unit.plan_index, [])
+            tables.append(msg[2])
+            if sum(t.num_rows for t in tables) >= WRITE_ROWS:
+                write(unit.plan_index)
             done_bytes[uid] = msg[3] - unit.start
         elif kind == "done":
+            if plan.units_left == 1:
+                write(unit.plan_index)
             report: ParseReport = msg[2]
             plan.result.report.merge(report)
             lines += report.lines
@@ -235,6 +251,7 @@ def _ingest_planned(
             plan.units_left -= 1
         else:
             failed.add(unit.plan_index)
+            pending.pop(unit.plan_index, None)
             plan.result.status, plan.result.reason = "failed", msg[2]
             plan.units_left -= 1
         if progress is not None:

@@ -56,9 +56,9 @@ class ParseReport:
 
 def flush_batch(batch: EventBatch, report: ParseReport) -> pa.Table:
     """Convert a parser's batch to Arrow, counting its events and any rows that did not fit."""
-    before = batch.dropped
     table = batch.take()
-    if batch.dropped > before:
-        report.skipped["value out of range"] += batch.dropped - before
+    if batch.dropped_reasons:
+        report.skipped.update(batch.dropped_reasons)
+        batch.dropped_reasons.clear()
     report.events += table.num_rows
     return table
