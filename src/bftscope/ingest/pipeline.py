@@ -109,13 +109,17 @@ def _label(ident: Identity, names: dict[str, str], f: InputFile) -> str:
     return f.path.name.split(".")[0]
 
 
-def _plan(store: Store, run_id: int, files: list[InputFile], settings: Settings) -> list[_Plan]:
+def _plan(
+    store: Store, run_id: int, files: list[InputFile], settings: Settings, units: list[Unit], pool: WorkerPool | None
+) -> list[_Plan]:
+    """Check every file; a new source's parse units are queued to the pool as soon as it is checked,
+    so parsing starts while later files are still being hashed."""
     plans = [_Plan(f, FileResult(f.name, None, None, "pending", size=f.path.stat().st_size)) for f in files]
     formats = list(FORMATS)
     names: dict[str, str] = {}
     for home in {f.home for f in files if f.home is not None}:
         names.update(genesis_validator_names(home))
-    for p in plans:
+    for i, p in enumerate(plans):
         fmt, reason = detect_format(p.file, formats)
         if fmt is None:
             p.result.status, p.result.reason = "unrecognized", reason
@@ -127,6 +131,15 @@ def _plan(store: Store, run_id: int, files: list[InputFile], settings: Settings)
                 p.identity = fmt.identity(stream, IDENTITY_SCAN_BYTES)
         except (OSError, EOFError, ValueError) as exc:
             p.result.report.warn(f"identity scan stopped early: {exc}")
+        existing = store.find_source(run_id, p.content_hash)
+        if existing is not None and existing.status == "complete":
+            p.result.status, p.result.reason = "duplicate", "already ingested into this run (same content)"
+            continue
+        p.result.status = "ingesting"
+        new_units = _units_of(len(units), i, p, settings)
+        units.extend(new_units)
+        if pool is not None:
+            pool.submit(new_units)
     # Files of one node home share an identity; merge what each one revealed.
     by_home: dict[Path, Identity] = {}
     for p in plans:
@@ -148,32 +161,26 @@ def _plan(store: Store, run_id: int, files: list[InputFile], settings: Settings)
             run_id, p2p_id=ident.p2p_id, validator=ident.validator, moniker=ident.moniker, label=label
         )
         p.result.node = p.node.label
-        existing = store.find_source(run_id, p.content_hash)
-        if existing is not None and existing.status == "complete":
-            p.result.status, p.result.reason = "duplicate", "already ingested into this run (same content)"
-            continue
-        p.source_id = store.begin_source(
-            run_id, p.node.node, p.file.name, p.fmt_name, p.content_hash, p.result.size
-        ).id
-        p.result.status = "ingesting"
+        if p.result.status == "ingesting":
+            p.source_id = store.begin_source(
+                run_id, p.node.node, p.file.name, p.fmt_name, p.content_hash, p.result.size
+            ).id
     return plans
 
 
-def _units(plans: list[_Plan], settings: Settings) -> list[Unit]:
-    units: list[Unit] = []
-    for i, p in enumerate(plans):
-        if p.result.status != "ingesting":
-            continue
-        fmt = format_by_name(p.fmt_name)
-        size = p.result.size
-        if fmt.splittable and not p.file.gz and size > settings.split_bytes:
-            step = settings.split_bytes
-            for start in range(0, size, step):
-                end = min(start + step, size)
-                units.append(Unit(len(units), i, p.file, p.fmt_name, start, None if end >= size else end))
-        else:
-            units.append(Unit(len(units), i, p.file, p.fmt_name, 0, None))
-        p.units_left = sum(1 for u in units if u.plan_index == i)
+def _units_of(first_uid: int, plan_index: int, p: _Plan, settings: Settings) -> list[Unit]:
+    """Parse units of one file: byte ranges for large line files, the whole file otherwise."""
+    fmt = format_by_name(p.fmt_name)
+    size = p.result.size
+    if fmt.splittable and not p.file.gz and size > settings.split_bytes:
+        bounds = [(start, min(start + settings.split_bytes, size)) for start in range(0, size, settings.split_bytes)]
+    else:
+        bounds = [(0, size)]
+    units = [
+        Unit(first_uid + k, plan_index, p.file, p.fmt_name, start, None if end >= size else end)
+        for k, (start, end) in enumerate(bounds)
+    ]
+    p.units_left = len(units)
     return units
 
 
@@ -196,26 +203,27 @@ def ingest(
         # Start the parsers now: their start-up overlaps with hashing and identity scans below.
         pool = WorkerPool(min(n_workers, len(files) + 1), settings.ingest_batch_rows, settings.max_line_bytes)
     try:
-        return _ingest_planned(store, run, files, settings, pool, progress, t0)
+        plans, results = _parse_and_write(store, run, files, settings, pool, progress)
     finally:
         if pool is not None:
-            pool.close()
+            pool.close()  # before deriving: idle parsers would only hold memory
+    return _finish(store, run, plans, results, t0)
 
 
-def _ingest_planned(
+def _parse_and_write(
     store: Store,
     run: RunRecord,
     files: list[InputFile],
     settings: Settings,
     pool: WorkerPool | None,
     progress: Progress | None,
-    t0: float,
-) -> IngestResult:
-    plans = _plan(store, run.id, files, settings)
-    units = _units(plans, settings)
+) -> tuple[list[_Plan], set[int]]:
+    """Plan, parse and write every source; returns the plans and the indexes of failed ones."""
+    units: list[Unit] = []
+    plans = _plan(store, run.id, files, settings, units, pool)
     total = sum(p.result.size for p in plans if p.result.status == "ingesting")
     if pool is not None:
-        stream = pool.run(units)
+        stream = pool.results({u.uid for u in units})
     else:
         stream = run_inline(units, settings.ingest_batch_rows, settings.max_line_bytes)
     done_bytes: dict[int, int] = {}
@@ -256,6 +264,11 @@ def _ingest_planned(
             plan.units_left -= 1
         if progress is not None:
             progress(sum(done_bytes.values()), total, lines)
+    return plans, failed
+
+
+def _finish(store: Store, run: RunRecord, plans: list[_Plan], failed: set[int], t0: float) -> IngestResult:
+    """Close each source with its report, rebuild the run's derived tables, build the result."""
     for i, p in enumerate(plans):
         if p.result.status == "ingesting" and i not in failed:
             p.result.status = "ingested"
@@ -270,6 +283,7 @@ def _ingest_planned(
     derived: dict[str, int] = {}
     if any(p.result.status == "ingested" for p in plans):
         derived = rebuild(store, run.id)
+    total = sum(p.result.size for p in plans if p.result.status in ("ingested", "failed"))
     result = IngestResult(run.name, run.id, [p.result for p in plans], time.perf_counter() - t0, total, derived)
     if not any(f.status in ("ingested", "duplicate") for f in result.files):
         reasons = "; ".join(f"{f.name}: {f.reason or 'no events'}" for f in result.files) or "no input files found"

@@ -76,10 +76,14 @@ class WorkerPool:
         for p in self._procs:
             p.start()
 
-    def run(self, units: list[Unit]) -> Iterator[Message]:
+    def submit(self, units: list[Unit]) -> None:
+        """Queue units now; their results are collected by :meth:`results`."""
         for u in units:
             self._tasks.put(u)
-        pending = {u.uid for u in units}
+
+    def results(self, uids: set[int]) -> Iterator[Message]:
+        """Messages of the submitted units until each of ``uids`` is done or failed."""
+        pending = set(uids)
         while pending:
             try:
                 msg = self._results.get(timeout=1.0)
