@@ -70,11 +70,11 @@ def test_identity_from_started_node_line(wal_testnet: Path) -> None:
 def test_quoted_values_and_debug_p2p_lines() -> None:
     hexmsg = "3A0608021801200A"  # HasVote h=2 r=1? decoded below
     line = (
-        f'D[2023-04-13|10:11:00.100] Received bytes                               module=p2p '
-        f'peer=7e80d23025b485d2d00306dc77e466de414339c8@192.167.10.2:26656 chID=32 msgBytes={hexmsg}\n'
-        'I[2023-04-13|10:11:00.200] Started node                                 module=main '
+        f"D[2023-04-13|10:11:00.100] Received bytes                               module=p2p "
+        f"peer=7e80d23025b485d2d00306dc77e466de414339c8@192.167.10.2:26656 chID=32 msgBytes={hexmsg}\n"
+        "I[2023-04-13|10:11:00.200] Started node                                 module=main "
         'nodeInfo="{DefaultNodeID:abcd Moniker:x y}"\n'
-        'garbage line\n'
+        "garbage line\n"
     ).encode()
     report = ParseReport()
     rows = [r for t in TextLogFormat().parse(io.BytesIO(line), report) for r in t.to_pylist()]
