@@ -56,40 +56,32 @@ WHERE rn.validator IS NULL OR coalesce(rec.validator, idx.validator) IS NULL
    OR rn.validator <> coalesce(rec.validator, idx.validator)
 """
 
+# Sends and receives of each directed link, numbered in time order per identical wire bytes, so the
+# k-th send of some bytes pairs with the k-th receive of the same bytes (first in, first out).
+_RANKED = """
+CREATE OR REPLACE TEMP TABLE {name} AS
+SELECT {sender} AS sender, {receiver} AS receiver, e.msg_key, e.ts, e.msg_type, e.height, e.round, e.vote_type,
+       e.validator_index, e.part_index,
+       row_number() OVER (PARTITION BY {sender}, {receiver}, e.msg_key ORDER BY e.ts, e.id) AS k
+FROM events e {join} nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
+WHERE e.run_id = $run AND e.kind = '{kind}'
+"""
+_RANKED_SENDS = _RANKED.format(name="_sends", sender="e.node", receiver="pn.node", join="JOIN", kind="p2p_send")
+# Receives from peers outside the run are kept (sender NULL) so they count as unmatched.
+_RANKED_RECEIVES = _RANKED.format(name="_receives", sender="pn.node", receiver="e.node", join="LEFT JOIN",
+                                  kind="p2p_recv")  # fmt: skip
+
 _WIRE_DELIVERIES = """
 INSERT INTO deliveries
-WITH s AS (
-    SELECT e.node AS sender, pn.node AS receiver, e.msg_key, e.ts, e.msg_type, e.height, e.round, e.vote_type,
-           e.validator_index, e.part_index,
-           row_number() OVER (PARTITION BY e.node, pn.node, e.msg_key ORDER BY e.ts, e.id) AS k
-    FROM events e JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
-    WHERE e.run_id = $run AND e.kind = 'p2p_send'
-), r AS (
-    SELECT pn.node AS sender, e.node AS receiver, e.msg_key, e.ts,
-           row_number() OVER (PARTITION BY pn.node, e.node, e.msg_key ORDER BY e.ts, e.id) AS k
-    FROM events e JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
-    WHERE e.run_id = $run AND e.kind = 'p2p_recv'
-)
 SELECT $run, s.sender, s.receiver, s.msg_type, s.height, s.round, s.vote_type, s.validator_index, s.part_index,
        s.ts, r.ts, r.ts - s.ts, 'wire'
-FROM s LEFT JOIN r USING (sender, receiver, msg_key, k)
+FROM _sends s LEFT JOIN _receives r USING (sender, receiver, msg_key, k)
 """
 
 _WIRE_UNMATCHED = """
 INSERT INTO unmatched_receipts
-WITH s AS (
-    SELECT e.node AS sender, pn.node AS receiver, e.msg_key,
-           row_number() OVER (PARTITION BY e.node, pn.node, e.msg_key ORDER BY e.ts, e.id) AS k
-    FROM events e JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
-    WHERE e.run_id = $run AND e.kind = 'p2p_send'
-), r AS (
-    SELECT pn.node AS sender, e.node AS receiver, e.msg_key, e.msg_type,
-           row_number() OVER (PARTITION BY pn.node, e.node, e.msg_key ORDER BY e.ts, e.id) AS k
-    FROM events e LEFT JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
-    WHERE e.run_id = $run AND e.kind = 'p2p_recv'
-)
 SELECT $run, r.sender, r.receiver, r.msg_type, count(*)
-FROM r LEFT JOIN s USING (sender, receiver, msg_key, k)
+FROM _receives r LEFT JOIN _sends s USING (sender, receiver, msg_key, k)
 WHERE s.k IS NULL
 GROUP BY ALL
 """
@@ -122,8 +114,11 @@ def rebuild(store: Store, run_id: int) -> dict[str, int]:
     params = {"run": run_id}
     for table in ("vote_arrivals", "deliveries", "unmatched_receipts"):
         store.execute(f"DELETE FROM {table} WHERE run_id = $run", params)
-    for sql in (_VOTE_ARRIVALS, _WIRE_DELIVERIES, _WIRE_UNMATCHED, _LOGICAL_DELIVERIES):
+    for sql in (_VOTE_ARRIVALS, _RANKED_SENDS, _RANKED_RECEIVES, _WIRE_DELIVERIES, _WIRE_UNMATCHED,
+                _LOGICAL_DELIVERIES):  # fmt: skip
         store.execute(sql, params)
+    for table in ("_sends", "_receives"):
+        store.execute(f"DROP TABLE IF EXISTS {table}")
     return {
         table: int(store.query(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id])[0][0])
         for table in ("vote_arrivals", "deliveries", "unmatched_receipts")
