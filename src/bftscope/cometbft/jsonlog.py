@@ -47,7 +47,8 @@ class JsonLogFormat:
     def identity(self, stream: BinaryIO, limit_bytes: int) -> Identity:
         ident = Identity()
         report = ParseReport()
-        for _, lines in read_lines(stream, report, end=limit_bytes):
+        # Identity lines come first in a node's log: read small chunks and stop once both are known.
+        for _, lines in read_lines(stream, report, end=limit_bytes, chunk_bytes=256 * 1024):
             for raw in lines:
                 if b"P2P Node ID" not in raw and b"This node is a validator" not in raw and b"Started node" not in raw:
                     continue
@@ -62,10 +63,9 @@ class JsonLogFormat:
                     ident.validator = obj.addr.upper()
                     ident.evidence.append("log line 'This node is a validator'")
                 elif obj.msg == "Started node" and isinstance(obj.nodeInfo, str):
-                    info = node_info_fields(obj.nodeInfo)
-                    ident.merge(started_node_identity(info))
-            if ident.p2p_id and ident.validator:
-                break
+                    ident.merge(started_node_identity(node_info_fields(obj.nodeInfo)))
+                if ident.p2p_id and ident.validator:
+                    return ident
         return ident
 
     def parse(

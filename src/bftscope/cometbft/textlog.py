@@ -94,7 +94,7 @@ class TextLogFormat:
     def identity(self, stream: BinaryIO, limit_bytes: int) -> Identity:
         ident = Identity()
         report = ParseReport()
-        for _, lines in read_lines(stream, report, end=limit_bytes):
+        for _, lines in read_lines(stream, report, end=limit_bytes, chunk_bytes=256 * 1024):
             for raw in lines:
                 if b"Started node" not in raw and b"This node is a validator" not in raw and b"P2P Node ID" not in raw:
                     continue
