@@ -259,6 +259,30 @@ def report_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None, 
     _print_report(report)
 
 
+@app.command("compare")
+def compare_cmd(
+    run_a: Annotated[str, typer.Argument(help="The baseline run.")],
+    run_b: Annotated[str, typer.Argument(help="The run to compare with it.")],
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Compare two runs measurement by measurement, with deltas and a plain verdict per notable change."""
+    from bftscope.cometbft.compare import compare_runs
+
+    settings = _settings(data_dir)
+    with _opened(settings) as store:
+        result = compare_runs(store, store.get_run(run_a).id, store.get_run(run_b).id)
+    if as_json:
+        _print_json(result)
+        return
+    for verdict in result["verdicts"] or ["no notable change (every measurement moved by less than 20 % or 5 ms)"]:
+        out.print(f"• {verdict}")
+    t = Table("subject", "measure", run_a, run_b, "change", title="All measurements")
+    for c in result["changes"]:
+        t.add_row(c["subject"], c["measure"], f"{c['a']:,.1f}", f"{c['b']:,.1f}", f"{100 * c['ratio']:+.0f}%")
+    out.print(t)
+
+
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:,.1f}"
 
