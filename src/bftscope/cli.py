@@ -241,7 +241,7 @@ def events_cmd(
 
 @app.command("report")
 def report_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Vote propagation matrix, per-link latency and delivery rate, clock skew, participation."""
+    """Vote propagation matrix, per-link latency and delivery rate, clock skew, node ranking, participation."""
     from bftscope.cometbft import metrics
 
     settings = _settings(data_dir)
@@ -252,6 +252,7 @@ def report_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None, 
             "links": metrics.link_latency(store, rid, by_type=False),
             "clock_skew": metrics.clock_skew(store, rid),
             "participation": metrics.participation(store, rid),
+            "node_ranking": metrics.node_ranking(store, rid),
         }
     if as_json:
         _print_json(report)
@@ -304,6 +305,12 @@ def _print_report(rep: dict[str, Any]) -> None:
     t = Table("a", "b", "b ahead of a (ms)", "one-way (ms)", title="Clock skew (NTP-style, from two-way medians)")
     for r in rep["clock_skew"]:
         t.add_row(r["a"], r["b"], f"{r['b_ahead_of_a_ms']:+.2f}", _ms(r["one_way_ms"]))
+    out.print(t)
+    t = Table("rank", "node", "median lateness (ms)", "last to arrive", "votes",
+              title="Nodes slowing the network (how late their votes arrive vs. the median signer)")  # fmt: skip
+    for r in rep["node_ranking"]:
+        t.add_row(str(r["rank"]), r["node"], f"{r['median_lateness_ms']:+.1f}", f"{100 * r['late_share']:.0f}%",
+                  str(r["votes"]))  # fmt: skip
     out.print(t)
     part = rep["participation"]
     t = Table("validator", "voted", "nil", "missing", "missing at capture edge", title="Participation")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bftscope.cometbft import metrics
@@ -67,3 +69,19 @@ def test_silent_validator_misses_every_vote(simulated: tuple[DuckDBStore, int, G
             assert c["missing"] == 0
     missed = {(m["height"], m["vote_type"]) for m in part["missed"] if m["validator"] == silent}
     assert len(missed) >= 2 * 25
+
+
+def test_slow_node_ranks_first(tmp_path: Path) -> None:
+    cfg = build_config(nodes=5, heights=25, seed=9, base_latency_ms=40.0, spread_ms=60.0, slow_node=2,
+                       silent=[], drop_rate=0.0, escalations=[], target_bytes=None)  # fmt: skip
+    truth = simulate(cfg, tmp_path / "net")
+    settings = Settings(data_dir=tmp_path / "store")
+    store = DuckDBStore.open(settings.store_path, settings)
+    ingest(store, "slow", [tmp_path / "net"], settings)
+    rid = store.get_run("slow").id
+    slow = next(n.label for n in store.nodes(rid) if n.p2p_id == truth.nodes[2]["node_id"])
+    ranking = metrics.node_ranking(store, rid)
+    assert [r["rank"] for r in ranking] == [1, 2, 3, 4, 5]
+    assert ranking[0]["node"] == slow
+    assert ranking[0]["median_lateness_ms"] > 100 > ranking[1]["median_lateness_ms"]
+    store.close()

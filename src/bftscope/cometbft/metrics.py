@@ -12,7 +12,7 @@ from typing import Any
 from bftscope.store.base import Store
 from bftscope.store.dialect import DIALECTS, Dialect
 
-__all__ = ["clock_skew", "link_latency", "participation", "vote_matrix"]
+__all__ = ["clock_skew", "link_latency", "node_ranking", "participation", "vote_matrix"]
 
 
 def _dialect(store: Store) -> Dialect:
@@ -168,3 +168,34 @@ def participation(store: Store, run_id: int) -> dict[str, Any]:
             missed.append({"height": height, "round": rnd, "vote_type": vtype, "validator": validator,
                            "status": status})  # fmt: skip
     return {"validators": per_validator, "missed": missed, "edge": edge}
+
+
+def node_ranking(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """Nodes ranked by how late their votes arrive compared with the other signers' votes.
+
+    For each receiver, height, round and vote type, a signer's *lateness* is its vote's arrival
+    time minus the median arrival time of that vote type at that receiver (the same clock, so no
+    skew enters). A node's score is the median lateness of its votes; the node with the largest
+    score is the one holding rounds back. ``late_share`` is how often its vote was the last to
+    arrive. Silent validators have no votes and are ranked by participation instead.
+    """
+    d = _dialect(store)
+    labels = _labels(store, run_id)
+    rows = store.query(
+        f"""
+        WITH a AS (
+            SELECT receiver, signer, height, round, vote_type, first_ts,
+                   first_ts - {d.quantile("first_ts", 0.5)} OVER (PARTITION BY receiver, height, round, vote_type)
+                       AS lateness,
+                   first_ts = max(first_ts) OVER (PARTITION BY receiver, height, round, vote_type) AS last
+            FROM vote_arrivals WHERE run_id = ? AND signer IS NOT NULL
+        )
+        SELECT signer, {d.quantile("lateness / 1e6", 0.5)}, avg(last::INTEGER), count(*)
+        FROM a GROUP BY signer ORDER BY 2 DESC
+        """,
+        [run_id],
+    )
+    return [
+        {"rank": i + 1, "node": labels[r[0]], "median_lateness_ms": r[1], "late_share": r[2], "votes": r[3]}
+        for i, r in enumerate(rows)
+    ]
