@@ -242,7 +242,7 @@ def events_cmd(
 @app.command("report")
 def report_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Vote propagation matrix, per-link latency and delivery rate, clock skew, node ranking, participation."""
-    from bftscope.cometbft import metrics
+    from bftscope.cometbft import metrics, timeline
 
     settings = _settings(data_dir)
     with _opened(settings) as store:
@@ -253,6 +253,9 @@ def report_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None, 
             "clock_skew": metrics.clock_skew(store, rid),
             "participation": metrics.participation(store, rid),
             "node_ranking": metrics.node_ranking(store, rid),
+            "heights": timeline.heights(store, rid),
+            "extra_rounds": timeline.round_explanations(store, rid),
+            "step_durations": timeline.step_durations(store, rid),
         }
     if as_json:
         _print_json(report)
@@ -311,6 +314,14 @@ def _print_report(rep: dict[str, Any]) -> None:
     for r in rep["node_ranking"]:
         t.add_row(str(r["rank"]), r["node"], f"{r['median_lateness_ms']:+.1f}", f"{100 * r['late_share']:.0f}%",
                   str(r["votes"]))  # fmt: skip
+    out.print(t)
+    slow = [h for h in rep["heights"] if h["rounds"] > 1]
+    out.print(f"{len(rep['heights'])} heights, {len(slow)} needed more than one round")
+    t = Table("height", "round", "proposer", "nodes with proposal", "nil prevotes", "timeouts", "why",
+              title="Rounds of heights that needed more than one")  # fmt: skip
+    for r in rep["extra_rounds"]:
+        t.add_row(str(r["height"]), str(r["round"]), r["proposer"], str(r["nodes_with_proposal"]),
+                  str(r["nil_prevotes"]), ", ".join(r["timeouts"]), r["reason"])  # fmt: skip
     out.print(t)
     part = rep["participation"]
     t = Table("validator", "voted", "nil", "missing", "missing at capture edge", title="Participation")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bftscope.cometbft import metrics
+from bftscope.cometbft import metrics, timeline
 from bftscope.cometbft.simulator import GroundTruth, build_config, simulate
 from bftscope.config import Settings
 from bftscope.ingest.pipeline import ingest
@@ -85,3 +85,22 @@ def test_slow_node_ranks_first(tmp_path: Path) -> None:
     assert ranking[0]["node"] == slow
     assert ranking[0]["median_lateness_ms"] > 100 > ranking[1]["median_lateness_ms"]
     store.close()
+
+
+def test_extra_rounds_are_explained(simulated: tuple[DuckDBStore, int, GroundTruth]) -> None:
+    store, rid, truth = simulated
+    silent_label = _label_of(store, rid, truth.nodes[4]["node_id"])
+    escalated = {h["height"] for h in truth.heights if h["commit_round"] > 0}
+    assert escalated  # the silent validator's turns to propose
+    rows = timeline.heights(store, rid)
+    assert {h["height"] for h in rows if h["rounds"] > 1} == escalated
+    why = {(r["height"], r["round"]): r for r in timeline.round_explanations(store, rid)}
+    for h in escalated:
+        assert why[(h, 0)]["proposer"] == silent_label
+        assert why[(h, 0)]["reason"] == f"no node received a proposal from {silent_label}"
+        assert "propose" in why[(h, 0)]["timeouts"]
+        assert why[(h, 1)]["reason"] == "committed in this round"
+
+
+def _label_of(store: DuckDBStore, rid: int, p2p_id: str) -> str:
+    return next(n.label for n in store.nodes(rid) if n.p2p_id == p2p_id)

@@ -1,0 +1,113 @@
+"""Per height and round: how long each step took at each node, which heights needed more rounds, and why.
+
+Step durations come from consecutive ``step`` events of one node (the time from entering a step to
+entering the next one, on that node's clock). A round's explanation gathers what the run recorded
+about it: the designated proposer, how many nodes received a proposal, how many nil and block votes
+were seen, and which timeouts fired — enough to tell "the proposer was silent" from "the proposal
+came late" from "votes split".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bftscope.store.base import Store
+from bftscope.store.dialect import DIALECTS
+
+__all__ = ["heights", "round_explanations", "step_durations"]
+
+
+def step_durations(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """p50/p95/max of time spent in each step, per node (ms)."""
+    q = DIALECTS[getattr(store, "dialect", "duckdb")].quantile
+    labels = {n.node: n.label for n in store.nodes(run_id)}
+    rows = store.query(
+        f"""
+        WITH s AS (
+            SELECT node, step, ts, lead(ts) OVER (PARTITION BY node ORDER BY ts, id) AS next_ts
+            FROM events WHERE run_id = ? AND kind = 'step'
+        )
+        SELECT node, step, count(*), {q("(next_ts - ts) / 1e6", 0.5)}, {q("(next_ts - ts) / 1e6", 0.95)},
+               max(next_ts - ts) / 1e6
+        FROM s WHERE next_ts IS NOT NULL GROUP BY node, step ORDER BY node, step
+        """,
+        [run_id],
+    )
+    return [{"node": labels[r[0]], "step": r[1], "count": r[2], "p50_ms": r[3], "p95_ms": r[4], "max_ms": r[5]}
+            for r in rows]  # fmt: skip
+
+
+def heights(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """One row per height: rounds used, time from the first node starting it to the last commit,
+    the spread of commit times across nodes, and timeouts fired by step."""
+    rows = store.query(
+        """
+        WITH st AS (
+            SELECT height, max(round) AS max_round, min(ts) AS first_ts FROM events
+            WHERE run_id = $run AND kind = 'step' AND height > 0 GROUP BY height
+        ), c AS (
+            SELECT height, min(ts) AS first_commit, max(ts) AS last_commit, count(DISTINCT node) AS nodes
+            FROM (SELECT node, height, min(ts) AS ts FROM events
+                  WHERE run_id = $run AND kind IN ('block_committed', 'height_end') GROUP BY node, height)
+            GROUP BY height
+        ), t AS (
+            SELECT height, step, count(*) AS n FROM events
+            WHERE run_id = $run AND kind = 'timeout_fired' GROUP BY height, step
+        )
+        SELECT st.height, st.max_round + 1, (c.last_commit - st.first_ts) / 1e6,
+               (c.last_commit - c.first_commit) / 1e6, c.nodes,
+               (SELECT list(struct_pack(step := t.step, n := t.n)) FROM t WHERE t.height = st.height)
+        FROM st LEFT JOIN c USING (height) ORDER BY st.height
+        """,
+        {"run": run_id},
+    )
+    return [
+        {"height": r[0], "rounds": r[1], "duration_ms": r[2], "commit_spread_ms": r[3], "nodes_committed": r[4],
+         "timeouts": {x["step"]: x["n"] for x in (r[5] or [])}}
+        for r in rows
+    ]  # fmt: skip
+
+
+def round_explanations(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """For every round of a height that needed more than one: what happened, and a one-line reason."""
+    labels = {n.validator: n.label for n in store.nodes(run_id) if n.validator}
+    n_nodes = len(labels) or 1
+    rows = store.query(
+        """
+        WITH multi AS (
+            SELECT height FROM events WHERE run_id = $run AND kind = 'step' AND height > 0
+            GROUP BY height HAVING max(round) > 0
+        ), r AS (
+            SELECT e.height, e.round,
+                   any_value(e.validator) FILTER (WHERE e.kind IN ('step', 'proposer_turn', 'proposal_received')
+                                                   AND e.validator IS NOT NULL) AS proposer,
+                   count(DISTINCT e.node) FILTER (WHERE e.msg_type = 'proposal'
+                        AND e.kind IN ('proposal_received', 'msg_received', 'p2p_recv', 'msg_internal',
+                                       'proposal_signed')) AS got_proposal,
+                   count(DISTINCT (e.validator_index, e.vote_type)) FILTER (WHERE e.msg_type = 'vote'
+                        AND e.kind IN ('msg_received', 'msg_internal', 'p2p_recv', 'vote_signed')
+                        AND e.block_hash IS NULL AND e.vote_type = 'prevote'
+                        AND (e.validator IS NOT NULL OR e.extra LIKE '%"nil":true%')) AS nil_prevotes,
+                   list(DISTINCT e.step) FILTER (WHERE e.kind = 'timeout_fired') AS timeouts
+            FROM events e JOIN multi USING (height)
+            WHERE e.run_id = $run AND e.round IS NOT NULL
+            GROUP BY e.height, e.round
+        )
+        SELECT height, round, proposer, got_proposal, nil_prevotes, timeouts FROM r ORDER BY height, round
+        """,
+        {"run": run_id},
+    )
+    out = []
+    for height, rnd, proposer, got, nil_prevotes, timeouts in rows:
+        who = labels.get(proposer, proposer[:12] if proposer else "unknown proposer")
+        if got == 0:
+            reason = f"no node received a proposal from {who}"
+        elif got < n_nodes:
+            reason = f"only {got} of {n_nodes} nodes received {who}'s proposal in time"
+        elif nil_prevotes:
+            reason = f"{nil_prevotes} validators prevoted nil"
+        else:
+            reason = "committed in this round"
+        out.append({"height": height, "round": rnd, "proposer": who, "nodes_with_proposal": got,
+                    "nil_prevotes": nil_prevotes, "timeouts": sorted(timeouts or []), "reason": reason})  # fmt: skip
+    return out
