@@ -376,7 +376,8 @@ def demo_cmd(data_dir: DataDir = None) -> None:
             result = _run_ingest(store, [folder], run, settings, None, quiet=False)
             summary = run_summary(store, run)
         _print_ingest(result, summary)
-        out.print(f"\nstore: {settings.store_path}\nnext: bftscope events {run} --kind step --limit 20")
+        out.print(f"\nstore: {settings.store_path}\nnext: bftscope report {run}    (latency matrix, skew, "
+                  f"slow nodes, extra rounds, participation)\n      bftscope events {run} --kind step --limit 20")
 
 
 def main() -> None:
