@@ -97,7 +97,7 @@ class EventBatch:
 
     Conversion is columnar and fast; a value that does not fit its column (a corrupt line's
     20-digit "round") would fail the whole batch, so then each row is checked and the rows that do
-    not fit are dropped and counted in ``dropped`` — the parser reports them as skipped.
+    not fit are dropped and counted by reason in ``dropped_reasons`` — the parser reports them as skipped.
 
     ``ts`` may be given as RFC 3339 text (log parsers do): the whole column is then parsed by one
     Arrow cast, ~100x cheaper than parsing line by line in Python. Rows whose text is not a valid
@@ -105,7 +105,6 @@ class EventBatch:
     """
 
     rows: list[Row] = field(default_factory=list)
-    dropped: int = 0
     dropped_reasons: Counter[str] = field(default_factory=Counter)
 
     def __len__(self) -> int:
@@ -126,7 +125,6 @@ class EventBatch:
                     good.append(fixed)
                 else:
                     self.dropped_reasons["value out of range"] += 1
-            self.dropped += len(self.rows) - len(good)
             return self._convert(good) if good else ROW_SCHEMA.empty_table()
 
     @staticmethod

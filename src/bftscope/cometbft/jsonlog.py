@@ -13,8 +13,8 @@ from typing import BinaryIO
 import msgspec
 import pyarrow as pa
 
-from bftscope.cometbft.identity import Identity, started_node_identity
-from bftscope.cometbft.logmsgs import LogLine, MessageMapper, Skip, node_info_fields
+from bftscope.cometbft.identity import Identity
+from bftscope.cometbft.logmsgs import LogLine, MessageMapper, Skip, scan_identity
 from bftscope.ingest.lines import read_lines
 from bftscope.ingest.report import ParseReport, flush_batch
 from bftscope.model import EventBatch
@@ -24,6 +24,13 @@ __all__ = ["JsonLogFormat"]
 _BLOCK = 512
 _list_decoder = msgspec.json.Decoder(list[LogLine])
 _one_decoder = msgspec.json.Decoder(LogLine)
+
+
+def _decode_one(raw: bytes) -> LogLine | None:
+    try:
+        return _one_decoder.decode(raw)
+    except (msgspec.DecodeError, ValueError):
+        return None
 
 
 class JsonLogFormat:
@@ -45,28 +52,7 @@ class JsonLogFormat:
         return False
 
     def identity(self, stream: BinaryIO, limit_bytes: int) -> Identity:
-        ident = Identity()
-        report = ParseReport()
-        # Identity lines come first in a node's log: read small chunks and stop once both are known.
-        for _, lines in read_lines(stream, report, end=limit_bytes, chunk_bytes=256 * 1024):
-            for raw in lines:
-                if b"P2P Node ID" not in raw and b"This node is a validator" not in raw and b"Started node" not in raw:
-                    continue
-                try:
-                    obj = _one_decoder.decode(raw)
-                except (msgspec.DecodeError, ValueError):
-                    continue
-                if obj.msg == "P2P Node ID" and isinstance(obj.ID, str) and ident.p2p_id is None:
-                    ident.p2p_id = obj.ID.lower()
-                    ident.evidence.append("log line 'P2P Node ID'")
-                elif obj.msg == "This node is a validator" and isinstance(obj.addr, str) and ident.validator is None:
-                    ident.validator = obj.addr.upper()
-                    ident.evidence.append("log line 'This node is a validator'")
-                elif obj.msg == "Started node" and isinstance(obj.nodeInfo, str):
-                    ident.merge(started_node_identity(node_info_fields(obj.nodeInfo)))
-                if ident.p2p_id and ident.validator:
-                    return ident
-        return ident
+        return scan_identity(stream, limit_bytes, _decode_one)
 
     def parse(
         self,

@@ -15,8 +15,8 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from bftscope.cometbft.identity import Identity, started_node_identity
-from bftscope.cometbft.logmsgs import LogLine, MessageMapper, Skip, node_info_fields
+from bftscope.cometbft.identity import Identity
+from bftscope.cometbft.logmsgs import LogLine, MessageMapper, Skip, scan_identity
 from bftscope.ingest.lines import read_lines
 from bftscope.ingest.report import ParseReport, flush_batch
 from bftscope.model import EventBatch
@@ -76,6 +76,11 @@ def _to_logline(t: TextLine) -> LogLine:
     return LogLine(**args)
 
 
+def _decode_one(raw: bytes) -> LogLine | None:
+    t = parse_text_line(raw.decode("utf-8", "replace"))
+    return _to_logline(t) if t is not None else None
+
+
 class TextLogFormat:
     name = "cometbft-text"
     splittable = True
@@ -92,25 +97,7 @@ class TextLogFormat:
         return seen > 0
 
     def identity(self, stream: BinaryIO, limit_bytes: int) -> Identity:
-        ident = Identity()
-        report = ParseReport()
-        for _, lines in read_lines(stream, report, end=limit_bytes, chunk_bytes=256 * 1024):
-            for raw in lines:
-                if b"Started node" not in raw and b"This node is a validator" not in raw and b"P2P Node ID" not in raw:
-                    continue
-                t = parse_text_line(raw.decode("utf-8", "replace"))
-                if t is None:
-                    continue
-                if t.message == "Started node" and "nodeInfo" in t.kv:
-                    info = node_info_fields(t.kv["nodeInfo"])
-                    ident.merge(started_node_identity(info))
-                elif t.message == "P2P Node ID" and "ID" in t.kv and ident.p2p_id is None:
-                    ident.p2p_id = t.kv["ID"].lower()
-                    ident.evidence.append("log line 'P2P Node ID'")
-                elif t.message == "This node is a validator" and "addr" in t.kv and ident.validator is None:
-                    ident.validator = t.kv["addr"].upper()
-                    ident.evidence.append("log line 'This node is a validator'")
-        return ident
+        return scan_identity(stream, limit_bytes, _decode_one)
 
     def parse(
         self,
