@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bftscope.cometbft import metrics, timeline
+from bftscope.cometbft import metrics, participation, timeline
 from bftscope.cometbft.simulator import GroundTruth, build_config, simulate
 from bftscope.config import Settings
 from bftscope.ingest.pipeline import ingest
@@ -61,7 +61,7 @@ def test_clock_skew_is_recovered(simulated: tuple[DuckDBStore, int, GroundTruth]
 def test_silent_validator_misses_every_vote(simulated: tuple[DuckDBStore, int, GroundTruth]) -> None:
     store, rid, truth = simulated
     silent = truth.nodes[4]["validator_address"]
-    part = metrics.participation(store, rid)
+    part = participation.participation(store, rid)
     counts = part["validators"][silent]
     assert counts["voted"] == counts["nil"] == 0 and counts["missing"] > 0
     for addr, c in part["validators"].items():

@@ -12,7 +12,7 @@ from typing import Any
 from bftscope.store.base import Store
 from bftscope.store.dialect import DIALECTS, Dialect
 
-__all__ = ["clock_skew", "link_latency", "node_ranking", "participation", "vote_matrix"]
+__all__ = ["clock_skew", "link_latency", "node_ranking", "vote_matrix"]
 
 
 def _dialect(store: Store) -> Dialect:
@@ -101,73 +101,6 @@ def clock_skew(store: Store, run_id: int) -> list[dict[str, Any]]:
          "samples_a_to_b": r[4], "samples_b_to_a": r[5]}
         for r in rows
     ]  # fmt: skip
-
-
-def participation(store: Store, run_id: int) -> dict[str, Any]:
-    """Which validators' prevotes and precommits were seen, per height and round.
-
-    Validators are the observing nodes' own and every address seen signing a vote, so a validator
-    that never voted still appears, with every vote missing. A vote counts as seen when any
-    observing node received it or (its own) signed it. For every
-    height/round some node was in (a ``step`` event), each known validator's vote of each type is
-    ``voted`` (for a block), ``nil`` (only nil votes seen) or ``missing``. Heights at the edges of
-    the capture (before every node's first or after every node's last full height) are reported
-    apart as ``edge``, with the reason, instead of counting as missed.
-    """
-    # Every validator the run knows of: the observing nodes' own, and any seen signing a vote.
-    validators = [
-        r[0]
-        for r in store.query(
-            "SELECT validator FROM nodes WHERE run_id = $run AND validator IS NOT NULL UNION"
-            " SELECT DISTINCT validator FROM events WHERE run_id = $run AND msg_type = 'vote'"
-            " AND validator IS NOT NULL ORDER BY 1",
-            {"run": run_id},
-        )
-    ]
-    rows = store.query(
-        """
-        WITH rounds AS (
-            SELECT DISTINCT height, round FROM events
-            WHERE run_id = $run AND kind = 'step' AND step IN ('propose', 'prevote', 'precommit')
-        ), seen AS (
-            SELECT height, round, vote_type, validator, bool_or(block_hash IS NOT NULL) AS for_block
-            FROM events
-            WHERE run_id = $run AND msg_type = 'vote' AND validator IS NOT NULL
-              AND kind IN ('msg_received', 'msg_internal', 'p2p_recv', 'p2p_send', 'vote_signed', 'vote_added')
-            GROUP BY ALL
-        ), span AS (
-            SELECT max(lo) AS first_full, min(hi) AS last_full FROM (
-                SELECT node, min(height) + 1 AS lo, max(height) - 1 AS hi FROM events
-                WHERE run_id = $run AND kind = 'step' GROUP BY node)
-        ), grid AS (
-            SELECT r.height, r.round, t.vote_type, v.validator
-            FROM rounds r, (VALUES ('prevote'), ('precommit')) t(vote_type), (SELECT unnest($vals) AS validator) v
-        )
-        SELECT g.height, g.round, g.vote_type, g.validator,
-               CASE WHEN s.validator IS NULL THEN 'missing' WHEN s.for_block THEN 'voted' ELSE 'nil' END AS status,
-               g.height < span.first_full OR g.height > span.last_full AS edge
-        FROM grid g CROSS JOIN span LEFT JOIN seen s USING (height, round, vote_type, validator)
-        ORDER BY g.height, g.round, g.vote_type, g.validator
-        """,
-        {"run": run_id, "vals": validators},
-    )
-    per_validator: dict[str, dict[str, int]] = {
-        v: {"voted": 0, "nil": 0, "missing": 0, "edge_missing": 0} for v in validators
-    }
-    missed: list[dict[str, Any]] = []
-    edge: list[dict[str, Any]] = []
-    for height, rnd, vtype, validator, status, is_edge in rows:
-        counts = per_validator[validator]
-        if status == "missing" and is_edge:
-            counts["edge_missing"] += 1
-            edge.append({"height": height, "round": rnd, "vote_type": vtype, "validator": validator,
-                         "reason": "height at the edge of the capture: not every node recorded it whole"})  # fmt: skip
-            continue
-        counts[status] += 1
-        if status != "voted":
-            missed.append({"height": height, "round": rnd, "vote_type": vtype, "validator": validator,
-                           "status": status})  # fmt: skip
-    return {"validators": per_validator, "missed": missed, "edge": edge}
 
 
 def node_ranking(store: Store, run_id: int) -> list[dict[str, Any]]:
