@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import xxhash
 
+from bftscope.cometbft import rollups
 from bftscope.cometbft.derive import rebuild
 from bftscope.cometbft.formats import FORMATS, format_by_name
 from bftscope.cometbft.home import genesis_validator_names, home_identity
@@ -285,6 +286,7 @@ def _finish(store: Store, run: RunRecord, plans: list[_Plan], failed: set[int], 
     derived: dict[str, int] = {}
     if any(p.result.status == "ingested" for p in plans):
         derived = rebuild(store, run.id)
+        derived["rollups"] = rollups.refresh(store, run.id)
     total = sum(p.result.size for p in plans if p.result.status in ("ingested", "failed"))
     result = IngestResult(run.name, run.id, [p.result for p in plans], time.perf_counter() - t0, total, derived)
     if not any(f.status in ("ingested", "duplicate") for f in result.files):

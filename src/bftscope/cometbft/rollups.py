@@ -1,0 +1,82 @@
+"""Rollups: every metric's whole-run answer, computed once after each ingest and stored as JSON.
+
+A metric over a large run reads millions of deliveries and sorts them for exact percentiles; on a
+12-million-event run that takes 0.1–2 s per metric. Operators mostly ask for the whole run (the API's
+default window), so :func:`refresh` computes each whole-run answer right after the derived tables are
+rebuilt and :func:`answer` serves it with one primary-key lookup. Answers for a narrower time window,
+or for a run ingested before rollups existed, are computed live — the same function, so a rollup can
+never disagree with a live answer (a test pins this).
+
+The stored value is the JSON the API sends, so the HTTP layer can return it without re-encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from bftscope.cometbft import analyzer, metrics, participation, timeline
+from bftscope.cometbft.analyzer import WHOLE_RUN, Window
+from bftscope.store.base import Store
+
+__all__ = ["METRICS", "answer", "answer_json", "refresh"]
+
+Metric = Callable[[Store, int, Window], Any]
+
+
+def _whole(fn: Callable[[Store, int], Any]) -> Metric:
+    """A metric without a time window (timeline, participation): always over the whole run."""
+    return lambda store, run_id, window: fn(store, run_id)
+
+
+def _thresholds(store: Store, run_id: int, window: Window) -> dict[str, float | None]:
+    return analyzer.vote_thresholds(store, run_id, window)
+
+
+# name → function(store, run_id, window). The names are the API's and the CLI's.
+METRICS: dict[str, Metric] = {
+    "vote_thresholds": _thresholds,
+    "pairwise": analyzer.pairwise_latency,
+    "vote_statistics": analyzer.vote_statistics,
+    "timeseries": analyzer.latency_timeseries,
+    "latency_stats": analyzer.latency_histogram_jitter,
+    "success_rate": analyzer.success_rate,
+    "end_to_end": analyzer.end_to_end,
+    "network_pair_stats": analyzer.network_pair_stats,
+    "network_node_stats": analyzer.network_node_stats,
+    "network_overview": analyzer.network_overview,
+    "vote_matrix": _whole(metrics.vote_matrix),
+    "links": _whole(lambda s, r: metrics.link_latency(s, r, by_type=True)),
+    "clock_skew": _whole(metrics.clock_skew),
+    "node_ranking": _whole(metrics.node_ranking),
+    "participation": _whole(participation.participation),
+    "proposers": _whole(participation.proposers),
+    "heights": _whole(timeline.heights),
+    "extra_rounds": _whole(timeline.round_explanations),
+    "step_durations": _whole(timeline.step_durations),
+}
+
+
+def refresh(store: Store, run_id: int) -> int:
+    """Recompute and store every rollup of the run; returns how many were stored."""
+    store.execute("DELETE FROM rollups WHERE run_id = ?", [run_id])
+    for name, fn in METRICS.items():
+        value = orjson.dumps(fn(store, run_id, WHOLE_RUN)).decode()
+        store.execute("INSERT INTO rollups VALUES (?, ?, ?)", [run_id, name, value])
+    return len(METRICS)
+
+
+def answer_json(store: Store, run_id: int, name: str, window: Window = WHOLE_RUN) -> bytes:
+    """The metric's answer as JSON bytes: the stored rollup for the whole run, else computed live."""
+    if window == WHOLE_RUN:
+        rows = store.query("SELECT value FROM rollups WHERE run_id = ? AND name = ?", [run_id, name])
+        if rows:
+            return str(rows[0][0]).encode()
+    return orjson.dumps(METRICS[name](store, run_id, window))
+
+
+def answer(store: Store, run_id: int, name: str, window: Window = WHOLE_RUN) -> Any:
+    """The metric's answer as Python data (see :func:`answer_json`)."""
+    return orjson.loads(answer_json(store, run_id, name, window))
