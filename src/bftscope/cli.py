@@ -240,27 +240,32 @@ def events_cmd(
 
 
 @app.command("report")
-def report_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Vote propagation matrix, per-link latency and delivery rate, clock skew, node ranking, participation."""
-    from bftscope.cometbft import metrics, timeline
+def report_cmd(
+    run: Annotated[str, typer.Argument()],
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="Write PNG plots and a self-contained report.html here.")
+    ] = None,
+) -> None:
+    """Vote propagation matrix, slowest links, clock skew, node ranking, rounds, participation, proposers."""
+    from bftscope.cometbft.report import build_report, render_report
 
     settings = _settings(data_dir)
     with _opened(settings) as store:
         rid = store.get_run(run).id
-        report = {
-            "vote_matrix": metrics.vote_matrix(store, rid),
-            "links": metrics.link_latency(store, rid, by_type=False),
-            "clock_skew": metrics.clock_skew(store, rid),
-            "participation": metrics.participation(store, rid),
-            "node_ranking": metrics.node_ranking(store, rid),
-            "heights": timeline.heights(store, rid),
-            "extra_rounds": timeline.round_explanations(store, rid),
-            "step_durations": timeline.step_durations(store, rid),
-        }
+        report = build_report(store, rid)
+        written: list[Path] = []
+        if plots is not None:
+            from bftscope.cometbft.plots import write_plots
+
+            written = write_plots(store, rid, run, report, plots)
     if as_json:
-        _print_json(report)
+        _print_json({**report, "plots": [str(p) for p in written]} if written else report)
         return
-    _print_report(report)
+    render_report(out, report)
+    for path in written:
+        out.print(f"wrote {path}")
 
 
 @app.command("compare")
@@ -284,49 +289,6 @@ def compare_cmd(
     t = Table("subject", "measure", run_a, run_b, "change", title="All measurements")
     for c in result["changes"]:
         t.add_row(c["subject"], c["measure"], f"{c['a']:,.1f}", f"{c['b']:,.1f}", f"{100 * c['ratio']:+.0f}%")
-    out.print(t)
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:,.1f}"
-
-
-def _print_report(rep: dict[str, Any]) -> None:
-    t = Table("signer", "receiver", "votes", "p50 ms", "p95 ms", "p99 ms", "max ms",
-              title="Vote propagation (signer's timestamp → first receipt)")  # fmt: skip
-    for r in rep["vote_matrix"]:
-        t.add_row(r["signer"], r["receiver"], str(r["count"]), _ms(r["p50_ms"]), _ms(r["p95_ms"]),
-                  _ms(r["p99_ms"]), _ms(r["max_ms"]))  # fmt: skip
-    out.print(t)
-    t = Table("sender", "receiver", "sent", "received", "rate", "p50 ms", "p95 ms", "p99 ms", "matched by",
-              title="One-hop deliveries (receiver clock − sender clock)")  # fmt: skip
-    for r in sorted(rep["links"], key=lambda r: -(r["p50_ms"] or 0)):
-        rate = "-" if r["delivery_rate"] is None else f"{100 * r['delivery_rate']:.1f}%"
-        t.add_row(r["sender"], r["receiver"], str(r["sent"]), str(r["received"]), rate, _ms(r["p50_ms"]),
-                  _ms(r["p95_ms"]), _ms(r["p99_ms"]), r["matched_by"])  # fmt: skip
-    out.print(t)
-    t = Table("a", "b", "b ahead of a (ms)", "one-way (ms)", title="Clock skew (NTP-style, from two-way medians)")
-    for r in rep["clock_skew"]:
-        t.add_row(r["a"], r["b"], f"{r['b_ahead_of_a_ms']:+.2f}", _ms(r["one_way_ms"]))
-    out.print(t)
-    t = Table("rank", "node", "median lateness (ms)", "last to arrive", "votes",
-              title="Nodes slowing the network (how late their votes arrive vs. the median signer)")  # fmt: skip
-    for r in rep["node_ranking"]:
-        t.add_row(str(r["rank"]), r["node"], f"{r['median_lateness_ms']:+.1f}", f"{100 * r['late_share']:.0f}%",
-                  str(r["votes"]))  # fmt: skip
-    out.print(t)
-    slow = [h for h in rep["heights"] if h["rounds"] > 1]
-    out.print(f"{len(rep['heights'])} heights, {len(slow)} needed more than one round")
-    t = Table("height", "round", "proposer", "nodes with proposal", "nil prevotes", "timeouts", "why",
-              title="Rounds of heights that needed more than one")  # fmt: skip
-    for r in rep["extra_rounds"]:
-        t.add_row(str(r["height"]), str(r["round"]), r["proposer"], str(r["nodes_with_proposal"]),
-                  str(r["nil_prevotes"]), ", ".join(r["timeouts"]), r["reason"])  # fmt: skip
-    out.print(t)
-    part = rep["participation"]
-    t = Table("validator", "voted", "nil", "missing", "missing at capture edge", title="Participation")
-    for v, c in part["validators"].items():
-        t.add_row(v, str(c["voted"]), str(c["nil"]), str(c["missing"]), str(c["edge_missing"]))
     out.print(t)
 
 

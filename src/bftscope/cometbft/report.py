@@ -1,0 +1,79 @@
+"""The run report: the key tables of a CometBFT run in one dict (for ``--json`` and the API), and their
+rendering as terminal tables. Plots of the same report are in :mod:`bftscope.cometbft.plots`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bftscope.cometbft import metrics
+from bftscope.cometbft.rollups import answer
+from bftscope.store.base import Store
+
+__all__ = ["build_report", "render_report"]
+
+
+def build_report(store: Store, run_id: int) -> dict[str, Any]:
+    """The report's tables, from the run's rollups (computed live for a run that has none)."""
+    report = {name: answer(store, run_id, name) for name in _SECTIONS}
+    report["links"] = metrics.link_latency(store, run_id, by_type=False)
+    return report
+
+
+_SECTIONS = ("vote_matrix", "clock_skew", "participation", "proposers", "node_ranking", "heights", "extra_rounds",
+             "step_durations")  # fmt: skip
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f}"
+
+
+def render_report(out: Console, rep: dict[str, Any], *, top: int = 20) -> None:
+    """Print the report's tables; long tables keep their ``top`` most telling rows and say so."""
+    t = Table("signer", "receiver", "votes", "p50 ms", "p95 ms", "p99 ms", "max ms",
+              title="Vote propagation (signer's timestamp → first receipt)")  # fmt: skip
+    for r in rep["vote_matrix"]:
+        t.add_row(r["signer"], r["receiver"], str(r["count"]), _ms(r["p50_ms"]), _ms(r["p95_ms"]),
+                  _ms(r["p99_ms"]), _ms(r["max_ms"]))  # fmt: skip
+    out.print(t)
+    links = sorted(rep["links"], key=lambda r: -(r["p50_ms"] or 0))
+    title = f"Slowest one-hop links (receiver clock − sender clock), {min(top, len(links))} of {len(links)}"
+    t = Table("sender", "receiver", "sent", "received", "rate", "p50 ms", "p95 ms", "p99 ms", "matched by",
+              title=title)  # fmt: skip
+    for r in links[:top]:
+        rate = "-" if r["delivery_rate"] is None else f"{100 * r['delivery_rate']:.1f}%"
+        t.add_row(r["sender"], r["receiver"], str(r["sent"]), str(r["received"]), rate, _ms(r["p50_ms"]),
+                  _ms(r["p95_ms"]), _ms(r["p99_ms"]), r["matched_by"])  # fmt: skip
+    out.print(t)
+    skew = sorted(rep["clock_skew"], key=lambda r: -abs(r["b_ahead_of_a_ms"]))
+    title = f"Clock skew (NTP-style, from two-way medians), largest {min(top, len(skew))} of {len(skew)}"
+    t = Table("a", "b", "b ahead of a (ms)", "one-way (ms)", title=title)
+    for r in skew[:top]:
+        t.add_row(r["a"], r["b"], f"{r['b_ahead_of_a_ms']:+.2f}", _ms(r["one_way_ms"]))
+    out.print(t)
+    t = Table("rank", "node", "median lateness (ms)", "last to arrive", "votes",
+              title="Nodes slowing the network (how late their votes arrive vs. the median signer)")  # fmt: skip
+    for r in rep["node_ranking"]:
+        t.add_row(str(r["rank"]), r["node"], f"{r['median_lateness_ms']:+.1f}", f"{100 * r['late_share']:.0f}%",
+                  str(r["votes"]))  # fmt: skip
+    out.print(t)
+    slow = [h for h in rep["heights"] if h["rounds"] > 1]
+    out.print(f"{len(rep['heights'])} heights, {len(slow)} needed more than one round")
+    t = Table("height", "round", "proposer", "nodes with proposal", "nil prevotes", "timeouts", "why",
+              title="Rounds of heights that needed more than one")  # fmt: skip
+    for r in rep["extra_rounds"]:
+        t.add_row(str(r["height"]), str(r["round"]), r["proposer"], str(r["nodes_with_proposal"]),
+                  str(r["nil_prevotes"]), ", ".join(r["timeouts"]), r["reason"])  # fmt: skip
+    out.print(t)
+    t = Table("validator", "node", "voted", "late", "nil", "missing", "missing at capture edge", title="Participation")
+    for v, c in rep["participation"]["validators"].items():
+        t.add_row(v[:16], c["label"], str(c["voted"]), str(c["late"]), str(c["nil"]), str(c["missing"]),
+                  str(c["edge_missing"]))  # fmt: skip
+    out.print(t)
+    t = Table("validator", "node", "designated", "proposed", "committed", "no proposal seen", title="Proposers")
+    for p in rep["proposers"]:
+        t.add_row(p["validator"][:16], p["label"], str(p["designated"]), str(p["proposed"]), str(p["committed"]),
+                  str(p["missed"]))  # fmt: skip
+    out.print(t)
