@@ -1,0 +1,1 @@
+"""Control plane: users, projects, simulations, tokens, uploads, jobs."""
