@@ -1,0 +1,289 @@
+"""Every metric recomputed with NumPy from the raw events (tests/cometbft/reference.py), on a simulated JSON-log
+run with lost messages and skewed clocks (wire matching) and on the real v0.34 WAL testnet (logical matching)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from bftscope.cometbft import analyzer, derive, metrics, rollups, timeline
+from bftscope.cometbft.simulator import build_config, simulate
+from bftscope.config import Settings
+from bftscope.ingest.pipeline import ingest
+from bftscope.store import DuckDBStore
+from tests.cometbft import reference as ref
+from tests.conftest import require_data
+
+Run = tuple[DuckDBStore, int, list[ref.Delivery]]
+
+
+def _open(root: Path, name: str, source: Path) -> Run:
+    settings = Settings(data_dir=root / "store")
+    store = DuckDBStore.open(settings.store_path, settings)
+    ingest(store, name, [source], settings)
+    rid = store.get_run(name).id
+    return store, rid, ref.deliveries(store, rid)
+
+
+@pytest.fixture(scope="module", params=["sim", "wal"])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    root = tmp_path_factory.mktemp(request.param)
+    if request.param == "wal":
+        return _open(root, "wal", require_data("cometbft/tendermint-v0.34-4node-wal"))
+    cfg = build_config(nodes=4, heights=14, seed=5, base_latency_ms=30.0, spread_ms=80.0, slow_node=None, silent=[],
+                       drop_rate=0.03, escalations=[6], target_bytes=None, clock_skew_ms=20.0)  # fmt: skip
+    simulate(cfg, root / "net")
+    return _open(root, "sim", root / "net")
+
+
+def _ids(store: DuckDBStore, rid: int) -> dict[int, str]:
+    return {n.node: n.p2p_id or n.label for n in store.nodes(rid)}
+
+
+def _votes(rows: list[ref.Delivery]) -> list[ref.Delivery]:
+    return [d for d in rows if d.msg_type == "vote"]
+
+
+def test_deliveries_table_equals_reference_matching(run: Run) -> None:
+    store, rid, rows = run
+    got = Counter(store.query("SELECT sender, receiver, msg_type, sent_ts, recv_ts FROM deliveries WHERE run_id = ?",
+                              [rid]))  # fmt: skip
+    want = Counter((d.sender, d.receiver, d.msg_type, d.sent, d.recv) for d in rows)
+    assert got == want
+    assert sum(got.values()) > 500
+
+
+def test_lost_messages_count_against_the_sender(run: Run) -> None:
+    store, _, rows = run
+    if store.list_runs()[0]["name"] == "wal":  # a WAL records receipts only: every logical delivery was received
+        assert all(d.recv is not None for d in rows)
+    else:  # the simulator dropped 3 % of messages
+        lost = sum(d.recv is None for d in rows)
+        assert 0.01 < lost / len(rows) < 0.06
+
+
+def test_pairwise_and_thresholds(run: Run) -> None:
+    store, rid, rows = run
+    ids = _ids(store, rid)
+    want = ref.grouped(_votes(rows), "sender", "receiver")
+    got = {(r["sender"], r["receiver"]): r for r in analyzer.pairwise_latency(store, rid)}
+    assert len(got) == len(want) == 12
+    for (s, r), lat in want.items():
+        row = got[(ids[s], ids[r])]
+        assert row["count"] == len(lat)
+        for q, k in ((0.5, "p50Ms"), (0.95, "p95Ms"), (0.99, "p99Ms")):
+            assert row[k] == pytest.approx(ref.pct(lat, q), rel=1e-9)
+    everything = np.concatenate(list(want.values())) * 1e6
+    th = analyzer.vote_thresholds(store, rid)
+    for name, q in analyzer.THRESHOLDS.items():
+        assert th[name] == pytest.approx(ref.pct(everything, q), rel=1e-9)
+
+
+def test_vote_latencies_pages_cover_the_rows_over_the_threshold_once(run: Run) -> None:
+    store, rid, rows = run
+    lat = np.array([d.latency for d in _votes(rows) if d.latency is not None], dtype=np.float64)
+    threshold = ref.pct(lat, 0.95)
+    want = sorted(d.sent for d in _votes(rows) if d.latency is not None and d.latency >= threshold)
+    seen: list[int] = []
+    page = 1
+    while True:
+        res = analyzer.vote_latencies(store, rid, page=page, per_page=7, threshold="p95")
+        assert res["pagination"]["total"] == len(want)
+        assert res["pagination"]["totalPages"] == math.ceil(len(want) / 7)
+        if not res["data"]:
+            break
+        seen += [r["sentTime"] for r in res["data"]]
+        assert all(r["latencyMs"] * 1e6 >= threshold - 1 for r in res["data"])
+        page += 1
+    assert len(seen) == len(want) and seen == sorted(seen)
+
+
+def test_vote_statistics_with_spikes(run: Run) -> None:
+    store, rid, rows = run
+    ids = _ids(store, rid)
+    want = ref.grouped(_votes(rows), "sender", "receiver", "vote_type")
+    got = analyzer.vote_statistics(store, rid)
+    assert len(got) == len(want)
+    for row in got:
+        key = next(k for k in want if (ids[k[0]], ids[k[1]], k[2]) == (row["sender"], row["receiver"], row["voteType"]))
+        lat = want[key]
+        assert row["count"] == len(lat)
+        for q in (50, 90, 95, 99):
+            assert row[f"p{q}"] == pytest.approx(ref.pct(lat, q / 100), rel=1e-9)
+        assert row["max"] == pytest.approx(lat.max())
+        p95 = ref.pct(lat, 0.95)
+        assert row["spikePerc"] == pytest.approx(100 * np.count_nonzero(lat >= 2 * p95) / len(lat))
+
+
+def test_timeseries_success_rate_and_jitter(run: Run) -> None:
+    store, rid, rows = run
+    ids = _ids(store, rid)
+    want = ref.grouped(_votes(rows), "height", "sender", "receiver")
+    got = analyzer.latency_timeseries(store, rid)
+    assert len(got) == len(want)
+    for row in got:
+        lat = next(v for k, v in want.items() if (k[0], ids[k[1]], ids[k[2]]) == (row["height"], row["sender"],
+                                                                                     row["receiver"]))  # fmt: skip
+        assert row["latencyMs"] == pytest.approx(ref.pct(lat, 0.5), rel=1e-9) and row["count"] == len(lat)
+    sent: Counter[tuple[Any, ...]] = Counter()
+    received: Counter[tuple[Any, ...]] = Counter()
+    for d in _votes(rows):
+        key = (d.height, ids[d.sender], ids[d.receiver])
+        sent[key] += 1
+        received[key] += d.recv is not None
+    rates = analyzer.success_rate(store, rid)
+    assert {(r["height"], r["sender"], r["receiver"]): (r["sentCount"], r["recvCount"]) for r in rates} == {
+        k: (sent[k], received[k]) for k in sent
+    }
+    stats = analyzer.latency_histogram_jitter(store, rid)
+    pairs = ref.grouped(_votes(rows), "sender", "receiver")
+    for j in stats["jitter"]:
+        lat = next(v for k, v in pairs.items() if (ids[k[0]], ids[k[1]]) == (j["sender"], j["receiver"]))
+        assert j["stdDevMs"] == pytest.approx(np.std(lat, ddof=1), rel=1e-6)
+    everything = np.concatenate(list(pairs.values()))
+    counts, edges = np.histogram(everything, bins=10, range=(everything.min(), everything.max()))
+    assert [b["count"] for b in stats["histogram"]] == counts.tolist()
+    assert [b["lower"] for b in stats["histogram"]] == pytest.approx(edges[:-1].tolist())
+
+
+def test_network_pair_and_node_stats(run: Run) -> None:
+    store, rid, rows = run
+    ids = _ids(store, rid)
+    pooled: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    for d in rows:
+        if d.latency is not None:
+            pair = tuple(sorted((ids[d.sender], ids[d.receiver])))
+            pooled[(*pair, d.msg_type)].append(d.latency / 1e6)
+            pooled[(*pair, "overall")].append(d.latency / 1e6)
+    got = analyzer.network_pair_stats(store, rid)
+    assert len(got) == 6
+    checked = 0
+    for pair in got:
+        for h in [*pair["messageTypes"].values(), pair["overallStats"]]:
+            lat = np.asarray(pooled[(h["node1Id"], h["node2Id"], h["messageType"])])
+            p50, p95, p99 = (ref.pct(lat, q) for q in (0.5, 0.95, 0.99))
+            assert h["count"] == len(lat)
+            assert (h["medianLatencyMs"], h["p95LatencyMs"], h["p99LatencyMs"]) == pytest.approx((p50, p95, p99))
+            assert h["meanLatencyMs"] == pytest.approx(lat.mean())
+            assert h["belowP50Count"] == np.count_nonzero(lat < p50)
+            assert h["aboveP99Count"] == np.count_nonzero(lat >= p99)
+            assert h["belowP50Count"] + h["p50ToP95Count"] + h["p95ToP99Count"] + h["aboveP99Count"] == len(lat)
+            checked += 1
+    assert checked == len(pooled)
+    nodes = {n["nodeId"]: n for n in analyzer.network_node_stats(store, rid)}
+    unmatched = dict(store.query("SELECT receiver, sum(count) FROM unmatched_receipts WHERE run_id = ? GROUP BY 1",
+                                 [rid]))  # fmt: skip
+    for node, label in ids.items():
+        mine = [d for d in rows if d.sender == node]
+        assert nodes[label]["totalSends"] == len(mine)
+        assert nodes[label]["unmatchedSends"] == sum(d.recv is None for d in mine)
+        got_in = sum(1 for d in rows if d.receiver == node and d.recv is not None)
+        assert nodes[label]["totalReceives"] == got_in + unmatched.get(node, 0)
+        assert nodes[label]["peerCount"] == 3
+
+
+def test_overview_is_a_true_p95(run: Run) -> None:
+    store, rid, rows = run
+    ids = _ids(store, rid)
+    lat = np.array([d.latency / 1e6 for d in rows if d.latency is not None])
+    ov = analyzer.network_overview(store, rid)
+    assert ov["overallP95LatencyMs"] == pytest.approx(ref.pct(lat, 0.95))
+    assert ov["overallStats"]["count"] == len(lat)
+    by_type = ref.grouped(rows, "msg_type")
+    assert ov["messageTypeLatency"] == pytest.approx({k[0]: ref.pct(v, 0.95) for k, v in by_type.items()})
+    per_node: dict[str, list[float]] = defaultdict(list)
+    for d in rows:
+        if d.latency is not None:
+            per_node[ids[d.sender]].append(d.latency / 1e6)
+            per_node[ids[d.receiver]].append(d.latency / 1e6)
+    want = {k: ref.pct(v, 0.95) for k, v in per_node.items()}
+    assert ov["nodeLatencyContribution"] == pytest.approx(want)
+    top = max(want, key=lambda k: (want[k], -ord(k[0])))
+    assert ov["nodeWithHighestAvgP95"]["latencyMs"] == pytest.approx(want[top])
+
+
+def test_end_to_end_per_node_then_across_nodes(run: Run) -> None:
+    store, rid, _ = run
+    evs = ref.events(store, rid)
+    has_new_round = {e.node for e in evs if e.kind == "step" and e.step == "new_round"}
+    starts: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for e in evs:
+        if e.kind == "step" and (e.step == "new_round" or (e.step == "propose" and e.node not in has_new_round)):
+            starts[(e.node, e.height or 0)].append(e.ts)
+    complete: dict[tuple[int, int], int] = {}
+    for e in evs:
+        if e.kind == "block_complete":
+            complete.setdefault((e.node, e.height or 0), e.ts)
+    if not complete:  # WAL: the last of the (latest round's) parts
+        parts: dict[tuple[int, int, int], dict[int, int]] = defaultdict(dict)
+        for e in evs:
+            if e.msg_type == "block_part" and e.kind in ("msg_received", "msg_internal"):
+                parts[(e.node, e.height or 0, e.round or 0)].setdefault(e.part_index or 0, e.ts)
+        for (node, h, _), p in sorted(parts.items()):
+            complete[(node, h)] = max(p.values())  # later rounds overwrite earlier ones
+    per_height: dict[int, list[float]] = defaultdict(list)
+    for (node, h), t in complete.items():
+        before = [s for s in starts.get((node, h), []) if s <= t]
+        if before:
+            per_height[h].append((t - max(before)) / 1e6)
+    got = {r["height"]: r for r in analyzer.end_to_end(store, rid)}
+    assert set(got) == set(per_height) and len(got) > 10
+    for h, v in per_height.items():
+        assert got[h]["nodes"] == len(v)
+        assert got[h]["p50Ms"] == pytest.approx(ref.pct(v, 0.5)) and got[h]["p95Ms"] == pytest.approx(ref.pct(v, 0.95))
+
+
+def test_link_latency_and_skew(run: Run) -> None:
+    store, rid, rows = run
+    labels = {n.node: n.label for n in store.nodes(rid)}
+    want = ref.grouped(rows, "sender", "receiver")
+    links = {(r["sender"], r["receiver"]): r for r in metrics.link_latency(store, rid, by_type=False)}
+    for (s, r), lat in want.items():
+        assert links[(labels[s], labels[r])]["p50_ms"] == pytest.approx(ref.pct(lat, 0.5))
+    for sk in metrics.clock_skew(store, rid):
+        a = next(k for k, v in labels.items() if v == sk["a"])
+        b = next(k for k, v in labels.items() if v == sk["b"])
+        d1, d2 = ref.pct(want[(a, b)], 0.5), ref.pct(want[(b, a)], 0.5)
+        assert sk["b_ahead_of_a_ms"] == pytest.approx((d1 - d2) / 2)
+        assert sk["one_way_ms"] == pytest.approx((d1 + d2) / 2)
+
+
+def test_step_durations(run: Run) -> None:
+    store, rid, _ = run
+    labels = {n.node: n.label for n in store.nodes(rid)}
+    steps: dict[int, list[ref.Ev]] = defaultdict(list)
+    for e in ref.events(store, rid):
+        if e.kind == "step":
+            steps[e.node].append(e)
+    want: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for node, evs in steps.items():
+        for cur, nxt in itertools.pairwise(evs):
+            want[(labels[node], cur.step or "")].append((nxt.ts - cur.ts) / 1e6)
+    got = timeline.step_durations(store, rid)
+    assert len(got) == len(want)
+    for r in got:
+        v = want[(r["node"], r["step"])]
+        assert r["count"] == len(v) and r["p50_ms"] == pytest.approx(ref.pct(v, 0.5))
+
+
+def test_rollups_equal_live_answers_and_windows_narrow(run: Run) -> None:
+    store, rid, _ = run
+    for name, fn in rollups.METRICS.items():
+        assert rollups.answer(store, rid, name) == rollups.answer(store, rid, name, analyzer.Window(0, 2**62)), name
+        assert rollups.answer(store, rid, name) == orjson.loads(orjson.dumps(fn(store, rid, analyzer.WHOLE_RUN)))
+    first, last = store.query("SELECT min(sent_ts), max(sent_ts) FROM deliveries WHERE run_id = ?", [rid])[0]
+    half = analyzer.Window(first, first + (last - first) // 2)
+    whole = sum(r["count"] for r in analyzer.pairwise_latency(store, rid))
+    part = sum(r["count"] for r in analyzer.pairwise_latency(store, rid, half))
+    assert 0 < part < whole
+    # a re-derive (as after a second ingest) replaces the rollups instead of adding to them
+    derive.rebuild(store, rid)
+    rollups.refresh(store, rid)
+    assert store.query("SELECT count(*) FROM rollups WHERE run_id = ?", [rid])[0][0] == len(rollups.METRICS)
