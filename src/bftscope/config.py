@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,32 @@ class Settings(BaseSettings):
     )
     duckdb_memory_limit: str = Field(default="1GB", description="DuckDB memory_limit for the embedded store.")
     duckdb_threads: int = Field(default=0, ge=0, description="DuckDB worker threads; 0 means DuckDB's default.")
+
+    # --- HTTP API (bftscope serve) ---------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port the API listens on (the original's 8080).")
+    auth_mode: Literal["token", "local"] = Field(
+        default="token",
+        description="'token': every request needs 'Authorization: Bearer <token>' (tokens come from creating a "
+        "user). 'local': no tokens, every caller acts as a local admin, so the original frontend works unchanged on "
+        "a workstation; refused unless the server listens on a loopback address.",
+    )
+    cors_origins: list[str] = Field(
+        default=["http://localhost:3000", "http://localhost:3001"],
+        description="Browser origins allowed to call the API (exact match), as a JSON list.",
+    )
+    rate_limit_per_s: float = Field(default=100.0, gt=0, description="Sustained requests per second per client.")
+    rate_limit_burst: int = Field(default=200, ge=1, description="Requests a client may make at once after idling.")
+    rate_limit_enabled: bool = Field(default=True, description="Per-client token-bucket rate limit on or off.")
+    trusted_proxies: list[str] = Field(
+        default=[], description="Proxies (IPs or CIDRs) whose X-Forwarded-For/-Proto are believed, as a JSON list."
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest JSON request body (413 above).")
+    max_upload_file_bytes: int = Field(default=2 * 1024**3, ge=1024, description="Largest uploaded file (413).")
+    max_upload_request_bytes: int = Field(
+        default=8 * 1024**3, ge=1024, description="Largest upload request, all files together (413)."
+    )
+    hsts: bool = Field(default=True, description="Send Strict-Transport-Security on requests that came over TLS.")
 
     @property
     def store_path(self) -> Path:

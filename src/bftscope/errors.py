@@ -4,7 +4,11 @@
 
     BftscopeError                 base; carries a stable ``code`` and an HTTP status for the API envelope
     ├── InputError                bad user input (paths, options, query parameters)          400
-    │   └── NothingIngestedError  an ingest found nothing it could read                      422
+    │   ├── NothingIngestedError  an ingest found nothing it could read                      422
+    │   └── PayloadTooLargeError  a body, upload or archive over its limit                   413
+    ├── UnauthorizedError         no or unknown API token                                     401
+    ├── ForbiddenError            the caller may not do this                                  403
+    ├── UnsupportedMediaTypeError a body in a content type the route does not take           415
     ├── NotFoundError             a run, node, user … that does not exist                     404
     ├── ConflictError             a name already taken, a job already running                 409
     ├── StoreError                the store failed or refused                                 500
@@ -21,12 +25,16 @@ from typing import Any, ClassVar
 __all__ = [
     "BftscopeError",
     "ConflictError",
+    "ForbiddenError",
     "FormatError",
     "InputError",
     "NotFoundError",
     "NothingIngestedError",
+    "PayloadTooLargeError",
     "QueryTimeoutError",
     "StoreError",
+    "UnauthorizedError",
+    "UnsupportedMediaTypeError",
 ]
 
 
@@ -54,6 +62,26 @@ class InputError(BftscopeError):
 class NothingIngestedError(InputError):
     code = "nothing_ingested"
     status = 422
+
+
+class PayloadTooLargeError(InputError):
+    code = "payload_too_large"
+    status = 413
+
+
+class UnauthorizedError(BftscopeError):
+    code = "unauthorized"
+    status = 401
+
+
+class ForbiddenError(BftscopeError):
+    code = "forbidden"
+    status = 403
+
+
+class UnsupportedMediaTypeError(BftscopeError):
+    code = "unsupported_media_type"
+    status = 415
 
 
 class NotFoundError(BftscopeError):

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from bftscope.control.archives import ArchiveLimits, expand_upload
-from bftscope.control.uploads import PayloadTooLargeError
-from bftscope.errors import FormatError
+from bftscope.errors import FormatError, PayloadTooLargeError
 from tests.conftest import require_data
 
 HOME_TREE = {

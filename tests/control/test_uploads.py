@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from bftscope.control.uploads import (
-    PayloadTooLargeError,
     UploadLimits,
     UploadResult,
     display_name,
@@ -21,7 +20,7 @@ from bftscope.control.uploads import (
     safe_filename,
     split_extension,
 )
-from bftscope.errors import InputError, StoreError
+from bftscope.errors import InputError, PayloadTooLargeError, StoreError
 
 B = "----bftscopeTestBoundary7MA4YWxk"
 CT = f"multipart/form-data; boundary={B}"

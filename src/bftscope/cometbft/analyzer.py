@@ -34,6 +34,7 @@ __all__ = [
     "latency_timeseries",
     "network_node_stats",
     "network_overview",
+    "network_overview_empty",
     "network_pair_stats",
     "pairwise_latency",
     "success_rate",
@@ -113,16 +114,19 @@ def vote_latencies(
         threshold_ns = vote_thresholds(store, run_id, window).get(threshold if threshold in THRESHOLDS else "p95")
     base = f"WITH v AS ({_confirmed_votes(window)}), t AS (SELECT CAST($th AS DOUBLE) AS th)"
     params = _params(run_id, window, th=threshold_ns)
-    total = int(store.query(f"{base} SELECT count(*) FROM v, t WHERE v.latency_ns >= t.th", params)[0][0])
     rows = store.query(
         f"""{base}
-        SELECT height, round, vote_type, validator_index, sender, receiver, sent_ts, recv_ts, latency_ns
+        SELECT height, round, vote_type, validator_index, sender, receiver, sent_ts, recv_ts, latency_ns,
+               count(*) OVER () AS total
         FROM v, t WHERE v.latency_ns >= t.th
         ORDER BY sent_ts, sender, receiver, height, round, vote_type, validator_index
         LIMIT $limit OFFSET $offset
         """,
         {**params, "limit": per_page, "offset": (page - 1) * per_page},
     )
+    # one scan gives the page and the total; only a page past the end needs a separate count
+    total = int(rows[0][9]) if rows else int(
+        store.query(f"{base} SELECT count(*) FROM v, t WHERE v.latency_ns >= t.th", params)[0][0])  # fmt: skip
     data = [
         {"height": r[0], "round": r[1], "type": r[2], "validatorIndex": r[3], "sender": ids[r[4]],
          "receiver": ids[r[5]], "sentTime": format_ns(r[6]), "receivedTime": format_ns(r[7]), "latencyMs": r[8] / 1e6}
@@ -371,6 +375,18 @@ def network_node_stats(store: Store, run_id: int, window: Window = WHOLE_RUN) ->
                     "matchSuccessRate": (sends - lost) / sends if sends else None,
                     "connectedPeers": connected, "peerCount": len(connected)})  # fmt: skip
     return out
+
+
+def network_overview_empty() -> dict[str, Any]:
+    """The overview of a run without deliveries."""
+    return {
+        "overallStats": {"count": 0, "p50ToP95Count": 0, "weightedAvgP95Ms": 0.0, "p50Ms": None, "p95Ms": None,
+                         "p99Ms": None},
+        "overallWeightedAvgP95LatencyMs": 0.0, "overallP95LatencyMs": 0.0,
+        "messageTypeWithHighestAvgP95": {"messageType": "", "latencyMs": 0.0},
+        "nodeWithHighestAvgP95": {"nodeId": "", "latencyMs": 0.0}, "messageTypeLatency": {},
+        "nodeLatencyContribution": {},
+    }  # fmt: skip
 
 
 def network_overview(store: Store, run_id: int, window: Window = WHOLE_RUN) -> dict[str, Any]:

@@ -34,8 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from bftscope.control.uploads import PayloadTooLargeError
-from bftscope.errors import FormatError, InputError, StoreError
+from bftscope.errors import FormatError, InputError, PayloadTooLargeError, StoreError
 
 __all__ = ["ArchiveLimits", "ExpandResult", "Skipped", "expand_upload"]
 

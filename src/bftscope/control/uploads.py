@@ -31,23 +31,18 @@ from typing import TYPE_CHECKING, BinaryIO
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from bftscope.errors import ConflictError, InputError, StoreError
+from bftscope.errors import ConflictError, InputError, PayloadTooLargeError, StoreError
 
 if TYPE_CHECKING:
     from hashlib import _Hash
 
-__all__ = ["PayloadTooLargeError", "SavedFile", "UploadLimits", "UploadResult", "display_name", "receive_multipart",
+__all__ = ["SavedFile", "UploadLimits", "UploadResult", "display_name", "receive_multipart",
            "safe_filename", "split_extension"]  # fmt: skip
 
 _KiB, _GiB = 1 << 10, 1 << 30
 _WRITE_BUFFER = 1024 * _KiB
 _MAX_NAME = 200
 _MAX_UNIQUE_TRIES = 10_000
-
-
-class PayloadTooLargeError(InputError):
-    code = "payload_too_large"
-    status = 413
 
 
 @dataclass(frozen=True)

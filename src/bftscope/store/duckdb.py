@@ -321,6 +321,23 @@ class DuckDBStore:
         with self._lock, self._time_limit(self._con):
             self._con.execute(sql, params or []).fetchall()
 
+    def delete_run(self, run_id: int) -> None:
+        """Remove a run and everything derived from it, in one transaction."""
+        if self.read_only:
+            raise StoreError("the store is open read-only")
+        with self._lock:
+            self._con.execute("BEGIN")
+            try:
+                for table in ("events", "sources", "nodes", "vote_arrivals", "deliveries", "unmatched_receipts",
+                              "rollups"):  # fmt: skip
+                    self._con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+                self._con.execute("DELETE FROM runs WHERE id = ?", [run_id])
+                self._con.execute("COMMIT")
+            except Exception:
+                self._con.execute("ROLLBACK")
+                raise
+            self._next_event_id.pop(run_id, None)
+
     def checkpoint(self) -> None:
         with self._lock:
             self._con.execute("CHECKPOINT")

@@ -59,21 +59,23 @@ def list_events(
     limit: int = 100,
     after: tuple[int, int] | None = None,
     before: tuple[int, int] | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Up to ``limit`` events in ``(ts, id)`` order, strictly after ``after`` or just before ``before``."""
+    """Up to ``limit`` events in ``(ts, id)`` order, strictly after ``after`` or just before ``before``,
+    skipping ``offset`` events first (counted from the cursor, away from it for ``before``)."""
     where, params = flt.where(run_id)
     cols = ", ".join(EVENT_COLUMNS)
     if before is not None:
         sql = (
             f"SELECT {cols} FROM (SELECT {cols} FROM events WHERE {where} AND (ts < ? OR (ts = ? AND id < ?))"
-            " ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts, id"
+            " ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?) ORDER BY ts, id"
         )
-        params += [before[0], before[0], before[1], limit]
+        params += [before[0], before[0], before[1], limit, offset]
     elif after is not None:
         sql = f"SELECT {cols} FROM events WHERE {where} AND (ts > ? OR (ts = ? AND id > ?))"
-        sql += " ORDER BY ts, id LIMIT ?"
-        params += [after[0], after[0], after[1], limit]
+        sql += " ORDER BY ts, id LIMIT ? OFFSET ?"
+        params += [after[0], after[0], after[1], limit, offset]
     else:
-        sql = f"SELECT {cols} FROM events WHERE {where} ORDER BY ts, id LIMIT ?"
-        params.append(limit)
+        sql = f"SELECT {cols} FROM events WHERE {where} ORDER BY ts, id LIMIT ? OFFSET ?"
+        params += [limit, offset]
     return [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in store.query(sql, params)]

@@ -23,7 +23,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bftscope.api.middleware.config import MiddlewareConfig
-from bftscope.errors import BftscopeError
+from bftscope.errors import BftscopeError, ForbiddenError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 __all__ = [
     "ErrorGuardMiddleware",
@@ -37,29 +37,14 @@ __all__ = [
 ]
 
 
-class UnsupportedMediaTypeError(BftscopeError):
-    code = "unsupported_media_type"
-    status = 415
-
-
 class NotAcceptableError(BftscopeError):
     code = "not_acceptable"
     status = 406
 
 
-class ForbiddenError(BftscopeError):
-    code = "forbidden"
-    status = 403
-
-
 class RateLimitedError(BftscopeError):
     code = "rate_limited"
     status = 429
-
-
-class PayloadTooLargeError(BftscopeError):
-    code = "payload_too_large"
-    status = 413
 
 
 class InternalError(BftscopeError):

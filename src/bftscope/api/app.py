@@ -1,0 +1,77 @@
+"""The app factory: ``create_app(settings)`` builds the FastAPI app; nothing happens at import time.
+
+The store is opened, and the job runner started, when the app starts (lifespan), and closed when it
+stops: shutdown waits for running and queued processing jobs to finish (graceful shutdown), after
+uvicorn has let in-flight requests complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from bftscope import __version__
+from bftscope.api.context import ApiContext
+from bftscope.api.errors import install_error_handlers
+from bftscope.api.middleware import MiddlewareConfig, install_middleware
+from bftscope.api.routes import analytics, events, health, metrics, projects, simulations, users
+from bftscope.config import Settings
+from bftscope.control.jobs import ThreadJobRunner
+from bftscope.errors import InputError
+from bftscope.store.duckdb import DuckDBStore
+
+__all__ = ["check_bind", "create_app"]
+
+
+def check_bind(settings: Settings, host: str) -> None:
+    """Refuse local (token-less) mode unless the server listens on a loopback address only."""
+    if settings.auth_mode != "local":
+        return
+    loopback = host == "localhost"
+    with contextlib.suppress(ValueError):
+        loopback = loopback or ipaddress.ip_address(host).is_loopback
+    if not loopback:
+        raise InputError(f"auth_mode 'local' (no tokens) is refused on {host}: listen on 127.0.0.1 or use tokens")
+
+
+def _middleware_config(s: Settings) -> MiddlewareConfig:
+    return MiddlewareConfig(
+        cors_origins=tuple(s.cors_origins), rate_limit_per_s=s.rate_limit_per_s, rate_limit_burst=s.rate_limit_burst,
+        rate_limit_enabled=s.rate_limit_enabled, trusted_proxies=tuple(s.trusted_proxies),
+        max_body_bytes=s.max_body_bytes, hsts=s.hsts,
+    )  # fmt: skip
+
+
+def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastAPI:
+    """The API over the embedded store at ``settings.data_dir`` (or over ``store``, which the caller owns)."""
+    telemetry = health.Telemetry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = store is None
+        st = store or DuckDBStore.open(settings.store_path, settings)
+        jobs = ThreadJobRunner(st, settings)
+        # a job cut off by a crash or a stop leaves its simulation "processing": say so instead
+        st.execute("UPDATE simulations SET status = 'failed', processing_status = 'failed',"
+                   " error_message = 'interrupted: the server stopped while processing; reprocess it'"
+                   " WHERE processing_status IN ('pending', 'processing')")  # fmt: skip
+        app.state.ctx = ApiContext(store=st, settings=settings, jobs=jobs, telemetry=telemetry)
+        try:
+            yield
+        finally:
+            jobs.shutdown()
+            if own:
+                st.close()
+
+    app = FastAPI(title="bftscope", version=__version__, lifespan=lifespan,
+                  description="Consensus observability for BFT blockchains: CometBFT runs, their events and metrics. "
+                  "Errors are always {\"error\": message, \"code\": code}.")  # fmt: skip
+    install_error_handlers(app)
+    for module in (users, projects, simulations, events, metrics, analytics, health):
+        app.include_router(module.router)
+    install_middleware(app, _middleware_config(settings), telemetry.observe)
+    return app

@@ -1,0 +1,110 @@
+"""Request dependencies: who is calling, and may they touch this user, project or simulation.
+
+Every project and simulation belongs to a user; only that user or an admin may read or change it. A
+project or simulation the caller may not see answers 404 exactly as one that does not exist, so ids
+cannot be probed. Acting on another user's path (``/users/{id}/…``) answers 403.
+
+In ``local`` auth mode (workstations only; the server refuses it on a non-loopback address) no token is
+needed and every caller acts as a local admin, so the original frontend runs unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from bftscope.api.context import ApiContext
+from bftscope.control import projects, simulations, users
+from bftscope.control.records import Project, Simulation, User, valid_id
+from bftscope.errors import ForbiddenError, InputError, NotFoundError, UnauthorizedError
+
+__all__ = ["Caller", "Ctx", "MaybeCaller", "check_id", "ctx", "project_for", "require_user_access", "sim_for",
+           "simulation_owner"]  # fmt: skip
+
+LOCAL_ADMIN = User("000000000000000000000000", "local", "local@localhost", True,
+                   datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None),
+                   datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None))  # fmt: skip
+
+
+def ctx(request: Request) -> ApiContext:
+    c: ApiContext = request.app.state.ctx
+    return c
+
+
+Ctx = Annotated[ApiContext, Depends(ctx)]
+
+
+def caller(request: Request, c: Ctx) -> User:
+    if c.settings.auth_mode == "local":
+        return LOCAL_ADMIN
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthorizedError("missing API token: send 'Authorization: Bearer <token>'")
+    token = token.strip()
+    user = c.tokens.get(token)
+    if user is None:
+        user = users.user_for_token(c.store, token)
+        if user is None:
+            raise UnauthorizedError("unknown API token")
+        c.tokens.put(token, user)
+    assert isinstance(user, User)
+    return user
+
+
+Caller = Annotated[User, Depends(caller)]
+
+
+def optional_caller(request: Request, c: Ctx) -> User | None:
+    """The caller when a token is sent (or in local mode); None for an anonymous request."""
+    if c.settings.auth_mode == "local" or request.headers.get("authorization"):
+        return caller(request, c)
+    return None
+
+
+MaybeCaller = Annotated[User | None, Depends(optional_caller)]
+
+
+def check_id(value: str, what: str) -> str:
+    if not valid_id(value):
+        raise InputError(f"Invalid {what} ID")
+    return value
+
+
+def require_user_access(who: User, user_id: str) -> None:
+    if not who.is_admin and who.id != user_id:
+        raise ForbiddenError("you may only act on your own user")
+
+
+def project_for(c: ApiContext, who: User, project_id: str) -> Project:
+    p = projects.get_project(c.store, check_id(project_id, "project"))
+    if not who.is_admin and p.user_id != who.id:
+        raise NotFoundError("Project not found")
+    return p
+
+
+def sim_for(c: ApiContext, who: User, sim_id: str) -> Simulation:
+    m = simulations.get_simulation(c.store, check_id(sim_id, "simulation"))
+    if not who.is_admin and m.user_id != who.id:
+        raise NotFoundError("Simulation not found")
+    return m
+
+
+def simulation_owner(c: ApiContext, who: User, sim_id: str) -> tuple[str, int | None]:
+    """(status, run id or None) of a simulation the caller may read; cached for the hot metric path."""
+    check_id(sim_id, "simulation")
+    hit = c.owners.get(sim_id)
+    if hit is None:
+        rows = c.store.query("SELECT user_id FROM simulations WHERE id = ?", [sim_id])
+        if not rows:
+            raise NotFoundError("Simulation not found")
+        runs = c.store.query("SELECT id FROM runs WHERE name = ?", [f"sim-{sim_id}"])
+        hit = (rows[0][0], int(runs[0][0]) if runs else None)
+        if hit[1] is not None:  # cache only once the run exists (it does after processing)
+            c.owners.put(sim_id, hit)
+    owner, run_id = hit
+    if not who.is_admin and owner != who.id:
+        raise NotFoundError("Simulation not found")
+    return owner, run_id

@@ -1,0 +1,69 @@
+"""Every error the API sends uses one JSON envelope, ``{"error": message, "code": code}``.
+
+This module maps bftscope's error hierarchy, FastAPI's request-validation errors and Starlette's HTTP
+errors (404 for unknown paths, 405) onto that envelope, and declares the error responses of each route
+in the OpenAPI document (:func:`errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from bftscope.api.schemas import ErrorBody
+from bftscope.errors import BftscopeError
+
+__all__ = ["errors", "install_error_handlers"]
+
+log = logging.getLogger("bftscope.api")
+
+_DESCRIPTIONS = {400: "Bad request", 401: "Missing or unknown API token", 403: "Forbidden", 404: "Not found",
+                 409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Unprocessable",
+                 429: "Rate limited", 503: "Query timed out"}  # fmt: skip
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the given error statuses (plus 429, which any route may send)."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in sorted({*codes, 429})}
+
+
+def _body(message: str, code: str, **extra: Any) -> dict[str, Any]:
+    return {"error": message, "code": code, **{k: v for k, v in extra.items() if v is not None}}
+
+
+def _where(loc: Any) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BftscopeError)
+    async def _bftscope(_: Request, exc: BftscopeError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("request failed: %s", exc.message)
+        return JSONResponse(exc.envelope(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = []
+        for e in exc.errors():
+            field = _where(e.get("loc", ()))
+            kind = e.get("type", "")
+            if kind == "missing":
+                details.append(f"{field} is required")
+            elif kind == "json_invalid":
+                details.append("Invalid JSON format")
+            else:
+                details.append(f"{field} is invalid: {e.get('msg', '')}")
+        return JSONResponse(_body("Validation failed", "invalid_input", details=details), status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        message = "Not found" if exc.status_code == 404 else str(exc.detail)
+        return JSONResponse(_body(message, code), status_code=exc.status_code, headers=exc.headers)

@@ -1,0 +1,111 @@
+"""bftscope's own answers for a simulation: what is in it, and the questions the original could not answer.
+
+Each is the whole-run answer from the rollups (see ``docs/metrics.md`` for every field):
+``/summary`` (time range, nodes, heights, event counts — what to ask for), ``/analytics/vote-matrix``
+(signer → receiver propagation), ``/analytics/links`` (one-hop latency and delivery rate per directed
+link and message type), ``/analytics/clock-skew``, ``/analytics/timeline`` (per height, extra rounds with
+their reason, step durations), ``/analytics/participation`` (voted / late / nil / missing),
+``/analytics/proposers``, ``/analytics/node-ranking`` and ``/compare/{otherId}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Response
+
+from bftscope.api import schemas
+from bftscope.api.deps import Caller, Ctx, sim_for, simulation_owner
+from bftscope.api.errors import errors
+from bftscope.api.routes.metrics import answer
+from bftscope.cometbft.analyzer import WHOLE_RUN
+from bftscope.cometbft.compare import compare_runs
+from bftscope.timeutil import format_ns
+
+router = APIRouter(prefix="/v1/simulations/{id}", tags=["analytics"])
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/summary", response_model=schemas.RunSummary, responses=errors(400, 401, 404))
+def summary(id: str, c: Ctx, who: Caller) -> Response:
+    """What the simulation holds: status, time and height range, nodes and events by kind."""
+    sim = sim_for(c, who, id)
+    _, run_id = simulation_owner(c, who, id)
+    nodes: list[dict[str, Any]] = []
+    kinds: dict[str, int] = {}
+    span: tuple[Any, ...] = (0, None, None, None, None)
+    if run_id is not None:
+        per_node = {r[0]: r[1:] for r in c.store.query(
+            "SELECT node, count(*), min(height), max(height) FROM events WHERE run_id = ? GROUP BY node",
+            [run_id])}  # fmt: skip
+        nodes = [{"node": n.node, "label": n.label, "nodeId": n.p2p_id, "validatorAddress": n.validator,
+                  "events": int(per_node.get(n.node, (0,))[0]), "firstHeight": per_node.get(n.node, (0, None))[1],
+                  "lastHeight": per_node.get(n.node, (0, None, None))[2]} for n in c.store.nodes(run_id)]  # fmt: skip
+        kinds = {k: int(v) for k, v in c.store.query(
+            "SELECT kind, count(*) FROM events WHERE run_id = ? GROUP BY kind ORDER BY 2 DESC, 1",
+            [run_id])}  # fmt: skip
+        span = c.store.query("SELECT count(*), min(ts), max(ts), min(height), max(height) FROM events"
+                             " WHERE run_id = ?", [run_id])[0]  # fmt: skip
+    return _json({
+        "simulationId": id, "status": sim.status, "events": int(span[0]),
+        "firstTimestamp": format_ns(span[1]) if span[1] is not None else None,
+        "lastTimestamp": format_ns(span[2]) if span[2] is not None else None,
+        "firstHeight": span[3], "lastHeight": span[4], "nodes": nodes, "eventsByKind": kinds,
+    })  # fmt: skip
+
+
+def _table(path: str, name: str, summary_: str) -> None:
+    def handler(id: str, c: Ctx, who: Caller) -> Response:
+        _, run_id = simulation_owner(c, who, id)
+        if run_id is None:
+            return _json({"data": []})
+        body = bytes(answer(c, id, run_id, name, WHOLE_RUN).body)
+        return Response(b'{"data":' + body + b"}", media_type="application/json")
+
+    handler.__doc__ = summary_
+    router.add_api_route(path, handler, methods=["GET"], response_model=schemas.Table, responses=errors(400, 401, 404),
+                         name=name, summary=summary_.split(".")[0])  # fmt: skip
+
+
+_table("/analytics/vote-matrix", "vote_matrix",
+       "Vote propagation per signer → receiver: first receipt of each vote minus its signer's timestamp.")
+_table("/analytics/links", "links", "One-hop delivery latency and delivery rate per directed link and message type.")
+_table("/analytics/clock-skew", "clock_skew", "Per node pair: clock offset and one-way latency from two-way medians.")
+_table("/analytics/proposers", "proposers", "Per validator: rounds designated, proposed, committed, missed.")
+_table("/analytics/node-ranking", "node_ranking", "Nodes ranked by how late their votes arrive vs. the median signer.")
+
+
+@router.get("/analytics/participation", response_model=schemas.Participation, responses=errors(400, 401, 404))
+def participation(id: str, c: Ctx, who: Caller) -> Response:
+    """Per validator and height/round: voted, late, nil or missing; capture-edge heights apart, with why."""
+    _, run_id = simulation_owner(c, who, id)
+    if run_id is None:
+        return _json({"validators": {}, "missed": [], "late": [], "edge": []})
+    return answer(c, id, run_id, "participation", WHOLE_RUN)
+
+
+@router.get("/analytics/timeline", response_model=schemas.Timeline, responses=errors(400, 401, 404))
+def timeline(id: str, c: Ctx, who: Caller) -> Response:
+    """Per height (rounds, duration, commit spread, timeouts by step), every extra round with its reason,
+    and step durations per node."""
+    _, run_id = simulation_owner(c, who, id)
+    if run_id is None:
+        return _json({"heights": [], "extraRounds": [], "stepDurations": []})
+    parts = [answer(c, id, run_id, n, WHOLE_RUN).body for n in ("heights", "extra_rounds", "step_durations")]
+    return Response(b'{"heights":%s,"extraRounds":%s,"stepDurations":%s}' % tuple(parts),
+                    media_type="application/json")  # fmt: skip
+
+
+@router.get("/compare/{otherId}", response_model=schemas.Comparison, responses=errors(400, 401, 404))
+def compare(id: str, otherId: str, c: Ctx, who: Caller) -> Response:
+    """This simulation (A, the baseline) against another (B): every measurement, deltas, plain verdicts."""
+    _, a = simulation_owner(c, who, id)
+    _, b = simulation_owner(c, who, otherId)
+    if a is None or b is None:
+        return _json({"verdicts": [], "changes": []})
+    result = compare_runs(c.store, a, b)
+    return _json({"verdicts": result["verdicts"], "changes": result["changes"]})

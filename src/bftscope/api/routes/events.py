@@ -1,0 +1,124 @@
+"""``GET /v1/simulations/{id}/events``: every event of a simulation, paged by a stable cursor.
+
+Parameters as the original (``shared/reference/cometbft-analyzer.md`` §4), done right: ``limit`` 1–50 000
+(else 10 000), ``cursor`` (continue after), ``before`` (the page just before), ``segment`` (skip
+``(segment − 1) × limit`` events after the filters and cursor), ``includeTotalCount=true``, ``from``/``to``
+(RFC 3339), plus filters ``node`` (label or p2p id), ``kind`` and ``height``/``minHeight``/``maxHeight``
+(repeat ``node``/``kind`` or separate values with commas).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Response
+
+from bftscope.api import schemas
+from bftscope.api.deps import Caller, Ctx, simulation_owner
+from bftscope.api.errors import errors
+from bftscope.api.eventpage import decode_cursor, encode_cursor, event_json
+from bftscope.cometbft.kinds import ALL_KINDS
+from bftscope.errors import InputError
+from bftscope.store.eventquery import EventFilter, list_events
+from bftscope.timeutil import parse_rfc3339_ns
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+Str = Annotated[str | None, Query(max_length=200)]
+Many = Annotated[list[str] | None, Query(max_length=100)]
+
+
+def _time(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339_ns(value)
+    except ValueError:
+        raise InputError("invalid time range") from None
+
+
+def _int(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{name} must be an integer") from None
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for raw in values or [] for v in raw.split(",") if v.strip()]
+
+
+@router.get("/simulations/{id}/events", response_model=schemas.EventsPage, responses=errors(400, 401, 404))
+def events(
+    id: str,
+    c: Ctx,
+    who: Caller,
+    limit: Str = None,
+    cursor: Str = None,
+    before: Str = None,
+    segment: Str = None,
+    includeTotalCount: Str = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=64)] = None,
+    to: Str = None,
+    node: Many = None,
+    kind: Many = None,
+    height: Str = None,
+    minHeight: Str = None,
+    maxHeight: Str = None,
+) -> Response:
+    _, run_id = simulation_owner(c, who, id)
+    n = _int(limit, "limit") if limit and limit.lstrip("-").isdigit() else None
+    size = n if n is not None and 1 <= n <= 50_000 else 10_000
+    seg = _int(segment, "segment") if segment and segment.lstrip("-").isdigit() else None
+    offset = (seg - 1) * size if seg and seg > 0 else 0
+    after = decode_cursor(cursor, "cursor", after=True) if cursor else None
+    back = decode_cursor(before, "before", after=False) if before else None
+    nodes = c.store.nodes(run_id) if run_id is not None else []
+    by_name = {x.label: x.node for x in nodes} | {x.p2p_id: x.node for x in nodes if x.p2p_id}
+    kinds = _split(kind)
+    if unknown := [k for k in kinds if k not in ALL_KINDS]:
+        raise InputError(f"unknown kind {unknown[0]!r}; kinds: {', '.join(ALL_KINDS)}")
+    wanted_nodes = _split(node)
+    if unknown := [x for x in wanted_nodes if x not in by_name]:
+        raise InputError(f"no node {unknown[0]!r} in this simulation")
+    h = _int(height, "height")
+    flt = EventFilter(nodes=[by_name[x] for x in wanted_nodes], kinds=kinds,
+                      min_height=h if h is not None else _int(minHeight, "minHeight"),
+                      max_height=h if h is not None else _int(maxHeight, "maxHeight"),
+                      from_ns=_time(from_), to_ns=_time(to))  # fmt: skip
+    total = None
+    rows: list[dict[str, object]] = []
+    if run_id is not None:
+        rows = list_events(c.store, run_id, flt, limit=size + 1, after=None if back else after, before=back,
+                           offset=offset)  # fmt: skip
+        if includeTotalCount == "true":
+            where, params = flt.where(run_id)
+            total = int(c.store.query(f"SELECT count(*) FROM events WHERE {where}", params)[0][0])
+    elif includeTotalCount == "true":
+        total = 0
+    if back:  # the page just before: the extra row is at the front
+        more_before, page = len(rows) > size, rows[-size:]
+        has_next = True
+        has_prev = more_before
+    else:
+        has_next, page = len(rows) > size, rows[:size]
+        has_prev = bool(after) or offset > 0
+    ids = {x.node: x.p2p_id or x.label for x in nodes}
+    labels = {x.node: x.label for x in nodes}
+    vals = {x.node: x.validator for x in nodes}
+    first, last = (page[0], page[-1]) if page else (None, None)
+    body = {
+        "data": [event_json(e, ids, labels, vals) for e in page],
+        "pagination": {
+            "limit": size,
+            "hasNext": has_next and last is not None,
+            "hasPrevious": has_prev and first is not None,
+            "nextCursor": encode_cursor(last["ts"], last["id"]) if has_next and last else None,  # type: ignore[arg-type]
+            "previousCursor": encode_cursor(first["ts"], first["id"]) if has_prev and first else None,  # type: ignore[arg-type]
+            "totalCount": total,
+        },
+    }
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,59 @@
+"""Self-monitoring: ``/healthz`` (the process answers), ``/readyz`` (the store answers a query) and
+``/metrics`` (Prometheus: HTTP requests and latency by route, processing jobs, ingested events, store size)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from bftscope.api import schemas
+from bftscope.api.deps import Ctx
+
+router = APIRouter(tags=["health"])
+
+
+class Telemetry:
+    """The app's own Prometheus registry (one per app, so tests and several apps never collide)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("bftscope_http_requests_total", "HTTP requests", ["method", "route", "status"],
+                                registry=self.registry)  # fmt: skip
+        self.latency = Histogram("bftscope_http_request_duration_seconds", "HTTP request duration", ["route"],
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+                                 registry=self.registry)  # fmt: skip
+        self.jobs_running = Gauge("bftscope_jobs_running", "Processing jobs queued or running", registry=self.registry)
+        self.jobs_done = Gauge("bftscope_jobs_finished", "Processing jobs finished since start", ["outcome"],
+                               registry=self.registry)  # fmt: skip
+        self.events = Gauge("bftscope_events_stored", "Events in the store", registry=self.registry)
+        self.simulations = Gauge("bftscope_simulations", "Simulations by status", ["status"], registry=self.registry)
+        self.store_bytes = Gauge("bftscope_store_bytes", "Size of the embedded store file", registry=self.registry)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+
+@router.get("/healthz", response_model=schemas.Message)
+def healthz() -> schemas.Message:
+    return schemas.Message(message="ok")
+
+
+@router.get("/readyz", response_model=schemas.Message, responses={503: {"model": schemas.ErrorBody}})
+def readyz(c: Ctx) -> schemas.Message:
+    c.store.query("SELECT 1")
+    return schemas.Message(message="ready")
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(c: Ctx) -> Response:
+    t: Telemetry = c.telemetry
+    t.jobs_running.set(c.jobs.running())
+    t.jobs_done.labels("completed").set(c.jobs.completed)
+    t.jobs_done.labels("failed").set(c.jobs.failed)
+    t.events.set(c.store.query("SELECT count(*) FROM events")[0][0])
+    for status, n in c.store.query("SELECT status, count(*) FROM simulations GROUP BY 1"):
+        t.simulations.labels(status).set(n)
+    path = c.settings.store_path
+    t.store_bytes.set(path.stat().st_size if path.exists() else 0)
+    return Response(generate_latest(t.registry), media_type=CONTENT_TYPE_LATEST)

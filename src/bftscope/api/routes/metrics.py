@@ -1,0 +1,117 @@
+"""The original's eleven metric routes, ``/v1/simulations/{id}/metrics/…``, with its JSON shapes.
+
+Deviation, on purpose: without ``from``/``to`` every metric covers the **whole run** (the original used
+the last minute of wall-clock time, so historical simulations looked empty). With either bound the answer
+is computed live for that window; only ``from`` → until the end, only ``to`` → from the start. Whole-run
+answers come from the rollups stored at ingest (:mod:`bftscope.cometbft.rollups`), as JSON bytes, with
+no re-encoding. An unprocessed simulation answers empty results, as the original did.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Response
+
+from bftscope.api import schemas
+from bftscope.api.context import ApiContext
+from bftscope.api.deps import Caller, Ctx, simulation_owner
+from bftscope.api.errors import errors
+from bftscope.cometbft import analyzer, rollups
+from bftscope.cometbft.analyzer import WHOLE_RUN, Window
+from bftscope.errors import InputError
+from bftscope.timeutil import parse_rfc3339_ns
+
+router = APIRouter(prefix="/v1/simulations/{id}/metrics", tags=["metrics (original)"])
+
+From = Annotated[str | None, Query(alias="from", max_length=64, description="RFC 3339; default: start of the run")]
+To = Annotated[str | None, Query(max_length=64, description="RFC 3339; default: end of the run")]
+
+EMPTY: dict[str, Any] = {
+    "latency_stats": {"histogram": [], "jitter": []},
+    "network_overview": analyzer.network_overview_empty(),
+}
+
+
+def window(from_: str | None, to: str | None) -> Window:
+    if from_ is None and to is None:
+        return WHOLE_RUN
+    try:
+        lo = parse_rfc3339_ns(from_) if from_ else None
+        hi = parse_rfc3339_ns(to) if to else None
+    except ValueError:
+        raise InputError("invalid time range") from None
+    if lo is not None and hi is not None and lo > hi:
+        raise InputError("invalid time range: from is after to")
+    return Window(lo, hi)
+
+
+def answer(c: ApiContext, sim_id: str, run_id: int | None, name: str, win: Window) -> Response:
+    if run_id is None:
+        return Response(orjson.dumps(EMPTY.get(name, [])), media_type="application/json")
+    if win == WHOLE_RUN:
+        key = (sim_id, name)
+        body = c.answers.get(key)
+        if body is None:
+            body = rollups.answer_json(c.store, run_id, name)
+            c.answers.put(key, body)
+    else:
+        body = rollups.answer_json(c.store, run_id, name, win)
+    return Response(body, media_type="application/json")
+
+
+def _route(path: str, name: str, model: Any, summary: str) -> None:
+    def handler(id: str, c: Ctx, who: Caller, from_: From = None, to: To = None) -> Response:
+        _, run_id = simulation_owner(c, who, id)
+        return answer(c, id, run_id, name, window(from_, to))
+
+    handler.__doc__ = summary
+    router.add_api_route(path, handler, methods=["GET"], response_model=model, responses=errors(400, 401, 404),
+                         name=name, summary=summary.split(".")[0])  # fmt: skip
+
+
+@router.get("/latency/votes", response_model=schemas.VoteLatencyPage, responses=errors(400, 401, 404))
+def latency_votes(
+    id: str,
+    c: Ctx,
+    who: Caller,
+    from_: From = None,
+    to: To = None,
+    page: Annotated[str | None, Query(max_length=20)] = None,
+    perPage: Annotated[str | None, Query(max_length=20)] = None,
+    threshold: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    """Vote deliveries at or above the threshold percentile (p50|p95|p99, default p95) of the window, oldest
+    first, paged (page ≥ 1, perPage 1–1000, default 100 — invalid values fall back to the defaults)."""
+    _, run_id = simulation_owner(c, who, id)
+    p = int(page) if page and page.isdigit() and int(page) > 0 else 1
+    pp = int(perPage) if perPage and perPage.isdigit() and 1 <= int(perPage) <= 1000 else 100
+    th = threshold if threshold in analyzer.THRESHOLDS else "p95"
+    win = window(from_, to)
+    if run_id is None:
+        body: Any = {"data": [], "pagination": {"page": p, "perPage": pp, "total": 0, "totalPages": 0}}
+    else:
+        cut = orjson.loads(answer(c, id, run_id, "vote_thresholds", win).body)[th] if win == WHOLE_RUN else None
+        body = analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp, threshold=th, threshold_ns=cut)
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+_route("/latency/pairwise", "pairwise", list[schemas.PairwiseRow],
+       "Vote delivery latency p50/p95/p99 per directed pair (exact, linear interpolation).")
+_route("/latency/timeseries", "timeseries", list[schemas.TimeseriesRow],
+       "Per height and directed pair: median vote delivery latency.")
+_route("/latency/stats", "latency_stats", schemas.LatencyStats,
+       "Vote delivery latency histogram (10 equal-width buckets) and per-pair jitter (sample std dev).")
+_route("/messages/success_rate", "success_rate", list[schemas.SuccessRow],
+       "Per height and directed pair: votes sent, received, and the share received.")
+_route("/latency/end_to_end", "end_to_end", list[schemas.EndToEndRow],
+       "Per height: round start to complete proposal block at each node, then p50/p95 across nodes.")
+_route("/vote/statistics", "vote_statistics", list[schemas.VoteStatRow],
+       "Per sender, receiver and vote type: count, p50/p90/p95/p99, max and spike share (≥ 2 × p95).")
+_route("/network/latency/stats", "network_pair_stats", list[schemas.NodePairStats],
+       "Per node pair: one-hop latency statistics per message type and overall.")
+_route("/network/latency/node-stats", "network_node_stats", list[schemas.NodeStats],
+       "Per node: messages sent and received, unmatched ones, and peers.")
+_route("/network/latency/overview", "network_overview", schemas.Overview,
+       "The message type and node with the highest p95 one-hop latency, and a true overall p95.")

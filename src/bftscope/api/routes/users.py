@@ -1,0 +1,70 @@
+"""``/v1/users``: create (returns the user's first API token), list, read, delete (cascades).
+
+Creating a user is open only while there is none: the first user becomes an admin. After that only an
+admin may create users (in local mode every caller is the local admin).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from bftscope.api import convert, schemas
+from bftscope.api.deps import Caller, Ctx, MaybeCaller, check_id, require_user_access
+from bftscope.api.errors import errors
+from bftscope.control import simulations, users
+from bftscope.errors import ForbiddenError, UnauthorizedError
+
+router = APIRouter(prefix="/v1", tags=["users"])
+
+
+@router.post("/users", status_code=201, response_model=schemas.UserCreated, responses=errors(400, 401, 403, 409))
+def create_user(body: schemas.UserCreate, c: Ctx, who: MaybeCaller) -> schemas.UserCreated:
+    first = not c.store.query("SELECT 1 FROM users LIMIT 1")
+    if not first:
+        if who is None:
+            raise UnauthorizedError("missing API token: only an admin may create users")
+        if not who.is_admin:
+            raise ForbiddenError("only an admin may create users")
+    user, token = users.create_user(c.store, body.username, body.email, is_admin=first)
+    return schemas.UserCreated(**convert.user(user).model_dump(), token=token)
+
+
+@router.get("/users", response_model=list[schemas.User], responses=errors(401))
+def list_users(c: Ctx, who: Caller) -> list[schemas.User]:
+    """Every user for an admin; a user sees only themself."""
+    return [convert.user(u) for u in users.list_users(c.store, None if who.is_admin else who.id)]
+
+
+@router.get("/users/{userId}", response_model=schemas.User, responses=errors(400, 401, 403, 404))
+def get_user(userId: str, c: Ctx, who: Caller) -> schemas.User:
+    require_user_access(who, check_id(userId, "user"))
+    return convert.user(users.get_user(c.store, userId))
+
+
+@router.delete("/users/{userId}", response_model=schemas.Message, responses=errors(400, 401, 403, 404, 409))
+def delete_user(userId: str, c: Ctx, who: Caller) -> schemas.Message:
+    """Deletes the user's tokens, projects and simulations (their files and data) too."""
+    require_user_access(who, check_id(userId, "user"))
+    users.get_user(c.store, userId)
+    for (sim_id,) in c.store.query("SELECT id FROM simulations WHERE user_id = ?", [userId]):
+        c.jobs.refuse_if_active(sim_id)
+    users.delete_user(c.store, userId, lambda sim_id: _remove(c, sim_id))
+    c.tokens.drop()
+    return schemas.Message(message="User deleted successfully")
+
+
+def _remove(c: Ctx, sim_id: str) -> None:
+    simulations.delete_simulation(c.store, c.settings.data_dir, sim_id)
+    c.forget_simulation(sim_id)
+
+
+def ensure_user(c: Ctx, user_id: str) -> None:
+    """404 for an unknown user, except in local mode, where the original frontend's hard-wired user id is
+    created on first use (so the frontend works on an empty workstation)."""
+    if c.settings.auth_mode == "local" and not c.store.query("SELECT 1 FROM users WHERE id = ?", [user_id]):
+        t = c.store.query("SELECT now()::TIMESTAMP")[0][0]
+        name = f"local{user_id[:8]}"
+        c.store.execute("INSERT INTO users VALUES (?, ?, ?, false, ?, ?)",
+                        [user_id, name, f"{name}@localhost.localdomain", t, t])  # fmt: skip
+        return
+    users.get_user(c.store, user_id)
