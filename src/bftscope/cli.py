@@ -23,7 +23,7 @@ from rich.table import Table
 
 from bftscope.cometbft.summary import run_summary
 from bftscope.config import Settings
-from bftscope.errors import BftscopeError
+from bftscope.errors import BftscopeError, InputError
 from bftscope.ingest.pipeline import IngestResult, ingest
 from bftscope.store import DuckDBStore, open_store
 from bftscope.store.eventquery import EventFilter, list_events
@@ -293,6 +293,44 @@ def compare_cmd(
 
 
 # --- simulation and demo -------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve_cmd(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default BFTSCOPE_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default BFTSCOPE_PORT or 8080).")] = None,
+    workers: Annotated[int, typer.Option(help="Server processes; the embedded store allows one.")] = 1,
+    local: Annotated[bool, typer.Option("--local", help="No API tokens (loopback addresses only).")] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) until interrupted; stopping finishes
+    in-flight requests and processing jobs first."""
+    import uvicorn
+
+    from bftscope.api.app import check_bind, create_app
+
+    settings = _settings(data_dir)
+    if local:
+        settings = settings.model_copy(update={"auth_mode": "local"})
+    host = host or settings.host
+    port = port or settings.port
+    try:
+        if workers != 1:
+            raise InputError("the embedded store has a single writer: run one worker")
+        check_bind(settings, host)
+    except BftscopeError as exc:
+        raise _fail(exc) from exc
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("bftscope.access", "bftscope.api", "bftscope.jobs"):
+        logging.getLogger(name).addHandler(handler)
+        logging.getLogger(name).setLevel(logging.INFO)
+    mode = "local mode, no tokens" if settings.auth_mode == "local" else "API tokens required"
+    out.print(f"bftscope API on http://{host}:{port} ({mode}); docs at /docs; store {settings.store_path}")
+    uvicorn.run(create_app(settings), host=host, port=port, server_header=False, proxy_headers=False,
+                log_level="warning", timeout_graceful_shutdown=30)  # fmt: skip
 
 
 @app.command("simulate")

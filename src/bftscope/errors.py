@@ -15,7 +15,8 @@
     │   └── QueryTimeoutError     a query ran past its time limit                             503
     └── FormatError               a source file is not in the format it claims               422
 
-Every error renders to one JSON envelope: ``{"error": message, "code": code}`` (see :meth:`envelope`).
+Every error renders to one JSON envelope: ``{"error": message, "code": code}`` plus the error's keyword
+details as further fields (see :meth:`envelope`).
 """
 
 from __future__ import annotations
@@ -48,9 +49,7 @@ class BftscopeError(Exception):
         self.details = details
 
     def envelope(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.message, "code": self.code}
-        if self.details:
-            body["details"] = self.details
+        body: dict[str, Any] = {**self.details, "error": self.message, "code": self.code}
         return body
 
 

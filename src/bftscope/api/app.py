@@ -50,22 +50,28 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
     """The API over the embedded store at ``settings.data_dir`` (or over ``store``, which the caller owns)."""
     telemetry = health.Telemetry()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own = store is None
-        st = store or DuckDBStore.open(settings.store_path, settings)
+    def start(st: DuckDBStore) -> ApiContext:
         jobs = ThreadJobRunner(st, settings)
         # a job cut off by a crash or a stop leaves its simulation "processing": say so instead
         st.execute("UPDATE simulations SET status = 'failed', processing_status = 'failed',"
                    " error_message = 'interrupted: the server stopped while processing; reprocess it'"
                    " WHERE processing_status IN ('pending', 'processing')")  # fmt: skip
-        app.state.ctx = ApiContext(store=st, settings=settings, jobs=jobs, telemetry=telemetry)
+        return ApiContext(store=st, settings=settings, jobs=jobs, telemetry=telemetry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = getattr(app.state, "ctx", None) is None
+        if own:
+            app.state.ctx = start(DuckDBStore.open(settings.store_path, settings))
         try:
             yield
         finally:
-            jobs.shutdown()
             if own:
-                st.close()
+                app.state.ctx.jobs.shutdown()
+                app.state.ctx.store.close()
+                del app.state.ctx
+            else:
+                app.state.ctx.jobs.wait()
 
     app = FastAPI(title="bftscope", version=__version__, lifespan=lifespan,
                   description="Consensus observability for BFT blockchains: CometBFT runs, their events and metrics. "
@@ -74,4 +80,6 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
     for module in (users, projects, simulations, events, metrics, analytics, health):
         app.include_router(module.router)
     install_middleware(app, _middleware_config(settings), telemetry.observe)
+    if store is not None:  # the caller owns the store: the app is usable at once, even without a lifespan
+        app.state.ctx = start(store)
     return app

@@ -16,7 +16,8 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ErrorBody(Model):
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
     error: str
     code: str
     details: Any = None
