@@ -117,7 +117,8 @@ def test_uploads_are_safe_and_bounded(tmp_path: Path) -> None:
         sid = client.post(f"/v1/users/{uid}/projects/{pid}/simulations", json={"name": "s"}, headers=h).json()["id"]
         r = client.post(f"/v1/simulations/{sid}/upload", headers=h, files=[
             ("logfiles", ("../../../etc/passwd", b"x\n", "text/plain")),
-            ("logfiles", ("node.log", b"y\n", "text/plain")), ("logfiles", ("node.log", b"z\n", "text/plain"))])  # fmt: skip
+            ("logfiles", ("node.log", b"y\n", "text/plain")),
+            ("logfiles", ("node.log", b"z\n", "text/plain"))])  # fmt: skip
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["uploadedFiles"] == 3 and body["uploadedFileNames"] == ["passwd", "node.log", "node-1.log"]
