@@ -13,19 +13,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from bftscope.api.context import ApiContext
 from bftscope.control import projects, simulations, users
 from bftscope.control.records import Project, Simulation, User, valid_id
 from bftscope.errors import ForbiddenError, InputError, NotFoundError, UnauthorizedError
 
-__all__ = ["Caller", "Ctx", "MaybeCaller", "check_id", "ctx", "project_for", "require_user_access", "sim_for",
+__all__ = ["Caller", "Ctx", "HexId", "MaybeCaller", "check_id", "ctx", "project_for", "require_user_access", "sim_for",
            "simulation_owner"]  # fmt: skip
 
 LOCAL_ADMIN = User("000000000000000000000000", "local", "local@localhost", True,
                    datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None),
                    datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None))  # fmt: skip
+
+
+# Ids are 24 lower-case hex characters; the pattern is declared in the OpenAPI document, while the check
+# itself stays in the handlers so a bad id gets the original's message ("Invalid user ID").
+HexId = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9a-f]{24}$"})]
 
 
 def ctx(request: Request) -> ApiContext:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from bftscope.api.schemas import ErrorBody
-from bftscope.errors import BftscopeError
+from bftscope.errors import BftscopeError, QueryTimeoutError
 
 __all__ = ["errors", "install_error_handlers"]
 
@@ -45,7 +45,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BftscopeError)
     async def _bftscope(_: Request, exc: BftscopeError) -> JSONResponse:
         if exc.status >= 500:
+            # the store's own message can carry SQL and paths: log it, never send it
             log.error("request failed: %s", exc.message)
+            message = "the query took too long" if isinstance(exc, QueryTimeoutError) else "Database error"
+            return JSONResponse(_body(message, exc.code), status_code=exc.status)
         return JSONResponse(exc.envelope(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)

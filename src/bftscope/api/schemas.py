@@ -29,8 +29,10 @@ class Message(Model):
 
 
 class UserCreate(Model):
-    username: str = Field(max_length=200)
-    email: str = Field(max_length=320)
+    username: str = Field(min_length=3, max_length=30, pattern=r"^[A-Za-z0-9]+$",
+                          description="3–30 letters or digits; admin, root, system, api, www, mail, ftp are reserved")
+    email: str = Field(max_length=254, pattern=r"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}$",
+                       description="example.com, test.com and invalid.com are refused")
 
 
 class User(Model):
@@ -47,12 +49,12 @@ class UserCreated(User):
 
 
 class ProjectCreate(Model):
-    name: str = Field(max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
     description: str = Field(default="", max_length=10_000)
 
 
 class ProjectUpdate(Model):
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
     description: str | None = Field(default=None, max_length=10_000)
 
 
@@ -66,7 +68,7 @@ class Project(Model):
 
 
 class SimulationCreate(Model):
-    name: str = Field(max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
     description: str = Field(default="", max_length=10_000)
 
 

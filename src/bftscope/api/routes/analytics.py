@@ -16,7 +16,7 @@ import orjson
 from fastapi import APIRouter, Response
 
 from bftscope.api import schemas
-from bftscope.api.deps import Caller, Ctx, sim_for, simulation_owner
+from bftscope.api.deps import Caller, Ctx, HexId, sim_for, simulation_owner
 from bftscope.api.errors import errors
 from bftscope.api.routes.metrics import answer
 from bftscope.cometbft.analyzer import WHOLE_RUN
@@ -31,7 +31,7 @@ def _json(body: Any) -> Response:
 
 
 @router.get("/summary", response_model=schemas.RunSummary, responses=errors(400, 401, 404))
-def summary(id: str, c: Ctx, who: Caller) -> Response:
+def summary(id: HexId, c: Ctx, who: Caller) -> Response:
     """What the simulation holds: status, time and height range, nodes and events by kind."""
     sim = sim_for(c, who, id)
     _, run_id = simulation_owner(c, who, id)
@@ -59,7 +59,7 @@ def summary(id: str, c: Ctx, who: Caller) -> Response:
 
 
 def _table(path: str, name: str, summary_: str) -> None:
-    def handler(id: str, c: Ctx, who: Caller) -> Response:
+    def handler(id: HexId, c: Ctx, who: Caller) -> Response:
         _, run_id = simulation_owner(c, who, id)
         if run_id is None:
             return _json({"data": []})
@@ -80,7 +80,7 @@ _table("/analytics/node-ranking", "node_ranking", "Nodes ranked by how late thei
 
 
 @router.get("/analytics/participation", response_model=schemas.Participation, responses=errors(400, 401, 404))
-def participation(id: str, c: Ctx, who: Caller) -> Response:
+def participation(id: HexId, c: Ctx, who: Caller) -> Response:
     """Per validator and height/round: voted, late, nil or missing; capture-edge heights apart, with why."""
     _, run_id = simulation_owner(c, who, id)
     if run_id is None:
@@ -89,7 +89,7 @@ def participation(id: str, c: Ctx, who: Caller) -> Response:
 
 
 @router.get("/analytics/timeline", response_model=schemas.Timeline, responses=errors(400, 401, 404))
-def timeline(id: str, c: Ctx, who: Caller) -> Response:
+def timeline(id: HexId, c: Ctx, who: Caller) -> Response:
     """Per height (rounds, duration, commit spread, timeouts by step), every extra round with its reason,
     and step durations per node."""
     _, run_id = simulation_owner(c, who, id)
@@ -101,7 +101,7 @@ def timeline(id: str, c: Ctx, who: Caller) -> Response:
 
 
 @router.get("/compare/{otherId}", response_model=schemas.Comparison, responses=errors(400, 401, 404))
-def compare(id: str, otherId: str, c: Ctx, who: Caller) -> Response:
+def compare(id: HexId, otherId: HexId, c: Ctx, who: Caller) -> Response:
     """This simulation (A, the baseline) against another (B): every measurement, deltas, plain verdicts."""
     _, a = simulation_owner(c, who, id)
     _, b = simulation_owner(c, who, otherId)

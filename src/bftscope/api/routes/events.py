@@ -15,7 +15,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 
 from bftscope.api import schemas
-from bftscope.api.deps import Caller, Ctx, simulation_owner
+from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner
 from bftscope.api.errors import errors
 from bftscope.api.eventpage import decode_cursor, encode_cursor, event_json
 from bftscope.cometbft.kinds import ALL_KINDS
@@ -53,7 +53,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 @router.get("/simulations/{id}/events", response_model=schemas.EventsPage, responses=errors(400, 401, 404))
 def events(
-    id: str,
+    id: HexId,
     c: Ctx,
     who: Caller,
     limit: Str = None,

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Response
 
 from bftscope.api import schemas
 from bftscope.api.context import ApiContext
-from bftscope.api.deps import Caller, Ctx, simulation_owner
+from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner
 from bftscope.api.errors import errors
 from bftscope.cometbft import analyzer, rollups
 from bftscope.cometbft.analyzer import WHOLE_RUN, Window
@@ -62,7 +62,7 @@ def answer(c: ApiContext, sim_id: str, run_id: int | None, name: str, win: Windo
 
 
 def _route(path: str, name: str, model: Any, summary: str) -> None:
-    def handler(id: str, c: Ctx, who: Caller, from_: From = None, to: To = None) -> Response:
+    def handler(id: HexId, c: Ctx, who: Caller, from_: From = None, to: To = None) -> Response:
         _, run_id = simulation_owner(c, who, id)
         return answer(c, id, run_id, name, window(from_, to))
 
@@ -73,7 +73,7 @@ def _route(path: str, name: str, model: Any, summary: str) -> None:
 
 @router.get("/latency/votes", response_model=schemas.VoteLatencyPage, responses=errors(400, 401, 404))
 def latency_votes(
-    id: str,
+    id: HexId,
     c: Ctx,
     who: Caller,
     from_: From = None,

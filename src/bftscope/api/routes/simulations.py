@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bftscope.api import convert, schemas
 from bftscope.api.context import ApiContext
-from bftscope.api.deps import Caller, Ctx, check_id, project_for, require_user_access, sim_for
+from bftscope.api.deps import Caller, Ctx, HexId, check_id, project_for, require_user_access, sim_for
 from bftscope.api.errors import errors
 from bftscope.control import simulations as sims
 from bftscope.control.records import new_id
@@ -29,7 +29,9 @@ router = APIRouter(prefix="/v1", tags=["simulations"])
 _FILES: dict[str, Any] = {"type": "array", "items": {"type": "string", "format": "binary"}}
 _MULTIPART: dict[str, Any] = {
     "type": "object",
-    "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "logfiles": _FILES},
+    "additionalProperties": False,
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+                   "description": {"type": "string", "maxLength": 10000}, "logfiles": _FILES},
 }
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -45,7 +47,8 @@ _UPLOAD_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "required": ["logfiles"], "properties": {"logfiles": _FILES}}
+                "schema": {"type": "object", "required": ["logfiles"], "additionalProperties": False,
+                           "properties": {"logfiles": {**_FILES, "minItems": 1}}}
             }
         },
     }
@@ -66,7 +69,7 @@ async def _receive(c: ApiContext, request: Request, sim_id: str) -> UploadResult
 @router.post("/users/{userId}/projects/{projectId}/simulations", status_code=201, response_model=schemas.Simulation,
              responses=errors(400, 401, 403, 404, 413, 415), openapi_extra=_CREATE_BODY)  # fmt: skip
 async def create_simulation(
-    userId: str, projectId: str, request: Request, c: Ctx, who: Caller
+    userId: HexId, projectId: HexId, request: Request, c: Ctx, who: Caller
 ) -> schemas.Simulation:
     """JSON ``{name, description}`` creates an empty simulation (``logfile_required``); multipart fields
     ``name``, ``description`` and files ``logfiles`` create it with its files and start processing."""
@@ -102,31 +105,31 @@ async def create_simulation(
 
 
 @router.get("/users/{userId}/simulations", response_model=list[schemas.Simulation], responses=errors(400, 401, 403))
-def list_user_simulations(userId: str, c: Ctx, who: Caller) -> list[schemas.Simulation]:
+def list_user_simulations(userId: HexId, c: Ctx, who: Caller) -> list[schemas.Simulation]:
     require_user_access(who, check_id(userId, "user"))
     return [convert.simulation(s) for s in sims.list_simulations(c.store, user_id=userId)]
 
 
 @router.get("/projects/{projectId}/simulations", response_model=list[schemas.Simulation],
             responses=errors(400, 401, 404))  # fmt: skip
-def list_project_simulations(projectId: str, c: Ctx, who: Caller) -> list[schemas.Simulation]:
+def list_project_simulations(projectId: HexId, c: Ctx, who: Caller) -> list[schemas.Simulation]:
     project_for(c, who, projectId)
     return [convert.simulation(s) for s in sims.list_simulations(c.store, project_id=projectId)]
 
 
 @router.get("/simulations/{id}", response_model=schemas.Simulation, responses=errors(400, 401, 404))
-def get_simulation(id: str, c: Ctx, who: Caller) -> schemas.Simulation:
+def get_simulation(id: HexId, c: Ctx, who: Caller) -> schemas.Simulation:
     return convert.simulation(sim_for(c, who, id))
 
 
 @router.put("/simulations/{id}", response_model=schemas.Simulation, responses=errors(400, 401, 404))
-def update_simulation(id: str, body: schemas.ProjectUpdate, c: Ctx, who: Caller) -> schemas.Simulation:
+def update_simulation(id: HexId, body: schemas.ProjectUpdate, c: Ctx, who: Caller) -> schemas.Simulation:
     sim_for(c, who, id)
     return convert.simulation(sims.update_simulation(c.store, id, body.name, body.description))
 
 
 @router.delete("/simulations/{id}", response_model=schemas.Message, responses=errors(400, 401, 404, 409))
-def delete_simulation(id: str, c: Ctx, who: Caller) -> schemas.Message:
+def delete_simulation(id: HexId, c: Ctx, who: Caller) -> schemas.Message:
     """Removes the simulation's uploaded files, its ingested data and its record."""
     sim_for(c, who, id)
     c.jobs.refuse_if_active(id)
@@ -137,7 +140,7 @@ def delete_simulation(id: str, c: Ctx, who: Caller) -> schemas.Message:
 
 @router.post("/simulations/{id}/upload", response_model=schemas.UploadResponse,
              responses=errors(400, 401, 404, 409, 413, 415), openapi_extra=_UPLOAD_BODY)  # fmt: skip
-async def upload(id: str, request: Request, c: Ctx, who: Caller) -> schemas.UploadResponse:
+async def upload(id: HexId, request: Request, c: Ctx, who: Caller) -> schemas.UploadResponse:
     """Adds files (multipart ``logfiles``) and starts processing them with the simulation's other files."""
     await run_in_threadpool(sim_for, c, who, id)
     await run_in_threadpool(c.jobs.refuse_if_active, id)
@@ -156,7 +159,7 @@ async def upload(id: str, request: Request, c: Ctx, who: Caller) -> schemas.Uplo
 
 @router.post("/simulations/{id}/process", status_code=202, response_model=schemas.ProcessResponse,
              responses=errors(400, 401, 404, 409))  # fmt: skip
-def process(id: str, c: Ctx, who: Caller) -> schemas.ProcessResponse:
+def process(id: HexId, c: Ctx, who: Caller) -> schemas.ProcessResponse:
     """(Re)process every file of the simulation in the background; poll ``GET /simulations/{id}``."""
     sim = sim_for(c, who, id)
     if not sim.files:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from bftscope.api import convert, schemas
-from bftscope.api.deps import Caller, Ctx, MaybeCaller, check_id, require_user_access
+from bftscope.api.deps import Caller, Ctx, HexId, MaybeCaller, check_id, require_user_access
 from bftscope.api.errors import errors
 from bftscope.control import simulations, users
 from bftscope.errors import ForbiddenError, UnauthorizedError
@@ -36,13 +36,13 @@ def list_users(c: Ctx, who: Caller) -> list[schemas.User]:
 
 
 @router.get("/users/{userId}", response_model=schemas.User, responses=errors(400, 401, 403, 404))
-def get_user(userId: str, c: Ctx, who: Caller) -> schemas.User:
+def get_user(userId: HexId, c: Ctx, who: Caller) -> schemas.User:
     require_user_access(who, check_id(userId, "user"))
     return convert.user(users.get_user(c.store, userId))
 
 
 @router.delete("/users/{userId}", response_model=schemas.Message, responses=errors(400, 401, 403, 404, 409))
-def delete_user(userId: str, c: Ctx, who: Caller) -> schemas.Message:
+def delete_user(userId: HexId, c: Ctx, who: Caller) -> schemas.Message:
     """Deletes the user's tokens, projects and simulations (their files and data) too."""
     require_user_access(who, check_id(userId, "user"))
     users.get_user(c.store, userId)
@@ -63,7 +63,7 @@ def ensure_user(c: Ctx, user_id: str) -> None:
     created on first use (so the frontend works on an empty workstation)."""
     if c.settings.auth_mode == "local" and not c.store.query("SELECT 1 FROM users WHERE id = ?", [user_id]):
         t = c.store.query("SELECT now()::TIMESTAMP")[0][0]
-        name = f"local{user_id[:8]}"
+        name = f"local{user_id}"
         c.store.execute("INSERT INTO users VALUES (?, ?, ?, false, ?, ?)",
                         [user_id, name, f"{name}@localhost.localdomain", t, t])  # fmt: skip
         return
