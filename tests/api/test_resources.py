@@ -33,7 +33,7 @@ def test_user_validation_and_conflicts(client: TestClient) -> None:
     assert r.status_code == 400
     assert r.json()["details"] == ["Username must be at least 3 characters", "Invalid email format"]
     r = client.post("/v1/users", json={"email": "a@corp.io"}, headers=h)
-    assert r.status_code == 400 and r.json()["details"] == ["username is required"]
+    assert r.status_code == 400 and r.json()["details"] == ["Username is required"]
     assert client.post("/v1/users", json={"username": "root", "email": "r@corp.io"}, headers=h).json()["error"] == \
         "username is reserved"  # fmt: skip
     assert client.post("/v1/users", json={"username": "dan", "email": "d@example.com"}, headers=h).status_code == 400

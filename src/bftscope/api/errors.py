@@ -41,6 +41,27 @@ def _where(loc: Any) -> str:
     return ".".join(parts) or "request"
 
 
+def _detail(e: Any) -> str:
+    """One validation error in the original's words ("Username must be at least 3 characters")."""
+    field = _where(e.get("loc", ()))
+    name = field[:1].upper() + field[1:]
+    kind, ctx = e.get("type", ""), e.get("ctx") or {}
+    if kind == "missing":
+        return f"{name} is required"
+    if kind == "json_invalid":
+        return "Invalid JSON format"
+    if kind == "string_too_short":
+        return f"{name} must be at least {ctx.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"{name} must be at most {ctx.get('max_length')} characters"
+    if kind == "string_pattern_mismatch":
+        if field == "email":
+            return "Invalid email format"
+        if field == "username":
+            return f"{name} must contain only alphanumeric characters"
+    return f"{name} is invalid"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BftscopeError)
     async def _bftscope(_: Request, exc: BftscopeError) -> JSONResponse:
@@ -53,16 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = []
-        for e in exc.errors():
-            field = _where(e.get("loc", ()))
-            kind = e.get("type", "")
-            if kind == "missing":
-                details.append(f"{field} is required")
-            elif kind == "json_invalid":
-                details.append("Invalid JSON format")
-            else:
-                details.append(f"{field} is invalid: {e.get('msg', '')}")
+        details = [_detail(e) for e in exc.errors()]
         return JSONResponse(_body("Validation failed", "invalid_input", details=details), status_code=400)
 
     @app.exception_handler(HTTPException)
