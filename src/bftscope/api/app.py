@@ -51,7 +51,7 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
     telemetry = health.Telemetry()
 
     def start(st: DuckDBStore) -> ApiContext:
-        jobs = ThreadJobRunner(st, settings)
+        jobs = ThreadJobRunner(st, settings, on_done=lambda sim_id: app.state.ctx.forget_simulation(sim_id))
         # a job cut off by a crash or a stop leaves its simulation "processing": say so instead
         st.execute("UPDATE simulations SET status = 'failed', processing_status = 'failed',"
                    " error_message = 'interrupted: the server stopped while processing; reprocess it'"

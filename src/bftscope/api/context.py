@@ -68,3 +68,4 @@ class ApiContext:
         """Drop every cached fact about a simulation (deleted, reprocessed)."""
         self.owners.drop(lambda k: k == sim_id)
         self.answers.drop(lambda k: k[0] == sim_id)
+

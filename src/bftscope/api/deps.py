@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from bftscope.api.context import ApiContext
 from bftscope.control import projects, simulations, users
@@ -21,7 +22,7 @@ from bftscope.control.records import Project, Simulation, User, valid_id
 from bftscope.errors import ForbiddenError, InputError, NotFoundError, UnauthorizedError
 
 __all__ = ["Caller", "Ctx", "HexId", "MaybeCaller", "check_id", "ctx", "project_for", "require_user_access", "sim_for",
-           "simulation_owner"]  # fmt: skip
+           "simulation_owner", "simulation_owner_async"]  # fmt: skip
 
 LOCAL_ADMIN = User("000000000000000000000000", "local", "local@localhost", True,
                    datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None),
@@ -33,7 +34,7 @@ LOCAL_ADMIN = User("000000000000000000000000", "local", "local@localhost", True,
 HexId = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9a-f]{24}$"})]
 
 
-def ctx(request: Request) -> ApiContext:
+async def ctx(request: Request) -> ApiContext:
     c: ApiContext = request.app.state.ctx
     return c
 
@@ -41,7 +42,9 @@ def ctx(request: Request) -> ApiContext:
 Ctx = Annotated[ApiContext, Depends(ctx)]
 
 
-def caller(request: Request, c: Ctx) -> User:
+async def caller(request: Request, c: Ctx) -> User:
+    """The user the request's token belongs to. Async with a cache in front, so the hot path of a
+    request never leaves the event loop; a cache miss looks the token up on a worker thread."""
     if c.settings.auth_mode == "local":
         return LOCAL_ADMIN
     header = request.headers.get("authorization", "")
@@ -51,7 +54,7 @@ def caller(request: Request, c: Ctx) -> User:
     token = token.strip()
     user = c.tokens.get(token)
     if user is None:
-        user = users.user_for_token(c.store, token)
+        user = await run_in_threadpool(users.user_for_token, c.store, token)
         if user is None:
             raise UnauthorizedError("unknown API token")
         c.tokens.put(token, user)
@@ -62,10 +65,10 @@ def caller(request: Request, c: Ctx) -> User:
 Caller = Annotated[User, Depends(caller)]
 
 
-def optional_caller(request: Request, c: Ctx) -> User | None:
+async def optional_caller(request: Request, c: Ctx) -> User | None:
     """The caller when a token is sent (or in local mode); None for an anonymous request."""
     if c.settings.auth_mode == "local" or request.headers.get("authorization"):
-        return caller(request, c)
+        return await caller(request, c)
     return None
 
 
@@ -102,14 +105,25 @@ def simulation_owner(c: ApiContext, who: User, sim_id: str) -> tuple[str, int | 
     check_id(sim_id, "simulation")
     hit = c.owners.get(sim_id)
     if hit is None:
-        rows = c.store.query("SELECT user_id FROM simulations WHERE id = ?", [sim_id])
+        rows = c.store.query("SELECT user_id, processing_status FROM simulations WHERE id = ?", [sim_id])
         if not rows:
             raise NotFoundError("Simulation not found")
         runs = c.store.query("SELECT id FROM runs WHERE name = ?", [f"sim-{sim_id}"])
         hit = (rows[0][0], int(runs[0][0]) if runs else None)
-        if hit[1] is not None:  # cache only once the run exists (it does after processing)
+        # cache only a settled simulation: while it is processing its run is being rebuilt
+        if hit[1] is not None and rows[0][1] in ("completed", "failed", None):
             c.owners.put(sim_id, hit)
     owner, run_id = hit
     if not who.is_admin and owner != who.id:
         raise NotFoundError("Simulation not found")
     return owner, run_id
+
+
+async def simulation_owner_async(c: ApiContext, who: User, sim_id: str) -> tuple[str, int | None]:
+    """:func:`simulation_owner` without leaving the event loop when the answer is cached."""
+    hit = c.owners.get(sim_id) if valid_id(sim_id) else None
+    if hit is not None:
+        if not who.is_admin and hit[0] != who.id:
+            raise NotFoundError("Simulation not found")
+        return hit  # type: ignore[no-any-return]
+    return await run_in_threadpool(simulation_owner, c, who, sim_id)

@@ -14,6 +14,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -95,7 +96,8 @@ def process_simulation(store: Store, settings: Settings, sim_id: str) -> None:
 class ThreadJobRunner:
     """One job at a time on a worker thread; a simulation can be queued only once at a time."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, on_done: Callable[[str], None] | None = None) -> None:
+        self._on_done = on_done
         self._store = store
         self._settings = settings
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bftscope-job")
@@ -122,6 +124,8 @@ class ThreadJobRunner:
         finally:
             with self._lock:
                 self._active.pop(sim_id, None)
+            if self._on_done is not None:
+                self._on_done(sim_id)
 
     def refuse_if_active(self, sim_id: str) -> None:
         """Raise 409 when the simulation is queued or being processed (it cannot be deleted now)."""

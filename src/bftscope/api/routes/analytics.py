@@ -16,9 +16,9 @@ import orjson
 from fastapi import APIRouter, Response
 
 from bftscope.api import schemas
-from bftscope.api.deps import Caller, Ctx, HexId, sim_for, simulation_owner
+from bftscope.api.deps import Caller, Ctx, HexId, sim_for, simulation_owner, simulation_owner_async
 from bftscope.api.errors import errors
-from bftscope.api.routes.metrics import answer
+from bftscope.api.routes.metrics import answer_async
 from bftscope.cometbft.analyzer import WHOLE_RUN
 from bftscope.cometbft.compare import compare_runs
 from bftscope.timeutil import format_ns
@@ -59,11 +59,11 @@ def summary(id: HexId, c: Ctx, who: Caller) -> Response:
 
 
 def _table(path: str, name: str, summary_: str) -> None:
-    def handler(id: HexId, c: Ctx, who: Caller) -> Response:
-        _, run_id = simulation_owner(c, who, id)
+    async def handler(id: HexId, c: Ctx, who: Caller) -> Response:
+        _, run_id = await simulation_owner_async(c, who, id)
         if run_id is None:
             return _json({"data": []})
-        body = bytes(answer(c, id, run_id, name, WHOLE_RUN).body)
+        body = bytes((await answer_async(c, id, run_id, name, WHOLE_RUN)).body)
         return Response(b'{"data":' + body + b"}", media_type="application/json")
 
     handler.__doc__ = summary_
@@ -80,22 +80,23 @@ _table("/analytics/node-ranking", "node_ranking", "Nodes ranked by how late thei
 
 
 @router.get("/analytics/participation", response_model=schemas.Participation, responses=errors(400, 401, 404))
-def participation(id: HexId, c: Ctx, who: Caller) -> Response:
+async def participation(id: HexId, c: Ctx, who: Caller) -> Response:
     """Per validator and height/round: voted, late, nil or missing; capture-edge heights apart, with why."""
-    _, run_id = simulation_owner(c, who, id)
+    _, run_id = await simulation_owner_async(c, who, id)
     if run_id is None:
         return _json({"validators": {}, "missed": [], "late": [], "edge": []})
-    return answer(c, id, run_id, "participation", WHOLE_RUN)
+    return await answer_async(c, id, run_id, "participation", WHOLE_RUN)
 
 
 @router.get("/analytics/timeline", response_model=schemas.Timeline, responses=errors(400, 401, 404))
-def timeline(id: HexId, c: Ctx, who: Caller) -> Response:
+async def timeline(id: HexId, c: Ctx, who: Caller) -> Response:
     """Per height (rounds, duration, commit spread, timeouts by step), every extra round with its reason,
     and step durations per node."""
-    _, run_id = simulation_owner(c, who, id)
+    _, run_id = await simulation_owner_async(c, who, id)
     if run_id is None:
         return _json({"heights": [], "extraRounds": [], "stepDurations": []})
-    parts = [answer(c, id, run_id, n, WHOLE_RUN).body for n in ("heights", "extra_rounds", "step_durations")]
+    names = ("heights", "extra_rounds", "step_durations")
+    parts = [(await answer_async(c, id, run_id, n, WHOLE_RUN)).body for n in names]
     return Response(b'{"heights":%s,"extraRounds":%s,"stepDurations":%s}' % tuple(parts),
                     media_type="application/json")  # fmt: skip
 

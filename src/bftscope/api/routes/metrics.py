@@ -13,10 +13,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from bftscope.api import schemas
 from bftscope.api.context import ApiContext
-from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner
+from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner, simulation_owner_async
 from bftscope.api.errors import errors
 from bftscope.cometbft import analyzer, rollups
 from bftscope.cometbft.analyzer import WHOLE_RUN, Window
@@ -47,24 +48,34 @@ def window(from_: str | None, to: str | None) -> Window:
     return Window(lo, hi)
 
 
+async def answer_async(c: ApiContext, sim_id: str, run_id: int | None, name: str, win: Window) -> Response:
+    """:func:`answer` on the event loop when cached (the common case), else on a worker thread."""
+    if run_id is not None and win == WHOLE_RUN:
+        body = c.answers.get((sim_id, run_id, name))
+        if body is not None:
+            return Response(body, media_type="application/json")
+    return await run_in_threadpool(answer, c, sim_id, run_id, name, win)
+
+
 def answer(c: ApiContext, sim_id: str, run_id: int | None, name: str, win: Window) -> Response:
     if run_id is None:
         return Response(orjson.dumps(EMPTY.get(name, [])), media_type="application/json")
     if win == WHOLE_RUN:
-        key = (sim_id, name)
+        key = (sim_id, run_id, name)
         body = c.answers.get(key)
         if body is None:
             body = rollups.answer_json(c.store, run_id, name)
-            c.answers.put(key, body)
+            if c.owners.get(sim_id) is not None:  # settled (not being reprocessed): safe to keep
+                c.answers.put(key, body)
     else:
         body = rollups.answer_json(c.store, run_id, name, win)
     return Response(body, media_type="application/json")
 
 
 def _route(path: str, name: str, model: Any, summary: str) -> None:
-    def handler(id: HexId, c: Ctx, who: Caller, from_: From = None, to: To = None) -> Response:
-        _, run_id = simulation_owner(c, who, id)
-        return answer(c, id, run_id, name, window(from_, to))
+    async def handler(id: HexId, c: Ctx, who: Caller, from_: From = None, to: To = None) -> Response:
+        _, run_id = await simulation_owner_async(c, who, id)
+        return await answer_async(c, id, run_id, name, window(from_, to))
 
     handler.__doc__ = summary
     router.add_api_route(path, handler, methods=["GET"], response_model=model, responses=errors(400, 401, 404),
@@ -91,10 +102,20 @@ def latency_votes(
     win = window(from_, to)
     if run_id is None:
         body: Any = {"data": [], "pagination": {"page": p, "perPage": pp, "total": 0, "totalPages": 0}}
-    else:
-        cut = orjson.loads(answer(c, id, run_id, "vote_thresholds", win).body)[th] if win == WHOLE_RUN else None
-        body = analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp, threshold=th, threshold_ns=cut)
-    return Response(orjson.dumps(body), media_type="application/json")
+        return Response(orjson.dumps(body), media_type="application/json")
+    if win != WHOLE_RUN:
+        body = analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp, threshold=th)
+        return Response(orjson.dumps(body), media_type="application/json")
+    # whole-run pages never change until the simulation is reprocessed (which clears the cache)
+    key = (id, run_id, "votes", p, pp, th)
+    cached = c.answers.get(key)
+    if cached is None:
+        cut = orjson.loads(answer(c, id, run_id, "vote_thresholds", win).body)[th]
+        cached = orjson.dumps(analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp, threshold=th,
+                                                      threshold_ns=cut))  # fmt: skip
+        if c.owners.get(id) is not None:
+            c.answers.put(key, cached)
+    return Response(cached, media_type="application/json")
 
 
 _route("/latency/pairwise", "pairwise", list[schemas.PairwiseRow],
