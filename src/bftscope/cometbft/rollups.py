@@ -20,6 +20,7 @@ import orjson
 from bftscope.cometbft import analyzer, metrics, participation, timeline
 from bftscope.cometbft.analyzer import WHOLE_RUN, Window
 from bftscope.store.base import Store
+from bftscope.timeutil import format_ns
 
 __all__ = ["METRICS", "answer", "answer_json", "refresh"]
 
@@ -33,6 +34,24 @@ def _whole(fn: Callable[[Store, int], Any]) -> Metric:
 
 def _thresholds(store: Store, run_id: int, window: Window) -> dict[str, float | None]:
     return analyzer.vote_thresholds(store, run_id, window)
+
+
+def run_counts(store: Store, run_id: int) -> dict[str, Any]:
+    """Events, time and height range of the run and of each node, and events by kind (camelCase, as served)."""
+    per_node = {r[0]: r[1:] for r in store.query(
+        "SELECT node, count(*), min(height), max(height) FROM events WHERE run_id = ? GROUP BY node",
+        [run_id])}  # fmt: skip
+    span = store.query("SELECT count(*), min(ts), max(ts), min(height), max(height) FROM events WHERE run_id = ?",
+                       [run_id])[0]  # fmt: skip
+    kinds = store.query("SELECT kind, count(*) FROM events WHERE run_id = ? GROUP BY kind ORDER BY 2 DESC, 1", [run_id])
+    return {
+        "events": int(span[0]), "firstTimestamp": format_ns(span[1]) if span[1] is not None else None,
+        "lastTimestamp": format_ns(span[2]) if span[2] is not None else None, "firstHeight": span[3],
+        "lastHeight": span[4], "eventsByKind": {k: int(v) for k, v in kinds},
+        "nodes": [{"node": n.node, "label": n.label, "nodeId": n.p2p_id, "validatorAddress": n.validator,
+                   "events": int(per_node.get(n.node, (0,))[0]), "firstHeight": per_node.get(n.node, (0, None))[1],
+                   "lastHeight": per_node.get(n.node, (0, None, None))[2]} for n in store.nodes(run_id)],
+    }  # fmt: skip
 
 
 # name → function(store, run_id, window). The names are the API's and the CLI's.
@@ -56,6 +75,7 @@ METRICS: dict[str, Metric] = {
     "heights": _whole(timeline.heights),
     "extra_rounds": _whole(timeline.round_explanations),
     "step_durations": _whole(timeline.step_durations),
+    "run_counts": _whole(run_counts),
 }
 
 

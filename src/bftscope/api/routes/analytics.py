@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
 
 from bftscope.api import schemas
 from bftscope.api.deps import Caller, Ctx, HexId, sim_for, simulation_owner, simulation_owner_async
@@ -21,7 +22,6 @@ from bftscope.api.errors import errors
 from bftscope.api.routes.metrics import answer_async
 from bftscope.cometbft.analyzer import WHOLE_RUN
 from bftscope.cometbft.compare import compare_runs
-from bftscope.timeutil import format_ns
 
 router = APIRouter(prefix="/v1/simulations/{id}", tags=["analytics"])
 
@@ -31,31 +31,15 @@ def _json(body: Any) -> Response:
 
 
 @router.get("/summary", response_model=schemas.RunSummary, responses=errors(400, 401, 404))
-def summary(id: HexId, c: Ctx, who: Caller) -> Response:
+async def summary(id: HexId, c: Ctx, who: Caller) -> Response:
     """What the simulation holds: status, time and height range, nodes and events by kind."""
-    sim = sim_for(c, who, id)
-    _, run_id = simulation_owner(c, who, id)
-    nodes: list[dict[str, Any]] = []
-    kinds: dict[str, int] = {}
-    span: tuple[Any, ...] = (0, None, None, None, None)
+    _, run_id = await simulation_owner_async(c, who, id)
+    sim = await run_in_threadpool(sim_for, c, who, id)
+    counts: dict[str, Any] = {"events": 0, "firstTimestamp": None, "lastTimestamp": None, "firstHeight": None,
+                              "lastHeight": None, "nodes": [], "eventsByKind": {}}  # fmt: skip
     if run_id is not None:
-        per_node = {r[0]: r[1:] for r in c.store.query(
-            "SELECT node, count(*), min(height), max(height) FROM events WHERE run_id = ? GROUP BY node",
-            [run_id])}  # fmt: skip
-        nodes = [{"node": n.node, "label": n.label, "nodeId": n.p2p_id, "validatorAddress": n.validator,
-                  "events": int(per_node.get(n.node, (0,))[0]), "firstHeight": per_node.get(n.node, (0, None))[1],
-                  "lastHeight": per_node.get(n.node, (0, None, None))[2]} for n in c.store.nodes(run_id)]  # fmt: skip
-        kinds = {k: int(v) for k, v in c.store.query(
-            "SELECT kind, count(*) FROM events WHERE run_id = ? GROUP BY kind ORDER BY 2 DESC, 1",
-            [run_id])}  # fmt: skip
-        span = c.store.query("SELECT count(*), min(ts), max(ts), min(height), max(height) FROM events"
-                             " WHERE run_id = ?", [run_id])[0]  # fmt: skip
-    return _json({
-        "simulationId": id, "status": sim.status, "events": int(span[0]),
-        "firstTimestamp": format_ns(span[1]) if span[1] is not None else None,
-        "lastTimestamp": format_ns(span[2]) if span[2] is not None else None,
-        "firstHeight": span[3], "lastHeight": span[4], "nodes": nodes, "eventsByKind": kinds,
-    })  # fmt: skip
+        counts = orjson.loads((await answer_async(c, id, run_id, "run_counts", WHOLE_RUN)).body)
+    return _json({"simulationId": id, "status": sim.status, **counts})
 
 
 def _table(path: str, name: str, summary_: str) -> None:
