@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from bftscope.cometbft import rollups
 from bftscope.config import Settings
 from bftscope.control import projects, simulations, users
 from bftscope.store import DuckDBStore
@@ -54,6 +55,7 @@ def prepare(source: Path, data: Path) -> tuple[str, str, str]:
     project = projects.create_project(store, user.id, "bench")
     sim = simulations.create_simulation(store, project.id, user.id, "12M events")
     store.execute("UPDATE runs SET name = ? WHERE name = 'big'", [sim.run_name])
+    rollups.refresh(store, store.get_run(sim.run_name).id)  # rollups added since the store was built
     simulations.set_state(store, sim.id, status="processed", processing_status="completed")
     target = simulations.create_simulation(store, project.id, user.id, "uploads")
     store.close()

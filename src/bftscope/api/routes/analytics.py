@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from bftscope.api import schemas
 from bftscope.api.deps import Caller, Ctx, HexId, sim_for, simulation_owner, simulation_owner_async
 from bftscope.api.errors import errors
-from bftscope.api.routes.metrics import answer_async
+from bftscope.api.routes.metrics import answer_async, compressed
 from bftscope.cometbft.analyzer import WHOLE_RUN
 from bftscope.cometbft.compare import compare_runs
 
@@ -43,12 +43,13 @@ async def summary(id: HexId, c: Ctx, who: Caller) -> Response:
 
 
 def _table(path: str, name: str, summary_: str) -> None:
-    async def handler(id: HexId, c: Ctx, who: Caller) -> Response:
+    async def handler(id: HexId, c: Ctx, who: Caller, request: Request) -> Response:
         _, run_id = await simulation_owner_async(c, who, id)
         if run_id is None:
             return _json({"data": []})
         body = bytes((await answer_async(c, id, run_id, name, WHOLE_RUN)).body)
-        return Response(b'{"data":' + body + b"}", media_type="application/json")
+        wrapped = Response(b'{"data":' + body + b"}", media_type="application/json")
+        return await compressed(c, request, wrapped, (id, run_id, "table:" + name))
 
     handler.__doc__ = summary_
     router.add_api_route(path, handler, methods=["GET"], response_model=schemas.Table, responses=errors(400, 401, 404),

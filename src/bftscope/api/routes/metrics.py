@@ -9,10 +9,11 @@ no re-encoding. An unprocessed simulation answers empty results, as the original
 
 from __future__ import annotations
 
+import gzip
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from bftscope.api import schemas
@@ -72,10 +73,31 @@ def answer(c: ApiContext, sim_id: str, run_id: int | None, name: str, win: Windo
     return Response(body, media_type="application/json")
 
 
+GZIP_ABOVE = 64 * 1024
+
+
+async def compressed(c: ApiContext, request: Request, response: Response, key: Any) -> Response:
+    """A large whole-run answer gzip-compressed once and kept, for clients that accept gzip (browsers do):
+    a 10 MB answer then costs its compressed size on the wire and no CPU per request."""
+    body = bytes(response.body)
+    if len(body) < GZIP_ABOVE or "gzip" not in request.headers.get("accept-encoding", ""):
+        return response
+    gz = c.answers.get((*key, "gzip")) if key is not None else None
+    if gz is None:
+        gz = await run_in_threadpool(gzip.compress, body, 5)
+        if key is not None and c.owners.get(key[0]) is not None:
+            c.answers.put((*key, "gzip"), gz)
+    return Response(gz, media_type="application/json", headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+
+
 def _route(path: str, name: str, model: Any, summary: str) -> None:
-    async def handler(id: HexId, c: Ctx, who: Caller, from_: From = None, to: To = None) -> Response:
+    async def handler(
+        id: HexId, c: Ctx, who: Caller, request: Request, from_: From = None, to: To = None
+    ) -> Response:
         _, run_id = await simulation_owner_async(c, who, id)
-        return await answer_async(c, id, run_id, name, window(from_, to))
+        win = window(from_, to)
+        response = await answer_async(c, id, run_id, name, win)
+        return await compressed(c, request, response, (id, run_id, name) if win == WHOLE_RUN else None)
 
     handler.__doc__ = summary
     router.add_api_route(path, handler, methods=["GET"], response_model=model, responses=errors(400, 401, 404),
