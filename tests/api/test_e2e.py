@@ -89,8 +89,9 @@ def test_upload_process_page_and_read_every_metric(client: TestClient, api_setti
                        headers=h).json()  # fmt: skip
     assert votes == analyzer.vote_latencies(store, rid, page=2, per_page=5, threshold="p50")
     # a large answer goes out gzip-compressed to clients that accept it, and decodes to the same JSON
-    zipped = client.get(f"/v1/simulations/{sid}/metrics/latency/timeseries", headers={**h, "Accept-Encoding": "gzip"})
-    plain = client.get(f"/v1/simulations/{sid}/metrics/latency/timeseries", headers={**h, "Accept-Encoding": "identity"})
+    url = f"/v1/simulations/{sid}/metrics/latency/timeseries"
+    zipped = client.get(url, headers={**h, "Accept-Encoding": "gzip"})
+    plain = client.get(url, headers={**h, "Accept-Encoding": "identity"})
     assert zipped.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
     assert zipped.json() == plain.json() and len(zipped.content) > 64 * 1024
     for path in ANALYTICS:
