@@ -8,7 +8,8 @@ off so the load generator is not throttled) and drives it with ``wrk`` (Debian p
     .venv/bin/python bench/api_bench.py --seconds 10 --runs 3
 
 Reports, per metric endpoint, requests/s and p99 latency (median of ``--runs`` wrk runs of ``--seconds``
-each, 16 connections, ``Accept-Encoding: gzip`` as browsers send), the median time of a 10 000-event ``/events`` page, and the MB/s and server peak
+each, 16 connections, ``Accept-Encoding: gzip`` as browsers send), the median time of a 10 000-event
+``/events`` page, and the MB/s and server peak
 RSS of a streamed 1 GB multipart upload. Results go to ``bench/out/api.json``.
 """
 
@@ -64,8 +65,9 @@ def prepare(source: Path, data: Path) -> tuple[str, str, str]:
 
 def wrk(url: str, token: str, seconds: int) -> tuple[float, float]:
     # browsers and HTTP libraries send Accept-Encoding: gzip; large answers are then served pre-compressed
-    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-H", f"Authorization: Bearer {token}",
-                          "-H", "Accept-Encoding: gzip", url], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-H", f"Authorization: Bearer {token}",
+           "-H", "Accept-Encoding: gzip", url]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert m, out
