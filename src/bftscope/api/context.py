@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bftscope.config import Settings
+from bftscope.control import simulations
 from bftscope.control.jobs import ThreadJobRunner
 from bftscope.store.duckdb import DuckDBStore
 
@@ -63,6 +64,17 @@ class ApiContext:
     tokens: TtlCache = field(default_factory=lambda: TtlCache(ttl_s=60))
     owners: TtlCache = field(default_factory=TtlCache)
     answers: TtlCache = field(default_factory=lambda: TtlCache(max_entries=2000))
+
+    def refuse_if_processing(self, column: str, value: str) -> None:
+        """409 when any simulation whose ``column`` (id, project_id, user_id) is ``value`` is being processed."""
+        assert column in ("id", "project_id", "user_id")
+        for (sim_id,) in self.store.query(f"SELECT id FROM simulations WHERE {column} = ?", [value]):
+            self.jobs.refuse_if_active(sim_id)
+
+    def remove_simulation(self, sim_id: str) -> None:
+        """Delete a simulation's files, data and record, and forget what was cached about it."""
+        simulations.delete_simulation(self.store, self.settings.data_dir, sim_id)
+        self.forget_simulation(sim_id)
 
     def forget_simulation(self, sim_id: str) -> None:
         """Drop every cached fact about a simulation (deleted, reprocessed)."""

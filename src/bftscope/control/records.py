@@ -5,8 +5,15 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
-__all__ = ["Project", "SimFile", "Simulation", "User", "new_id", "now", "valid_id"]
+from bftscope.errors import InputError
+from bftscope.store.base import Store
+
+__all__ = ["Project", "SimFile", "Simulation", "User", "check_text", "new_id", "now", "set_text", "valid_id"]
+
+MAX_NAME = 200
+MAX_DESCRIPTION = 10_000
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -75,3 +82,24 @@ class Simulation:
     @property
     def run_name(self) -> str:
         return f"sim-{self.id}"
+
+
+def check_text(name: str | None, description: str | None) -> None:
+    """The name/description rules shared by projects and simulations (None = not being set)."""
+    if name is not None and not name.strip():
+        raise InputError("name is required")
+    if name is not None and len(name) > MAX_NAME:
+        raise InputError(f"name must have at most {MAX_NAME} characters")
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise InputError(f"description must have at most {MAX_DESCRIPTION} characters")
+
+
+def set_text(store: Store, table: Literal["projects", "simulations"], row_id: str, name: str | None,
+             description: str | None) -> None:  # fmt: skip
+    """Change only the fields given (and always ``updated_at``)."""
+    check_text(name, description)
+    store.execute(
+        f"UPDATE {table} SET name = coalesce(?, name), description = coalesce(?, description), updated_at = ?"
+        " WHERE id = ?",
+        [name, description, now(), row_id],
+    )

@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bftscope.control.records import SimFile, Simulation, new_id, now
+from bftscope.control.records import SimFile, Simulation, check_text, new_id, now, set_text
 from bftscope.control.uploads import SavedFile
-from bftscope.errors import InputError, NotFoundError
+from bftscope.errors import NotFoundError
 from bftscope.store.base import Store
 
 __all__ = [
@@ -33,24 +33,13 @@ __all__ = [
 
 _COLS = ("id, project_id, user_id, name, description, status, processing_status, processed_files, total_files,"
          " processing_ms, progress, error_message, processed_at, created_at, updated_at")  # fmt: skip
-MAX_NAME = 200
-MAX_DESCRIPTION = 10_000
-
-
 def simulation_dir(data_dir: Path, sim_id: str) -> Path:
     return data_dir / "uploads" / sim_id
 
 
-def _check(name: str | None, description: str | None) -> None:
-    if name is not None and not (0 < len(name.strip()) <= MAX_NAME):
-        raise InputError("name is required" if not name.strip() else f"name must have at most {MAX_NAME} characters")
-    if description is not None and len(description) > MAX_DESCRIPTION:
-        raise InputError(f"description must have at most {MAX_DESCRIPTION} characters")
-
-
 def create_simulation(store: Store, project_id: str, user_id: str, name: str, description: str = "",
                       sim_id: str | None = None) -> Simulation:  # fmt: skip
-    _check(name, description)
+    check_text(name, description)
     t = now()
     sid = sim_id or new_id()
     store.execute(
@@ -97,13 +86,8 @@ def list_simulations(store: Store, *, user_id: str | None = None, project_id: st
 
 
 def update_simulation(store: Store, sim_id: str, name: str | None, description: str | None) -> Simulation:
-    _check(name, description)
     get_simulation(store, sim_id)
-    store.execute(
-        "UPDATE simulations SET name = coalesce(?, name), description = coalesce(?, description), updated_at = ?"
-        " WHERE id = ?",
-        [name, description, now(), sim_id],
-    )
+    set_text(store, "simulations", sim_id, name, description)
     return get_simulation(store, sim_id)
 
 

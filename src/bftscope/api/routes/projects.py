@@ -8,7 +8,7 @@ from bftscope.api import convert, schemas
 from bftscope.api.deps import Caller, Ctx, HexId, check_id, project_for, require_user_access
 from bftscope.api.errors import errors
 from bftscope.api.routes.users import ensure_user
-from bftscope.control import projects, simulations
+from bftscope.control import projects
 
 router = APIRouter(prefix="/v1", tags=["projects"])
 
@@ -43,12 +43,6 @@ def update_project(projectId: HexId, body: schemas.ProjectUpdate, c: Ctx, who: C
 def delete_project(projectId: HexId, c: Ctx, who: Caller) -> schemas.Message:
     """Deletes the project's simulations (their files and data) too."""
     project_for(c, who, projectId)
-    for (sim_id,) in c.store.query("SELECT id FROM simulations WHERE project_id = ?", [projectId]):
-        c.jobs.refuse_if_active(sim_id)
-
-    def remove(sim_id: str) -> None:
-        simulations.delete_simulation(c.store, c.settings.data_dir, sim_id)
-        c.forget_simulation(sim_id)
-
-    projects.delete_project(c.store, projectId, remove)
+    c.refuse_if_processing("project_id", projectId)
+    projects.delete_project(c.store, projectId, c.remove_simulation)
     return schemas.Message(message="Project deleted successfully")

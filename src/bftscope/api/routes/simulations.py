@@ -133,8 +133,7 @@ def delete_simulation(id: HexId, c: Ctx, who: Caller) -> schemas.Message:
     """Removes the simulation's uploaded files, its ingested data and its record."""
     sim_for(c, who, id)
     c.jobs.refuse_if_active(id)
-    sims.delete_simulation(c.store, c.settings.data_dir, id)
-    c.forget_simulation(id)
+    c.remove_simulation(id)
     return schemas.Message(message="Simulation deleted successfully")
 
 

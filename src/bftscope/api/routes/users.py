@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from bftscope.api import convert, schemas
 from bftscope.api.deps import Caller, Ctx, HexId, MaybeCaller, check_id, require_user_access
 from bftscope.api.errors import errors
-from bftscope.control import simulations, users
+from bftscope.control import users
 from bftscope.errors import ForbiddenError, UnauthorizedError
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -46,16 +46,11 @@ def delete_user(userId: HexId, c: Ctx, who: Caller) -> schemas.Message:
     """Deletes the user's tokens, projects and simulations (their files and data) too."""
     require_user_access(who, check_id(userId, "user"))
     users.get_user(c.store, userId)
-    for (sim_id,) in c.store.query("SELECT id FROM simulations WHERE user_id = ?", [userId]):
-        c.jobs.refuse_if_active(sim_id)
-    users.delete_user(c.store, userId, lambda sim_id: _remove(c, sim_id))
+    c.refuse_if_processing("user_id", userId)
+    users.delete_user(c.store, userId, c.remove_simulation)
     c.tokens.drop()
     return schemas.Message(message="User deleted successfully")
 
-
-def _remove(c: Ctx, sim_id: str) -> None:
-    simulations.delete_simulation(c.store, c.settings.data_dir, sim_id)
-    c.forget_simulation(sim_id)
 
 
 def ensure_user(c: Ctx, user_id: str) -> None:
