@@ -78,6 +78,6 @@ class ApiContext:
 
     def forget_simulation(self, sim_id: str) -> None:
         """Drop every cached fact about a simulation (deleted, reprocessed)."""
-        self.owners.drop(lambda k: k == sim_id)
+        self.owners.drop(lambda k: k == sim_id or k == (sim_id, "status"))
         self.answers.drop(lambda k: k[0] == sim_id)
 

@@ -105,7 +105,7 @@ def simulation_owner(c: ApiContext, who: User, sim_id: str) -> tuple[str, int | 
     check_id(sim_id, "simulation")
     hit = c.owners.get(sim_id)
     if hit is None:
-        rows = c.store.query("SELECT user_id, processing_status FROM simulations WHERE id = ?", [sim_id])
+        rows = c.store.query("SELECT user_id, processing_status, status FROM simulations WHERE id = ?", [sim_id])
         if not rows:
             raise NotFoundError("Simulation not found")
         runs = c.store.query("SELECT id FROM runs WHERE name = ?", [f"sim-{sim_id}"])
@@ -113,6 +113,7 @@ def simulation_owner(c: ApiContext, who: User, sim_id: str) -> tuple[str, int | 
         # cache only a settled simulation: while it is processing its run is being rebuilt
         if hit[1] is not None and rows[0][1] in ("completed", "failed", None):
             c.owners.put(sim_id, hit)
+            c.owners.put((sim_id, "status"), rows[0][2])
     owner, run_id = hit
     if not who.is_admin and owner != who.id:
         raise NotFoundError("Simulation not found")

@@ -34,12 +34,14 @@ def _json(body: Any) -> Response:
 async def summary(id: HexId, c: Ctx, who: Caller) -> Response:
     """What the simulation holds: status, time and height range, nodes and events by kind."""
     _, run_id = await simulation_owner_async(c, who, id)
-    sim = await run_in_threadpool(sim_for, c, who, id)
+    status = c.owners.get((id, "status"))  # cached with the owner once the simulation is settled
+    if status is None:
+        status = (await run_in_threadpool(sim_for, c, who, id)).status
     counts: dict[str, Any] = {"events": 0, "firstTimestamp": None, "lastTimestamp": None, "firstHeight": None,
                               "lastHeight": None, "nodes": [], "eventsByKind": {}}  # fmt: skip
     if run_id is not None:
         counts = orjson.loads((await answer_async(c, id, run_id, "run_counts", WHOLE_RUN)).body)
-    return _json({"simulationId": id, "status": sim.status, **counts})
+    return _json({"simulationId": id, "status": status, **counts})
 
 
 def _table(path: str, name: str, summary_: str) -> None:
