@@ -40,7 +40,15 @@ def test_ingest_query_and_report(wal_testnet: Path, tmp_path: Path) -> None:
     rep = json.loads(out)
     assert code == 0 and len(rep["vote_matrix"]) == 12 and len(rep["clock_skew"]) == 6
     code, out = _run("report", "v034", "--data-dir", d)
-    assert code == 0 and "Vote propagation" in out and "node3" in out
+    assert code == 0 and "Vote propagation" in out and "node3" in out and "Proposers" in out
+    plots = tmp_path / "plots"
+    code, out = _run("report", "v034", "--data-dir", d, "--plots", str(plots))
+    assert code == 0, out
+    for name in ("latency-heatmap.png", "heights.png", "latency-distribution.png"):
+        data = (plots / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name
+    page = (plots / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "Participation" in page and "node3" in page
     # ingesting the same folder again adds nothing
     code, out = _run("ingest", str(wal_testnet), "--run", "v034", "--data-dir", d, "--json")
     assert code == 0 and json.loads(out)["events"] == 0
