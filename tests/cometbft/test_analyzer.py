@@ -287,3 +287,49 @@ def test_rollups_equal_live_answers_and_windows_narrow(run: Run) -> None:
     derive.rebuild(store, rid)
     rollups.refresh(store, rid)
     assert store.query("SELECT count(*) FROM rollups WHERE run_id = ?", [rid])[0][0] == len(rollups.METRICS)
+
+
+def test_node_ranking_and_heights(run: Run) -> None:
+    store, rid, _ = run
+    nodes = store.nodes(rid)
+    labels = {n.node: n.label for n in nodes}
+    by_validator = {n.validator: n.node for n in nodes if n.validator}
+    index_to_validator = dict(store.query(
+        "SELECT DISTINCT validator_index, validator FROM events WHERE run_id = ? AND msg_type = 'vote'"
+        " AND validator IS NOT NULL AND validator_index IS NOT NULL", [rid]))  # fmt: skip
+    first: dict[tuple[Any, ...], int] = {}
+    for e in ref.events(store, rid):  # first receipt of each vote at each receiver, own votes excluded
+        if e.msg_type == "vote" and e.kind in ("msg_received", "p2p_recv") and e.validator_index is not None:
+            signer = by_validator.get(index_to_validator.get(e.validator_index))
+            if signer is not None and signer != e.node:
+                first.setdefault((e.node, e.height, e.round, e.vote_type, signer), e.ts)
+    groups: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
+    for (receiver, h, r, vt, signer), ts in first.items():
+        groups[(receiver, h, r, vt)].append((signer, ts))
+    lateness: dict[int, list[float]] = defaultdict(list)
+    for arrivals in groups.values():
+        med = float(np.median([ts for _, ts in arrivals]))
+        for signer, ts in arrivals:
+            lateness[signer].append((ts - med) / 1e6)
+    want = {labels[s]: ref.pct(v, 0.5) for s, v in lateness.items()}
+    got = {r["node"]: r for r in metrics.node_ranking(store, rid)}
+    assert set(got) == set(want)
+    for node, score in want.items():
+        assert got[node]["median_lateness_ms"] == pytest.approx(score, abs=1e-6)
+        assert got[node]["votes"] == len(lateness[next(s for s, lab in labels.items() if lab == node)])
+    # heights: rounds = highest round entered + 1; duration = first step anywhere → last node's first commit
+    steps: dict[int, list[ref.Ev]] = defaultdict(list)
+    commits: dict[tuple[int, int], int] = {}
+    for e in ref.events(store, rid):
+        if e.kind == "step" and (e.height or 0) > 0:
+            steps[e.height or 0].append(e)
+        if e.kind in ("block_committed", "height_end"):
+            commits.setdefault((e.node, e.height or 0), e.ts)
+    got_h = {h["height"]: h for h in timeline.heights(store, rid)}
+    assert set(got_h) == set(steps)
+    for h, evs in steps.items():
+        assert got_h[h]["rounds"] == max(e.round or 0 for e in evs) + 1
+        ends = [ts for (_, hh), ts in commits.items() if hh == h]
+        if ends:
+            assert got_h[h]["duration_ms"] == pytest.approx((max(ends) - min(e.ts for e in evs)) / 1e6)
+            assert got_h[h]["commit_spread_ms"] == pytest.approx((max(ends) - min(ends)) / 1e6)
