@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 import pytest
 
-from bftscope.cometbft import analyzer, derive, metrics, rollups, timeline
+from bftscope.cometbft import analyzer, derive, metrics, participation, rollups, timeline
 from bftscope.cometbft.simulator import build_config, simulate
 from bftscope.config import Settings
 from bftscope.ingest.pipeline import ingest
@@ -333,3 +333,63 @@ def test_node_ranking_and_heights(run: Run) -> None:
         if ends:
             assert got_h[h]["duration_ms"] == pytest.approx((max(ends) - min(e.ts for e in evs)) / 1e6)
             assert got_h[h]["commit_spread_ms"] == pytest.approx((max(ends) - min(ends)) / 1e6)
+
+
+def test_participation_statuses(run: Run) -> None:
+    store, rid, _ = run
+    evs = ref.events(store, rid)
+    extra = dict(store.query("SELECT id, block_hash IS NOT NULL FROM events WHERE run_id = ?", [rid]))
+    vals = dict(store.query("SELECT id, validator FROM events WHERE run_id = ? AND validator IS NOT NULL", [rid]))
+    own = {n.node: n.validator for n in store.nodes(rid)}
+    by_index = {e_index: v for e_index, v in store.query(
+        "SELECT DISTINCT validator_index, validator FROM events WHERE run_id = ? AND msg_type = 'vote'"
+        " AND validator IS NOT NULL AND validator_index IS NOT NULL", [rid])}  # fmt: skip
+    rounds = {(e.height, e.round) for e in evs if e.kind == "step" and e.step in ("propose", "prevote", "precommit")}
+    seen: dict[tuple[Any, ...], bool] = {}
+    kinds = ("msg_received", "msg_internal", "p2p_recv", "p2p_send", "vote_signed", "vote_added")
+    for e in evs:
+        if e.msg_type == "vote" and e.id in vals and e.kind in kinds:
+            key = (e.height, e.round, e.vote_type, vals[e.id])
+            seen[key] = seen.get(key, False) or extra[e.id]
+    moved: dict[tuple[Any, ...], int] = {}
+    for e in evs:
+        if e.kind == "step" and e.step == "precommit":
+            moved.setdefault(("pc", e.node, e.height, e.round), e.ts)
+        if e.kind == "step" and e.step == "commit":
+            moved.setdefault(("cm", e.node, e.height), e.ts)
+    first: dict[tuple[Any, ...], int] = {}
+    for e in evs:
+        if e.msg_type == "vote" and e.kind in ("msg_received", "p2p_recv") and e.validator_index is not None:
+            v = vals.get(e.id) or by_index.get(e.validator_index)
+            if v is not None and v != own.get(e.node):
+                first.setdefault((e.node, e.height, e.round, e.vote_type, v), e.ts)
+    late: dict[tuple[Any, ...], list[bool]] = defaultdict(list)
+    for (node, h, r, vt, v), ts in first.items():
+        bound = moved.get(("pc", node, h, r)) if vt == "prevote" else moved.get(("cm", node, h))
+        if bound is not None:
+            late[(h, r, vt, v)].append(ts > bound)
+    validators = sorted({v for v in own.values() if v} | {k[3] for k in seen})
+    step_heights: dict[int, list[int]] = defaultdict(list)
+    for e in evs:
+        if e.kind == "step":
+            step_heights[e.node].append(e.height or 0)
+    first_full = max(min(h) + 1 for h in step_heights.values())
+    last_full = min(max(h) - 1 for h in step_heights.values())
+    want: dict[str, Counter[str]] = {v: Counter() for v in validators}
+    for h, r in rounds:
+        for vt in ("prevote", "precommit"):
+            for v in validators:
+                key = (h, r, vt, v)
+                if key not in seen:
+                    status = "edge_missing" if (h < first_full or h > last_full) else "missing"
+                elif not seen[key]:
+                    status = "nil"
+                elif late.get(key) and np.mean(late[key]) > 0.5:
+                    status = "late"
+                else:
+                    status = "voted"
+                want[v][status] += 1
+    got = participation.participation(store, rid)["validators"]
+    for v in validators:
+        assert {k: got[v][k] for k in ("voted", "late", "nil", "missing", "edge_missing")} == \
+            {k: want[v][k] for k in ("voted", "late", "nil", "missing", "edge_missing")}, v  # fmt: skip
