@@ -45,6 +45,17 @@ def test_one_hop_latency_within_5_percent_of_the_matrix(simulated: tuple[DuckDBS
         assert row["delivery_rate"] == 1.0
 
 
+def test_skew_corrected_latency_is_the_symmetric_path_delay(simulated: tuple[DuckDBStore, int, GroundTruth]) -> None:
+    store, rid, truth = simulated
+    idx = _index(store, rid, truth)
+    lat = truth.effective_latency_ms
+    for row in metrics.link_latency(store, rid, by_type=False):
+        a, b = idx[row["sender"]], idx[row["receiver"]]
+        # NTP-style correction removes the clock offset; what remains is the mean of the two directions
+        symmetric = (lat[a][b] + lat[b][a]) / 2
+        assert abs(row["corrected_p50_ms"] - symmetric) <= 0.05 * symmetric, (a, b, row, symmetric)
+
+
 def test_clock_skew_is_recovered(simulated: tuple[DuckDBStore, int, GroundTruth]) -> None:
     store, rid, truth = simulated
     idx = _index(store, rid, truth)

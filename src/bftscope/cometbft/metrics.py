@@ -50,7 +50,8 @@ def vote_matrix(store: Store, run_id: int) -> list[dict[str, Any]]:
 
 def link_latency(store: Store, run_id: int, *, by_type: bool = True) -> list[dict[str, Any]]:
     """One-hop delivery latency per directed link (and message type): receive time on the receiver's
-    clock minus send time on the sender's clock, with sent/received counts and the delivery rate."""
+    clock minus send time on the sender's clock, with sent/received counts and the delivery rate; and the
+    same corrected for clock skew (minus the receiver's estimated clock lead, see :func:`clock_skew`)."""
     d = _dialect(store)
     labels = _labels(store, run_id)
     group = "sender, receiver, msg_type" if by_type else "sender, receiver"
@@ -63,6 +64,11 @@ def link_latency(store: Store, run_id: int, *, by_type: bool = True) -> list[dic
         """,
         [run_id],
     )
+    # skew-corrected latency: subtract the receiver's estimated clock lead over the sender (clock_skew)
+    lead: dict[tuple[str, str], float] = {}
+    for sk in clock_skew(store, run_id):
+        lead[(sk["a"], sk["b"])] = sk["b_ahead_of_a_ms"]
+        lead[(sk["b"], sk["a"])] = -sk["b_ahead_of_a_ms"]
     out = []
     for r in rows:
         k = 3 if by_type else 2
@@ -70,9 +76,12 @@ def link_latency(store: Store, run_id: int, *, by_type: bool = True) -> list[dic
         if by_type:
             row["msg_type"] = r[2]
         sent, received = r[k], r[k + 1]
+        skew = lead.get((row["sender"], row["receiver"]))
         row.update({"sent": sent, "received": received, "delivery_rate": received / sent if sent else None,
                     "p50_ms": r[k + 2], "p95_ms": r[k + 3], "p99_ms": r[k + 4], "max_ms": r[k + 5],
-                    "matched_by": r[k + 6]})  # fmt: skip
+                    "matched_by": r[k + 6], "receiver_clock_lead_ms": skew,
+                    "corrected_p50_ms": None if skew is None or r[k + 2] is None else r[k + 2] - skew,
+                    "corrected_p95_ms": None if skew is None or r[k + 3] is None else r[k + 3] - skew})  # fmt: skip
         out.append(row)
     return out
 
