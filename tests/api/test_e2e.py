@@ -96,6 +96,8 @@ def test_upload_process_page_and_read_every_metric(client: TestClient, api_setti
     assert zipped.json() == plain.json() and len(zipped.content) > 64 * 1024
     for path in ANALYTICS:
         assert client.get(f"/v1/simulations/{sid}/{path}", headers=h).status_code == 200, path
+    detail = client.get(f"/v1/simulations/{sid}/analytics/timeline/5", headers=h).json()["data"]
+    assert [d["node"] for d in detail] == ["node0", "node1", "node2", "node3"]
     part = client.get(f"/v1/simulations/{sid}/analytics/participation", headers=h).json()
     assert part["missed"] == [] and len(part["validators"]) == 4
 

@@ -393,3 +393,18 @@ def test_participation_statuses(run: Run) -> None:
     for v in validators:
         assert {k: got[v][k] for k in ("voted", "late", "nil", "missing", "edge_missing")} == \
             {k: want[v][k] for k in ("voted", "late", "nil", "missing", "edge_missing")}, v  # fmt: skip
+
+
+def test_height_detail_shows_every_node_and_the_extra_round(run: Run) -> None:
+    store, rid, _ = run
+    escalated = [h["height"] for h in timeline.heights(store, rid) if h["rounds"] > 1]
+    height = escalated[0] if escalated else 5
+    detail = timeline.height_detail(store, rid, height)
+    assert len(detail) == 4
+    for node in detail:
+        at = [s["at_ms"] for s in node["steps"]]
+        assert at == sorted(at) and at[0] == 0.0
+        assert node["committed_ms"] is not None and node["committed_ms"] >= 0
+        if escalated:
+            assert max(s["round"] for s in node["steps"]) >= 1 and node["timeouts"]
+    assert bool(escalated) == (store.list_runs()[0]["name"] == "sim")  # the simulation escalated height 6

@@ -13,8 +13,9 @@ from typing import Any
 
 from bftscope.store.base import Store
 from bftscope.store.dialect import DIALECTS
+from bftscope.timeutil import format_ns
 
-__all__ = ["heights", "round_explanations", "step_durations"]
+__all__ = ["height_detail", "heights", "round_explanations", "step_durations"]
 
 
 def step_durations(store: Store, run_id: int) -> list[dict[str, Any]]:
@@ -111,3 +112,40 @@ def round_explanations(store: Store, run_id: int) -> list[dict[str, Any]]:
         out.append({"height": height, "round": rnd, "proposer": who, "nodes_with_proposal": got,
                     "nil_prevotes": nil_prevotes, "timeouts": sorted(timeouts or []), "reason": reason})  # fmt: skip
     return out
+
+
+def height_detail(store: Store, run_id: int, height: int) -> list[dict[str, Any]]:
+    """One height at every node: each step entered (round, step, time, ms since the node started the height,
+    ms spent in it), the timeouts that fired and when the node committed — the raw material of "why did
+    this height need three rounds", node by node, on each node's own clock. Times count from the node's
+    first step at the height (a timeout of the previous step can come just before it: negative ms)."""
+    labels = {n.node: n.label for n in store.nodes(run_id)}
+    rows = store.query(
+        """
+        SELECT node, kind, round, step, ts,
+               lead(ts) OVER (PARTITION BY node, kind = 'step' ORDER BY ts, id) AS next_ts
+        FROM events
+        WHERE run_id = ? AND height = ? AND kind IN ('step', 'timeout_fired', 'block_committed', 'height_end')
+        ORDER BY node, ts, id
+        """,
+        [run_id, height],
+    )
+    starts: dict[int, int] = {}
+    for node, kind, _, _, ts, _ in rows:  # a node starts the height at its first step there
+        if kind == "step":
+            starts.setdefault(node, ts)
+    nodes: dict[int, dict[str, Any]] = {}
+    for node, kind, rnd, step, ts, next_ts in rows:
+        entry = nodes.setdefault(node, {"node": labels.get(node, str(node)), "start_ts": starts.get(node, ts),
+                                        "steps": [], "timeouts": [], "committed_ms": None})  # fmt: skip
+        since = (ts - entry["start_ts"]) / 1e6
+        if kind == "step":
+            entry["steps"].append({"round": rnd, "step": step, "at_ms": since,
+                                   "duration_ms": None if next_ts is None else (next_ts - ts) / 1e6})  # fmt: skip
+        elif kind == "timeout_fired":
+            entry["timeouts"].append({"round": rnd, "step": step, "at_ms": since})
+        elif entry["committed_ms"] is None:
+            entry["committed_ms"] = since
+    for entry in nodes.values():
+        entry["start"] = format_ns(entry.pop("start_ts"))
+    return [nodes[n] for n in sorted(nodes)]

@@ -10,16 +10,17 @@ their reason, step durations), ``/analytics/participation`` (voted / late / nil 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from bftscope.api import schemas
 from bftscope.api.deps import Caller, Ctx, HexId, sim_for, simulation_owner, simulation_owner_async
 from bftscope.api.errors import errors
 from bftscope.api.routes.metrics import answer_async, compressed
+from bftscope.cometbft import timeline as timeline_
 from bftscope.cometbft.analyzer import WHOLE_RUN
 from bftscope.cometbft.compare import compare_runs
 
@@ -73,6 +74,16 @@ async def participation(id: HexId, c: Ctx, who: Caller) -> Response:
     if run_id is None:
         return _json({"validators": {}, "missed": [], "late": [], "edge": []})
     return await answer_async(c, id, run_id, "participation", WHOLE_RUN)
+
+
+@router.get("/analytics/timeline/{height}", response_model=schemas.Table, responses=errors(400, 401, 404))
+async def height_detail(id: HexId, height: Annotated[int, Path(ge=0, le=2**62)], c: Ctx, who: Caller) -> Response:
+    """One height at every node: steps entered (round, step, ms since the node started the height, ms in the
+    step), timeouts fired, and when it committed."""
+    _, run_id = await simulation_owner_async(c, who, id)
+    if run_id is None:
+        return _json({"data": []})
+    return _json({"data": await run_in_threadpool(timeline_.height_detail, c.store, run_id, height)})
 
 
 @router.get("/analytics/timeline", response_model=schemas.Timeline, responses=errors(400, 401, 404))
