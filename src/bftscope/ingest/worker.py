@@ -7,6 +7,7 @@ parent plans the ingest, so worker start-up overlaps with hashing and identity s
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import queue
 from collections.abc import Iterator
@@ -53,6 +54,12 @@ def run_inline(units: list[Unit], batch_rows: int, max_line_bytes: int) -> Itera
 
 
 def _worker_main(tasks: Any, results: Any, batch_rows: int, max_line_bytes: int) -> None:
+    # A parser allocates millions of short-lived objects and no reference cycles, and its batches
+    # keep ~100k objects alive: the cyclic collector, run every 700 allocations, spent about a
+    # tenth of the parser's time re-scanning them. Reference counting frees everything here;
+    # one collection per unit catches whatever cycle a library might leave.
+    gc.disable()
+    gc.freeze()  # what start-up imported stays; later collections skip it
     while True:
         unit = tasks.get()
         if unit is None:
@@ -62,6 +69,7 @@ def _worker_main(tasks: Any, results: Any, batch_rows: int, max_line_bytes: int)
                 results.put(msg)
         except Exception as exc:
             results.put(("error", unit.uid, f"{type(exc).__name__}: {exc}"))
+        gc.collect()
 
 
 class WorkerPool:
