@@ -11,18 +11,20 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from bftscope.cometbft import kinds as K
 from bftscope.cometbft.identity import Identity
 from bftscope.cometbft.logmsgs import LogLine, MessageMapper, Skip, scan_identity
-from bftscope.ingest.lines import read_lines
+from bftscope.ingest.lines import CHUNK_BYTES, read_line_blocks, read_lines
 from bftscope.ingest.report import ParseReport, flush_batch
 from bftscope.model import SharedRowBatch
 
 __all__ = ["JsonLogFormat"]
 
 _BLOCK = 512
+_NEWLINE = ord("\n")
 _list_decoder = msgspec.json.Decoder(list[LogLine])
 _one_decoder = msgspec.json.Decoder(LogLine)
 
@@ -34,16 +36,40 @@ def _decode_one(raw: bytes) -> LogLine | None:
         return None
 
 
-def _decode_block(block: list[bytes]) -> list[LogLine | None]:
-    """Decode lines with one msgspec call (a JSON array of them); a block holding a bad line, or a
-    line holding several values, is decoded line by line so only the bad line is lost."""
-    try:
-        objs: list[LogLine | None] = list(_list_decoder.decode(b"[" + b",".join(block) + b"]"))
-    except (msgspec.DecodeError, ValueError):
-        objs = []
-    if len(objs) == len(block):
-        return objs
-    return [_decode_one(raw) if raw.strip() else None for raw in block]
+def _decoded_blocks(text: bytes, pos: int, report: ParseReport) -> Iterator[tuple[list[LogLine | None], list[int]]]:
+    """The lines of ``text`` (found at stream offset ``pos``) decoded, with their stream offsets.
+
+    Lines go to msgspec in blocks of ``_BLOCK``, each block as one JSON array: the block's lines
+    joined by commas, cut from a copy of ``text`` whose newlines are commas, so no line becomes
+    a bytes object of its own. A block holding a bad line, or a line holding several values, is
+    decoded line by line so only the bad line is lost.
+    """
+    newlines = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == _NEWLINE)
+    n = len(newlines) + 1
+    report.lines += n
+    bounds = np.empty(n + 1, dtype=np.int64)  # line i is text[bounds[i] : bounds[i + 1] - 1]
+    bounds[0] = 0
+    bounds[1:n] = newlines + 1
+    bounds[n] = len(text) + 1
+    starts = bounds.tolist()
+    seqs = (bounds[:n] + pos).tolist()
+    commas = text.replace(b"\n", b",")
+    for b in range(0, n, _BLOCK):
+        e = min(b + _BLOCK, n)
+        lo, hi = starts[b], starts[e] - 1
+        try:
+            objs: list[LogLine | None] = list(_list_decoder.decode(b"[" + commas[lo:hi] + b"]"))
+        except (msgspec.DecodeError, ValueError):
+            objs = []
+        if len(objs) != e - b:
+            objs = [_decode_one(raw) if raw.strip() else None for raw in text[lo:hi].split(b"\n")]
+        yield objs, seqs[b:e]
+
+
+def _line_at(text: bytes, i: int) -> bytes:
+    """The line of ``text`` starting at index ``i`` (for skip reports)."""
+    stop = text.find(b"\n", i)
+    return text[i:] if stop < 0 else text[i:stop]
 
 
 # The busiest messages (about 95% of a debug log's lines) and their repeat keys (see parse).
@@ -95,21 +121,23 @@ class JsonLogFormat:
         add_row = batch.add_row
         add = batch.lines.append
         skip = report.skip
-        for pos, lines in read_lines(stream, report, start=start, end=end, max_line_bytes=max_line_bytes):
-            report.lines += len(lines)
-            for b in range(0, len(lines), _BLOCK):
-                block = lines[b : b + _BLOCK]
-                off = pos
-                for raw, obj in zip(block, _decode_block(block), strict=True):
-                    seq = off
-                    off += len(raw) + 1
+        texts: Iterator[tuple[int, bytes]]
+        if max_line_bytes >= CHUNK_BYTES:
+            texts = read_line_blocks(stream, report, start=start, end=end, max_line_bytes=max_line_bytes)
+        else:  # only read_lines drops over-long lines that fit in a chunk (leaving an empty line)
+            lines_read = read_lines(stream, report, start=start, end=end, max_line_bytes=max_line_bytes)
+            texts = ((pos, b"\n".join(lines)) for pos, lines in lines_read)
+        for pos, text in texts:
+            for objs, seqs in _decoded_blocks(text, pos, report):
+                for obj, seq in zip(objs, seqs, strict=True):
                     if obj is None:
+                        raw = _line_at(text, seq - pos)
                         if raw.strip():
                             skip("not JSON", f"offset {seq}", raw)
                         continue
                     msg = obj.msg
                     if type(msg) is not str:
-                        skip("no _msg", f"offset {seq}", raw)
+                        skip("no _msg", f"offset {seq}", _line_at(text, seq - pos))
                         continue
                     ts = obj.ts  # text: the batch parses the whole column at once (model.SharedRowBatch)
                     hot = _HOT.get(msg)
@@ -153,16 +181,15 @@ class JsonLogFormat:
                         report.skipped["unrecognized message"] += 1
                         continue
                     if type(ts) is not str:
-                        skip("malformed timestamp", f"offset {seq}", raw)
+                        skip("malformed timestamp", f"offset {seq}", _line_at(text, seq - pos))
                         continue
                     try:
                         ref = add_row(handler(obj, ts, seq))
                     except Skip as exc:
-                        skip(exc.reason, f"offset {seq}", raw)
+                        skip(exc.reason, f"offset {seq}", _line_at(text, seq - pos))
                         continue
                     if refs is not None:  # a hot line's first occurrence in this batch: later ones repeat it
                         refs[key] = ref
-                pos = off
             if len(batch) >= batch_rows:
                 yield flush_batch(batch, report)
                 mapper.new_batch()
