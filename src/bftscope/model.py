@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from bftscope.timeutil import parse_rfc3339_ns
 
-__all__ = ["ROW_COLUMNS", "ROW_SCHEMA", "EventBatch", "Row"]
+__all__ = ["ROW_COLUMNS", "ROW_SCHEMA", "EventBatch", "Row", "SharedRowBatch"]
 
 # (name, arrow type) in row order. Keep in step with the store migrations.
 # Low-cardinality text (kinds, peer ids, addresses, hashes) travels dictionary-encoded: smaller
@@ -146,4 +146,80 @@ class EventBatch:
         """Convert to Arrow and empty the batch."""
         table = self.to_arrow()
         self.rows = []
+        return table
+
+
+# SharedRowBatch splits a row into the columns each log line has of its own and the rest.
+_OWN = (0, 1, 10, 15)  # ts, kind, peer, seq
+_SHARED = tuple(i for i in range(len(_COLUMNS)) if i not in _OWN)
+_OWN_TYPE = pa.struct([pa.field("ts", pa.string()), *(pa.field(*_COLUMNS[i]) for i in _OWN[1:]),
+                       pa.field("ref", pa.int32())])  # fmt: skip
+_SHARED_TYPE = pa.struct([pa.field(*_COLUMNS[i]) for i in _SHARED])
+
+
+@dataclass
+class SharedRowBatch:
+    """Rows of a log parser, stored as (ts, kind, peer, seq, ref) plus ``shared[ref]``, the other columns.
+
+    Why: most lines of a debug log repeat another line's values except for their own time, kind,
+    peer and offset (a vote is sent to every peer and received from several; packets come in a few
+    sizes), so a parser that recognises a repeat appends a 5-tuple pointing at the row it repeats
+    instead of building and converting a 17-column row again. Arrow then
+    expands ``shared`` with one ``take`` per column. Texts are converted straight to dictionary
+    columns and ``ts`` must be RFC 3339 text (parsed by one Arrow cast, as in :class:`EventBatch`).
+
+    The result is the table :class:`EventBatch` would build from the same rows; when the fast
+    conversion fails (a value that does not fit its column), the rows are rebuilt and handed to
+    :class:`EventBatch`, whose per-row checks then drop and count the bad ones.
+
+    Hot loops append ``(ts, kind, peer, seq, ref)`` to :attr:`lines` directly, with a ``ref`` that
+    :meth:`add_row` returned for the current batch.
+    """
+
+    lines: list[tuple[Any, ...]] = field(default_factory=list)
+    shared: list[tuple[Any, ...]] = field(default_factory=list)
+    dropped_reasons: Counter[str] = field(default_factory=Counter)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def add_row(self, row: Row) -> int:
+        """Append a full row; returns its ``ref``, so later lines with the same shared values can repeat it."""
+        ref = len(self.shared)
+        self.shared.append((row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[11], row[12],
+                            row[13], row[14], row[16]))  # fmt: skip
+        self.lines.append((row[0], row[1], row[10], row[15], ref))
+        return ref
+
+    def rows(self) -> list[Row]:
+        """The batch as full rows (the slow path)."""
+        out = []
+        for ts, kind, peer, seq, ref in self.lines:
+            s = self.shared[ref]
+            out.append((ts, kind, *s[:8], peer, *s[8:12], seq, s[12]))
+        return out
+
+    def to_arrow(self) -> pa.Table:
+        if not self.lines:
+            return ROW_SCHEMA.empty_table()
+        try:
+            own = pa.array(self.lines, type=_OWN_TYPE)
+            shared = pa.array(self.shared, type=_SHARED_TYPE).flatten()
+            ts = own.field(0).cast(_TS_NS).cast(pa.int64())
+        except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            fallback = EventBatch(self.rows())
+            table = fallback.to_arrow()
+            self.dropped_reasons.update(fallback.dropped_reasons)
+            return table
+        refs = own.field(4)
+        cols = [c.take(refs) for c in shared]
+        return pa.Table.from_arrays(
+            [ts, own.field(1), *cols[:8], own.field(2), *cols[8:12], own.field(3), cols[12]], schema=ROW_SCHEMA
+        )
+
+    def take(self) -> pa.Table:
+        """Convert to Arrow and empty the batch."""
+        table = self.to_arrow()
+        self.lines = []
+        self.shared = []
         return table

@@ -109,13 +109,20 @@ FROM o JOIN r USING (sender, msg_type, height, round, vt, vi, pi)
 """
 
 
+# Logical deliveries start from msg_internal events (WAL runs only); without any, the statement
+# would still aggregate every msg_received event only to join it with nothing.
+_HAS_INTERNAL = "SELECT EXISTS (SELECT 1 FROM events WHERE run_id = ? AND kind = 'msg_internal')"
+
+
 def rebuild(store: Store, run_id: int) -> dict[str, int]:
     """Recompute the run's derived tables; returns the row count of each."""
     params = {"run": run_id}
     for table in ("vote_arrivals", "deliveries", "unmatched_receipts"):
         store.execute(f"DELETE FROM {table} WHERE run_id = $run", params)
-    for sql in (_VOTE_ARRIVALS, _RANKED_SENDS, _RANKED_RECEIVES, _WIRE_DELIVERIES, _WIRE_UNMATCHED,
-                _LOGICAL_DELIVERIES):  # fmt: skip
+    statements = [_VOTE_ARRIVALS, _RANKED_SENDS, _RANKED_RECEIVES, _WIRE_DELIVERIES, _WIRE_UNMATCHED]
+    if store.query(_HAS_INTERNAL, [run_id])[0][0]:
+        statements.append(_LOGICAL_DELIVERIES)
+    for sql in statements:
         store.execute(sql, params)
     for table in ("_sends", "_receives"):
         store.execute(f"DROP TABLE IF EXISTS {table}")

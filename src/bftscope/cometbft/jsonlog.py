@@ -8,20 +8,23 @@ and counted. Each decoded line goes through :class:`bftscope.cometbft.logmsgs.Me
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
+from bftscope.cometbft import kinds as K
 from bftscope.cometbft.identity import Identity
 from bftscope.cometbft.logmsgs import LogLine, MessageMapper, Skip, scan_identity
-from bftscope.ingest.lines import read_lines
+from bftscope.ingest.lines import CHUNK_BYTES, read_line_blocks, read_lines
 from bftscope.ingest.report import ParseReport, flush_batch
-from bftscope.model import EventBatch
+from bftscope.model import SharedRowBatch
 
 __all__ = ["JsonLogFormat"]
 
 _BLOCK = 512
+_NEWLINE = ord("\n")
 _list_decoder = msgspec.json.Decoder(list[LogLine])
 _one_decoder = msgspec.json.Decoder(LogLine)
 
@@ -31,6 +34,50 @@ def _decode_one(raw: bytes) -> LogLine | None:
         return _one_decoder.decode(raw)
     except (msgspec.DecodeError, ValueError):
         return None
+
+
+def _decoded_blocks(text: bytes, pos: int, report: ParseReport) -> Iterator[tuple[list[LogLine | None], list[int]]]:
+    """The lines of ``text`` (found at stream offset ``pos``) decoded, with their stream offsets.
+
+    Lines go to msgspec in blocks of ``_BLOCK``, each block as one JSON array: the block's lines
+    joined by commas, cut from a copy of ``text`` whose newlines are commas, so no line becomes
+    a bytes object of its own. A block holding a bad line, or a line holding several values, is
+    decoded line by line so only the bad line is lost.
+    """
+    newlines = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == _NEWLINE)
+    n = len(newlines) + 1
+    report.lines += n
+    bounds = np.empty(n + 1, dtype=np.int64)  # line i is text[bounds[i] : bounds[i + 1] - 1]
+    bounds[0] = 0
+    bounds[1:n] = newlines + 1
+    bounds[n] = len(text) + 1
+    starts = bounds.tolist()
+    seqs = (bounds[:n] + pos).tolist()
+    commas = text.replace(b"\n", b",")
+    for b in range(0, n, _BLOCK):
+        e = min(b + _BLOCK, n)
+        lo, hi = starts[b], starts[e] - 1
+        try:
+            objs: list[LogLine | None] = list(_list_decoder.decode(b"[" + commas[lo:hi] + b"]"))
+        except (msgspec.DecodeError, ValueError):
+            objs = []
+        if len(objs) != e - b:
+            objs = [_decode_one(raw) if raw.strip() else None for raw in text[lo:hi].split(b"\n")]
+        yield objs, seqs[b:e]
+
+
+def _line_at(text: bytes, i: int) -> bytes:
+    """The line of ``text`` starting at index ``i`` (for skip reports)."""
+    stop = text.find(b"\n", i)
+    return text[i:] if stop < 0 else text[i:stop]
+
+
+# The busiest messages (about 95% of a debug log's lines) and their repeat keys (see parse).
+_P2P_SEND, _P2P_RECV, _RECEIVE, _PACKET = range(4)
+_HOT = {"Send": _P2P_SEND, "TrySend": _P2P_SEND, "Received bytes": _P2P_RECV, "Receive": _RECEIVE,
+        "Read PacketMsg": _PACKET}  # fmt: skip
+_P2P_KINDS = (K.P2P_SEND, K.P2P_RECV)
+_MISS: Any = object()
 
 
 class JsonLogFormat:
@@ -67,56 +114,85 @@ class JsonLogFormat:
         mapper = MessageMapper(received_b64=True)
         handler_for = mapper.handler
         exact = mapper.exact_handlers
-        batch = EventBatch()
-        rows = batch.rows
-        append = rows.append
+        p2p_refs, recv_refs, packet_refs = mapper.p2p_refs, mapper.recv_refs, mapper.packet_refs
+        peer_ids, peer_id = mapper.peer_ids, mapper.peer_id
+        src_peers, src_peer = mapper.src_peers, mapper.src_peer
+        batch = SharedRowBatch()
+        add_row = batch.add_row
+        add = batch.lines.append
         skip = report.skip
-        for pos, lines in read_lines(stream, report, start=start, end=end, max_line_bytes=max_line_bytes):
-            report.lines += len(lines)
-            for b in range(0, len(lines), _BLOCK):
-                block = lines[b : b + _BLOCK]
-                try:
-                    objs: list[LogLine | None] = list(_list_decoder.decode(b"[" + b",".join(block) + b"]"))
-                except (msgspec.DecodeError, ValueError):
-                    objs = []
-                if len(objs) != len(block):  # a bad line, or a line holding several values: go one by one
-                    objs = []
-                    for raw in block:
-                        if not raw.strip():
-                            objs.append(None)
-                            continue
-                        try:
-                            objs.append(_one_decoder.decode(raw))
-                        except (msgspec.DecodeError, ValueError):
-                            objs.append(None)
-                off = pos
-                for raw, obj in zip(block, objs, strict=True):
-                    seq = off
-                    off += len(raw) + 1
+        texts: Iterator[tuple[int, bytes]]
+        if max_line_bytes >= CHUNK_BYTES:
+            texts = read_line_blocks(stream, report, start=start, end=end, max_line_bytes=max_line_bytes)
+        else:  # only read_lines drops over-long lines that fit in a chunk (leaving an empty line)
+            lines_read = read_lines(stream, report, start=start, end=end, max_line_bytes=max_line_bytes)
+            texts = ((pos, b"\n".join(lines)) for pos, lines in lines_read)
+        for pos, text in texts:
+            for objs, seqs in _decoded_blocks(text, pos, report):
+                for obj, seq in zip(objs, seqs, strict=True):
                     if obj is None:
+                        raw = _line_at(text, seq - pos)
                         if raw.strip():
                             skip("not JSON", f"offset {seq}", raw)
                         continue
                     msg = obj.msg
                     if type(msg) is not str:
-                        skip("no _msg", f"offset {seq}", raw)
+                        skip("no _msg", f"offset {seq}", _line_at(text, seq - pos))
                         continue
+                    ts = obj.ts  # text: the batch parses the whole column at once (model.SharedRowBatch)
+                    hot = _HOT.get(msg)
+                    refs: dict[Any, int] | None = None  # where to remember this line if it is new
+                    if hot is not None and type(ts) is str:
+                        # One of the busiest lines: if it repeats a row of this batch, only its
+                        # own columns are new (see MessageMapper.p2p_refs for why this is exact).
+                        if hot <= _P2P_RECV:
+                            key = obj.msgBytes
+                            refs = p2p_refs
+                            ref = p2p_refs.get(key) if type(key) is str else None
+                            if ref is not None:
+                                p = obj.peer
+                                peer = (peer_ids.get(p) or peer_id(p)) if type(p) is str else None
+                                add((ts, _P2P_KINDS[hot], peer, seq, ref))
+                                continue
+                        elif hot == _RECEIVE:
+                            key = obj.msg_
+                            refs = recv_refs
+                            ref = recv_refs.get(key) if type(key) is str else None
+                            if ref is not None:
+                                src = obj.src
+                                peer = src_peers.get(src, _MISS) if type(src) is str else None
+                                add((ts, K.MSG_RECEIVED, src_peer(src) if peer is _MISS else peer, seq, ref))
+                                continue
+                        else:
+                            pkt = obj.packet
+                            if pkt is not None:
+                                data = pkt.data
+                                size = len(data) * 3 // 4 - data.count("=", -2) if type(data) is str else None
+                                key = (pkt.channel_id, pkt.eof, size)
+                                refs = packet_refs
+                                ref = packet_refs.get(key)
+                                if ref is not None:
+                                    p = obj.peer
+                                    peer = (peer_ids.get(p) or peer_id(p)) if type(p) is str else None
+                                    add((ts, K.P2P_PACKET, peer, seq, ref))
+                                    continue
                     handler = exact.get(msg) or handler_for(msg)
                     if handler is None:
                         report.skipped["unrecognized message"] += 1
                         continue
-                    ts = obj.ts  # text: the batch parses the whole column at once (model.EventBatch)
                     if type(ts) is not str:
-                        skip("malformed timestamp", f"offset {seq}", raw)
+                        skip("malformed timestamp", f"offset {seq}", _line_at(text, seq - pos))
                         continue
                     try:
-                        append(handler(obj, ts, seq))
+                        ref = add_row(handler(obj, ts, seq))
                     except Skip as exc:
-                        skip(exc.reason, f"offset {seq}", raw)
-                pos = off
-            if len(rows) >= batch_rows:
+                        skip(exc.reason, f"offset {seq}", _line_at(text, seq - pos))
+                        continue
+                    if refs is not None:  # a hot line's first occurrence in this batch: later ones repeat it
+                        refs[key] = ref
+            if len(batch) >= batch_rows:
                 yield flush_batch(batch, report)
-                rows = batch.rows
-                append = rows.append
-        if rows:
+                mapper.new_batch()
+                add = batch.lines.append
+        if len(batch):
             yield flush_batch(batch, report)

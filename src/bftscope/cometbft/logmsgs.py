@@ -53,7 +53,7 @@ class Skip(Exception):
         self.reason = reason
 
 
-class Packet(msgspec.Struct):
+class Packet(msgspec.Struct, gc=False):
     """The ``packet`` object of ``Read PacketMsg`` lines."""
 
     channel_id: Any = None
@@ -61,54 +61,60 @@ class Packet(msgspec.Struct):
     data: Any = None
 
 
-class LogLine(msgspec.Struct, frozen=False):
-    """The keys of CometBFT log lines that we read. Unknown keys are ignored while decoding."""
+class LogLine(msgspec.Struct, frozen=False, gc=False):
+    """The keys of CometBFT log lines that we read. Unknown keys are ignored while decoding.
 
-    msg: Any = msgspec.field(default=None, name="_msg")
-    ts: Any = None
+    Fields are in byte order of their JSON names, the order in which CometBFT writes a line's keys:
+    msgspec looks a key up by scanning the fields from the one after the previous match, so with
+    the same order each lookup is a hit at once. ``gc=False``: decoded values are trees and never
+    form reference cycles, so the collector need not track the millions of instances.
+    """
+
     ID: Any = None
+    msg: Any = msgspec.field(default=None, name="_msg")
     addr: Any = None
-    pubKey: Any = None
-    height: Any = None
-    round: Any = None
-    commit_round: Any = None
-    step: Any = None
-    previous: Any = None
-    current: Any = None
-    proposer: Any = None
-    proposal: Any = None
-    hash: Any = None
-    dur: Any = None
-    index: Any = None
-    total: Any = None
-    count: Any = None
-    val_index: Any = None
-    cs_height: Any = None
-    vote_height: Any = None
-    vote_type: Any = None
-    vote: Any = None
-    validator: Any = None
-    vote_timestamp: Any = None
-    prevotes: Any = None
-    last_commit: Any = None
-    src: Any = None
-    chId: Any = None
+    block: Any = None
     chID: Any = None
+    chId: Any = None
     channel: Any = None
+    commit_round: Any = None
+    count: Any = None
+    cs_height: Any = None
+    current: Any = None
+    dur: Any = None
+    from_: Any = msgspec.field(default=None, name="from")
+    hash: Any = None
+    height: Any = None
+    index: Any = None
+    last_commit: Any = None
     msg_: Any = msgspec.field(default=None, name="msg")
     msgBytes: Any = None
-    peer: Any = None
-    packet: Packet | None = None
-    pol_round: Any = None
-    valid_round: Any = None
-    num_txs: Any = None
-    block: Any = None
-    txs: Any = None
     nodeInfo: Any = None
-    software: Any = None
-    from_: Any = msgspec.field(default=None, name="from")
-    validTxs: Any = None
+    num_txs: Any = None
     num_valid_txs: Any = None
+    packet: Packet | None = None
+    peer: Any = None
+    pol_round: Any = None
+    previous: Any = None
+    prevotes: Any = None
+    proposal: Any = None
+    proposer: Any = None
+    pubKey: Any = None
+    round: Any = None
+    software: Any = None
+    src: Any = None
+    step: Any = None
+    total: Any = None
+    ts: Any = None
+    txs: Any = None
+    val_index: Any = None
+    validTxs: Any = None
+    valid_round: Any = None
+    validator: Any = None
+    vote: Any = None
+    vote_height: Any = None
+    vote_timestamp: Any = None
+    vote_type: Any = None
 
 
 def _i(v: Any) -> int | None:
@@ -171,6 +177,15 @@ class MessageMapper:
         self._recv_cache: dict[str, tuple[Any, ...]] = {}
         self._src_cache: dict[str, str | None] = {}
         self._packet_extra: dict[tuple[Any, Any], str] = {}
+        # Repeats of the busiest lines, for the JSON parser's hot loop (cometbft/jsonlog.py): key →
+        # ``ref`` of a row of the current SharedRowBatch whose shared columns the line would repeat.
+        # p2p lines are keyed by msgBytes, Receive by its msg text, Read PacketMsg by (channel_id,
+        # eof, size). A key is only ever added after its handler succeeded, and the p2p and Receive
+        # maps are emptied together with the decode caches behind them: a line is taken as a repeat
+        # only where its handler would have answered from those caches, with the same values.
+        self.p2p_refs: dict[str, int] = {}
+        self.recv_refs: dict[str, int] = {}
+        self.packet_refs: dict[tuple[Any, Any, int | None], int] = {}
         h: dict[str, Handler] = {
             "Send": self._send,
             "TrySend": self._send,
@@ -217,9 +232,26 @@ class MessageMapper:
     def handler(self, msg: str) -> Handler | None:
         return self._exact.get(msg) or self._lower.get(msg.lower())
 
+    def new_batch(self) -> None:
+        """Forget the repeat keys (their refs point into the batch just flushed)."""
+        self.p2p_refs.clear()
+        self.recv_refs.clear()
+        self.packet_refs.clear()
+
+    @property
+    def peer_ids(self) -> dict[str, str]:
+        """Memo of :meth:`peer_id` for str values (read-only use: a miss must call :meth:`peer_id`)."""
+        return self._peer_cache
+
+    @property
+    def src_peers(self) -> dict[str, str | None]:
+        """Memo of :meth:`src_peer` for str values (read-only use: a miss must call :meth:`src_peer`)."""
+        return self._src_cache
+
     # --- p2p transport -------------------------------------------------------------------
 
-    def _peer_id(self, peer: Any) -> str | None:
+    def peer_id(self, peer: Any) -> str | None:
+        """The lower-case p2p id of a ``peer`` value (``id@host:port``); None if it is not text."""
         if not isinstance(peer, str):
             return None
         pid = self._peer_cache.get(peer)
@@ -258,13 +290,14 @@ class MessageMapper:
         hit = (msg, key, len(raw))
         if len(self._p2p_cache) >= _CACHE_LIMIT:
             self._p2p_cache.clear()
+            self.p2p_refs.clear()
         self._p2p_cache[text] = hit
         return hit
 
     def _p2p_row(self, kind: str, line: LogLine, ts: int | str, seq: int, hit: tuple[ConsensusMsg, int, int]) -> Row:
         m, key, size = hit
         return (ts, kind, m.height, m.round, m.step, m.vote_type, m.msg_type, m.validator, m.validator_index,
-                m.part_index, self._peer_id(line.peer), m.block_hash, m.signer_ts, key, size, seq, m.extra)  # fmt: skip
+                m.part_index, self.peer_id(line.peer), m.block_hash, m.signer_ts, key, size, seq, m.extra)  # fmt: skip
 
     def _send(self, line: LogLine, ts: int | str, seq: int) -> Row:
         hit = self._decode_p2p(line.msgBytes, line.channel, True)
@@ -285,7 +318,7 @@ class MessageMapper:
             extra = self._packet_extra.get(key)
             if extra is None:
                 extra = self._packet_extra[key] = _extra({"channel": pkt.channel_id, "eof": bool(pkt.eof)})
-        return (ts, K.P2P_PACKET, None, None, None, None, None, None, None, None, self._peer_id(line.peer), None,
+        return (ts, K.P2P_PACKET, None, None, None, None, None, None, None, None, self.peer_id(line.peer), None,
                 None, None, size, seq, extra)  # fmt: skip
 
     # --- consensus reactor / state ---------------------------------------------------------
@@ -301,13 +334,15 @@ class MessageMapper:
                 raise Skip("unparsable consensus message")
             if len(self._recv_cache) >= _CACHE_LIMIT:
                 self._recv_cache.clear()
+                self.recv_refs.clear()
             self._recv_cache[text] = parsed
         msg_type, height, rnd, vtype, vidx, pidx, signer_ts, extra = parsed
-        peer = self._src_peer(line.src)
+        peer = self.src_peer(line.src)
         return (ts, K.MSG_RECEIVED, height, rnd, None, vtype, msg_type, None, vidx, pidx, peer, None, signer_ts,
                 None, None, seq, extra)  # fmt: skip
 
-    def _src_peer(self, src: Any) -> str | None:
+    def src_peer(self, src: Any) -> str | None:
+        """The p2p id in a ``Peer{MConn{…} id in|out}`` value; None if there is none."""
         if not isinstance(src, str):
             return None
         try:

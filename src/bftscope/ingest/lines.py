@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from bftscope.ingest.report import ParseReport
 
-__all__ = ["CHUNK_BYTES", "read_lines"]
+__all__ = ["CHUNK_BYTES", "read_line_blocks", "read_lines"]
 
 CHUNK_BYTES = 4 * 1024 * 1024
 
@@ -30,6 +30,32 @@ def read_lines(
 
     Only lines beginning in ``[start, end)`` are produced. ``report.bytes_read`` advances as
     bytes are consumed; over-long lines are counted under ``"line too long"``.
+    """
+    for pos, text in read_line_blocks(
+        stream, report, start=start, end=end, max_line_bytes=max_line_bytes, chunk_bytes=chunk_bytes
+    ):
+        lines = text.split(b"\n")
+        # Lines that did fit in one chunk may still be over the limit.
+        if max_line_bytes < chunk_bytes:
+            lines = _drop_long(lines, pos, max_line_bytes, report)
+        yield pos, lines
+
+
+def read_line_blocks(
+    stream: BinaryIO,
+    report: ParseReport,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    max_line_bytes: int = 8 * 1024 * 1024,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[tuple[int, bytes]]:
+    """:func:`read_lines` without the split: ``(offset, text)``, ``text.split(b"\\n")`` being the lines.
+
+    Why: splitting a chunk makes one bytes object per line, which costs more than some parsers
+    spend on the line itself; a parser that can work on the text keeps it whole. Lines over
+    ``max_line_bytes`` that fit in one chunk are left in ``text`` (:func:`read_lines` drops them,
+    which only happens when ``max_line_bytes < chunk_bytes``).
     """
     pos = start  # stream offset of buf[0]
     if start > 0:
@@ -70,21 +96,20 @@ def read_lines(
                 buf = b""
                 dropping = True
             continue
-        lines = buf[:last].split(b"\n")
-        if end is not None:
-            lines = _clip(lines, pos, end)
-        # Lines that did fit in one chunk may still be over the limit.
-        if max_line_bytes < chunk_bytes:
-            lines = _drop_long(lines, pos, max_line_bytes, report)
-        if lines:
-            yield pos, lines
+        text = buf[:last]
+        if end is not None and pos + last >= end:
+            # Keep the lines that begin before `end`: cut at the newline ending the line that holds end - 1.
+            cut = text.find(b"\n", end - pos - 1)
+            if cut >= 0:
+                text = text[:cut]
+        yield pos, text
         pos += last + 1
         buf = buf[last + 1 :]
     if buf and (end is None or pos < end):
         if len(buf) > max_line_bytes:
             report.skip("line too long", f"offset {pos}", buf[:40])
         else:
-            yield pos, [buf]
+            yield pos, buf
 
 
 def _clip(lines: list[bytes], pos: int, end: int) -> list[bytes]:

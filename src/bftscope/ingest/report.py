@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from bftscope.model import EventBatch
+from bftscope.model import EventBatch, SharedRowBatch
 
 __all__ = ["MAX_EXAMPLES", "ParseReport", "flush_batch"]
 
@@ -54,7 +54,7 @@ class ParseReport:
         return sum(self.skipped.values())
 
 
-def flush_batch(batch: EventBatch, report: ParseReport) -> pa.Table:
+def flush_batch(batch: EventBatch | SharedRowBatch, report: ParseReport) -> pa.Table:
     """Convert a parser's batch to Arrow, counting its events and any rows that did not fit."""
     table = batch.take()
     if batch.dropped_reasons:

@@ -7,11 +7,14 @@ parent plans the ingest, so worker start-up overlaps with hashing and identity s
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 from bftscope.cometbft.formats import format_by_name
 from bftscope.ingest.discover import InputFile, open_input
@@ -53,15 +56,39 @@ def run_inline(units: list[Unit], batch_rows: int, max_line_bytes: int) -> Itera
 
 
 def _worker_main(tasks: Any, results: Any, batch_rows: int, max_line_bytes: int) -> None:
+    # A parser allocates millions of short-lived objects and no reference cycles, and its batches
+    # keep ~100k objects alive: the cyclic collector, run every 700 allocations, spent about a
+    # tenth of the parser's time re-scanning them. Reference counting frees everything here;
+    # one collection per unit catches whatever cycle a library might leave.
+    gc.disable()
+    gc.freeze()  # what start-up imported stays; later collections skip it
     while True:
         unit = tasks.get()
         if unit is None:
             return
         try:
             for msg in run_unit(unit, batch_rows, max_line_bytes):
-                results.put(msg)
+                results.put(_to_wire(msg))
         except Exception as exc:
             results.put(("error", unit.uid, f"{type(exc).__name__}: {exc}"))
+        gc.collect()
+
+
+def _to_wire(msg: Message) -> Message:
+    """A batch's table travels as Arrow IPC bytes: pickling a table costs ~8x more than writing it
+    as IPC, and the parent reads IPC bytes without a copy (:func:`_from_wire`)."""
+    if msg[0] != "batch":
+        return msg
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, msg[2].schema) as writer:
+        writer.write_table(msg[2])
+    return (msg[0], msg[1], sink.getvalue().to_pybytes(), *msg[3:])
+
+
+def _from_wire(msg: Message) -> Message:
+    if msg[0] != "batch":
+        return msg
+    return (msg[0], msg[1], pa.ipc.open_stream(pa.py_buffer(msg[2])).read_all(), *msg[3:])
 
 
 class WorkerPool:
@@ -95,7 +122,7 @@ class WorkerPool:
                 continue
             if msg[0] in ("done", "error"):
                 pending.discard(msg[1])
-            yield msg
+            yield _from_wire(msg)
 
     def close(self) -> None:
         for _ in self._procs:
