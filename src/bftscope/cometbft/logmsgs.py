@@ -42,7 +42,7 @@ from bftscope.ingest.report import ParseReport
 from bftscope.model import Row
 from bftscope.timeutil import parse_go_duration_ns, parse_rfc3339_ns
 
-__all__ = ["LogLine", "MessageMapper", "Skip", "node_info_fields", "scan_identity"]
+__all__ = ["HotLine", "LogLine", "MessageMapper", "Skip", "node_info_fields", "scan_identity"]
 
 
 class Skip(Exception):
@@ -115,6 +115,37 @@ class LogLine(msgspec.Struct, frozen=False, gc=False):
     vote_height: Any = None
     vote_timestamp: Any = None
     vote_type: Any = None
+
+
+class HotLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A line of one of the busiest messages (Send, TrySend, Received bytes, Receive, Read PacketMsg)
+    with only their keys: decoding builds 13 fields instead of LogLine's 45, about 40% cheaper.
+
+    Exactly what LogLine would give: a line holding any other key fails to decode (and is then
+    decoded as a LogLine). A line that does decode holds only these keys; LogLine decodes the same
+    keys the same way, skips ``conn``/``level``/``module`` (decoded here: at least as strict as
+    skipping), and leaves its other fields None. Fields are in byte order, as in LogLine.
+    """
+
+    msg: Any = msgspec.field(default=None, name="_msg")
+    chID: Any = None
+    chId: Any = None
+    channel: Any = None
+    conn: Any = None
+    level: Any = None
+    msg_: Any = msgspec.field(default=None, name="msg")
+    module: Any = None
+    msgBytes: Any = None
+    packet: Packet | None = None
+    peer: Any = None
+    src: Any = None
+    ts: Any = None
+
+    def full(self) -> LogLine:
+        """The LogLine the same line decodes to."""
+        return LogLine(msg=self.msg, chID=self.chID, chId=self.chId, channel=self.channel, msg_=self.msg_,
+                       msgBytes=self.msgBytes, packet=self.packet, peer=self.peer, src=self.src,
+                       ts=self.ts)  # fmt: skip
 
 
 def _i(v: Any) -> int | None:
@@ -294,20 +325,22 @@ class MessageMapper:
         self._p2p_cache[text] = hit
         return hit
 
-    def _p2p_row(self, kind: str, line: LogLine, ts: int | str, seq: int, hit: tuple[ConsensusMsg, int, int]) -> Row:
+    def _p2p_row(
+        self, kind: str, line: LogLine | HotLine, ts: int | str, seq: int, hit: tuple[ConsensusMsg, int, int]
+    ) -> Row:
         m, key, size = hit
         return (ts, kind, m.height, m.round, m.step, m.vote_type, m.msg_type, m.validator, m.validator_index,
                 m.part_index, self.peer_id(line.peer), m.block_hash, m.signer_ts, key, size, seq, m.extra)  # fmt: skip
 
-    def _send(self, line: LogLine, ts: int | str, seq: int) -> Row:
+    def _send(self, line: LogLine | HotLine, ts: int | str, seq: int) -> Row:
         hit = self._decode_p2p(line.msgBytes, line.channel, True)
         return self._p2p_row(K.P2P_SEND, line, ts, seq, hit)
 
-    def _received_bytes(self, line: LogLine, ts: int | str, seq: int) -> Row:
+    def _received_bytes(self, line: LogLine | HotLine, ts: int | str, seq: int) -> Row:
         hit = self._decode_p2p(line.msgBytes, line.chID, not self.received_b64)
         return self._p2p_row(K.P2P_RECV, line, ts, seq, hit)
 
-    def _packet(self, line: LogLine, ts: int | str, seq: int) -> Row:
+    def _packet(self, line: LogLine | HotLine, ts: int | str, seq: int) -> Row:
         pkt = line.packet
         extra = None
         size = None
@@ -323,7 +356,7 @@ class MessageMapper:
 
     # --- consensus reactor / state ---------------------------------------------------------
 
-    def _receive(self, line: LogLine, ts: int | str, seq: int) -> Row:
+    def _receive(self, line: LogLine | HotLine, ts: int | str, seq: int) -> Row:
         text = line.msg_
         if not isinstance(text, str):
             raise Skip("missing msg")
