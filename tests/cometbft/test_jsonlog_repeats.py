@@ -143,6 +143,14 @@ CORNER_LINES = [
     _line("Something else", peer=_PEER),
     _line("Adding vote", vote_height=1, vote_type="SIGNED_MSG_TYPE_PREVOTE", val_index=2, cs_height=1),
     b'{"_msg":"Send","channel":32,"msgBytes":"0A0F08011801","ts":"2025-06-08T01:24:19Z","peer":"\xff"}',
+    # Lines that look hot but are not HotLines (another key; a key HotLine decodes but LogLine skips).
+    _line("Send", channel=32, msgBytes="0A0F08011801", peer=_PEER, height=5),
+    b'{"_msg":"Send","channel":32,"level":"\xff","msgBytes":"0A0F08011801","peer":"p","ts":"2025-06-08T01:24:19Z"}',
+    b'{"_msg":"Send","channel":32,"level":1e999,"msgBytes":"0A0F08011801","peer":"p","ts":"2025-06-08T01:24:19Z"}',
+    b'{"_msg":"Receive","_msg":"Adding vote","level":"debug","ts":"2025-06-08T01:24:19Z"}',
+    b'{"_msg":"Receive","_msg":"Unknown","level":"debug","ts":"2025-06-08T01:24:19Z"}',
+    b'{"_msg":"Receive",',
+    b'"ts":"2025-06-08T01:24:19Z","msg":"[NewRoundStep H:1 R:0 S:RoundStepNewHeight LCR:-1]","src":"x"}',
     b"not json",
     b"",
 ]

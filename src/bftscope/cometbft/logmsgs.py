@@ -26,6 +26,7 @@ import xxhash
 
 from bftscope.cometbft import kinds as K
 from bftscope.cometbft.identity import Identity, started_node_identity
+from bftscope.cometbft.logline import HotLine, LogLine
 from bftscope.cometbft.proto import ConsensusMsg, ProtoError, decode_consensus_message, step_name
 from bftscope.cometbft.receive import parse_receive_msg
 from bftscope.cometbft.strings import (
@@ -42,7 +43,7 @@ from bftscope.ingest.report import ParseReport
 from bftscope.model import Row
 from bftscope.timeutil import parse_go_duration_ns, parse_rfc3339_ns
 
-__all__ = ["LogLine", "MessageMapper", "Skip", "node_info_fields", "scan_identity"]
+__all__ = ["HotLine", "LogLine", "MessageMapper", "Skip", "node_info_fields", "scan_identity"]
 
 
 class Skip(Exception):
@@ -51,70 +52,6 @@ class Skip(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class Packet(msgspec.Struct, gc=False):
-    """The ``packet`` object of ``Read PacketMsg`` lines."""
-
-    channel_id: Any = None
-    eof: Any = None
-    data: Any = None
-
-
-class LogLine(msgspec.Struct, frozen=False, gc=False):
-    """The keys of CometBFT log lines that we read. Unknown keys are ignored while decoding.
-
-    Fields are in byte order of their JSON names, the order in which CometBFT writes a line's keys:
-    msgspec looks a key up by scanning the fields from the one after the previous match, so with
-    the same order each lookup is a hit at once. ``gc=False``: decoded values are trees and never
-    form reference cycles, so the collector need not track the millions of instances.
-    """
-
-    ID: Any = None
-    msg: Any = msgspec.field(default=None, name="_msg")
-    addr: Any = None
-    block: Any = None
-    chID: Any = None
-    chId: Any = None
-    channel: Any = None
-    commit_round: Any = None
-    count: Any = None
-    cs_height: Any = None
-    current: Any = None
-    dur: Any = None
-    from_: Any = msgspec.field(default=None, name="from")
-    hash: Any = None
-    height: Any = None
-    index: Any = None
-    last_commit: Any = None
-    msg_: Any = msgspec.field(default=None, name="msg")
-    msgBytes: Any = None
-    nodeInfo: Any = None
-    num_txs: Any = None
-    num_valid_txs: Any = None
-    packet: Packet | None = None
-    peer: Any = None
-    pol_round: Any = None
-    previous: Any = None
-    prevotes: Any = None
-    proposal: Any = None
-    proposer: Any = None
-    pubKey: Any = None
-    round: Any = None
-    software: Any = None
-    src: Any = None
-    step: Any = None
-    total: Any = None
-    ts: Any = None
-    txs: Any = None
-    val_index: Any = None
-    validTxs: Any = None
-    valid_round: Any = None
-    validator: Any = None
-    vote: Any = None
-    vote_height: Any = None
-    vote_timestamp: Any = None
-    vote_type: Any = None
 
 
 def _i(v: Any) -> int | None:
@@ -294,20 +231,22 @@ class MessageMapper:
         self._p2p_cache[text] = hit
         return hit
 
-    def _p2p_row(self, kind: str, line: LogLine, ts: int | str, seq: int, hit: tuple[ConsensusMsg, int, int]) -> Row:
+    def _p2p_row(
+        self, kind: str, line: LogLine | HotLine, ts: int | str, seq: int, hit: tuple[ConsensusMsg, int, int]
+    ) -> Row:
         m, key, size = hit
         return (ts, kind, m.height, m.round, m.step, m.vote_type, m.msg_type, m.validator, m.validator_index,
                 m.part_index, self.peer_id(line.peer), m.block_hash, m.signer_ts, key, size, seq, m.extra)  # fmt: skip
 
-    def _send(self, line: LogLine, ts: int | str, seq: int) -> Row:
+    def _send(self, line: LogLine | HotLine, ts: int | str, seq: int) -> Row:
         hit = self._decode_p2p(line.msgBytes, line.channel, True)
         return self._p2p_row(K.P2P_SEND, line, ts, seq, hit)
 
-    def _received_bytes(self, line: LogLine, ts: int | str, seq: int) -> Row:
+    def _received_bytes(self, line: LogLine | HotLine, ts: int | str, seq: int) -> Row:
         hit = self._decode_p2p(line.msgBytes, line.chID, not self.received_b64)
         return self._p2p_row(K.P2P_RECV, line, ts, seq, hit)
 
-    def _packet(self, line: LogLine, ts: int | str, seq: int) -> Row:
+    def _packet(self, line: LogLine | HotLine, ts: int | str, seq: int) -> Row:
         pkt = line.packet
         extra = None
         size = None
@@ -323,7 +262,7 @@ class MessageMapper:
 
     # --- consensus reactor / state ---------------------------------------------------------
 
-    def _receive(self, line: LogLine, ts: int | str, seq: int) -> Row:
+    def _receive(self, line: LogLine | HotLine, ts: int | str, seq: int) -> Row:
         text = line.msg_
         if not isinstance(text, str):
             raise Skip("missing msg")
