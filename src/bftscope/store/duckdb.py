@@ -317,12 +317,15 @@ class DuckDBStore:
                 self._con.unregister("_bftscope_batch")
         return int(n)
 
-    def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> None:
-        """Run a write statement (derived-table rebuilds) under the writer lock and the time limit."""
+    def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a write statement (derived-table rebuilds) under the writer lock and the time limit.
+
+        Returns the statement's rows, if any: a read of the writer's temporary tables goes here too.
+        """
         if self.read_only:
             raise StoreError("the store is open read-only")
         with self._lock, self._time_limit(self._con):
-            self._con.execute(sql, params or []).fetchall()
+            return self._con.execute(sql, params or []).fetchall()
 
     def delete_run(self, run_id: int) -> None:
         """Remove a run and everything derived from it, in one transaction."""
