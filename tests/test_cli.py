@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from bftscope.cli import app
@@ -66,3 +67,12 @@ def test_errors_exit_non_zero_with_a_reason(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "no run named 'nope'" in result.stderr
     result = runner.invoke(app, ["events", "nope", "--node", "x", "--data-dir", d])
     assert result.exit_code == 1
+
+
+def test_serve_refuses_unsafe_setups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = str(tmp_path / "store")
+    result = runner.invoke(app, ["serve", "--data-dir", d, "--host", "0.0.0.0", "--local"])
+    assert result.exit_code == 1 and "refused on 0.0.0.0" in result.output
+    monkeypatch.setenv("BFTSCOPE_WORKERS", "2")
+    result = runner.invoke(app, ["serve", "--data-dir", d])
+    assert result.exit_code == 1 and "single writer" in result.output

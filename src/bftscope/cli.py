@@ -300,7 +300,9 @@ def serve_cmd(
     data_dir: DataDir = None,
     host: Annotated[str | None, typer.Option(help="Listen address (default BFTSCOPE_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default BFTSCOPE_PORT or 8080).")] = None,
-    workers: Annotated[int, typer.Option(help="Server processes; the embedded store allows one.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes (default BFTSCOPE_WORKERS, 1); the embedded store allows one.")
+    ] = None,
     local: Annotated[bool, typer.Option("--local", help="No API tokens (loopback addresses only).")] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) until interrupted; stopping finishes
@@ -314,6 +316,7 @@ def serve_cmd(
         settings = settings.model_copy(update={"auth_mode": "local"})
     host = host or settings.host
     port = port or settings.port
+    workers = workers or settings.workers
     try:
         if workers != 1:
             raise InputError("the embedded store has a single writer: run one worker")

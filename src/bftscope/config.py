@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # --- HTTP API (bftscope serve) ---------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port the API listens on (the original's 8080).")
+    workers: int = Field(
+        default=1, ge=1, description="API server processes; the embedded store has one writer, so it must be 1."
+    )
     auth_mode: Literal["token", "local"] = Field(
         default="token",
         description="'token': every request needs 'Authorization: Bearer <token>' (tokens come from creating a "
