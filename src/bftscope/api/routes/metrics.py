@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bftscope.api import schemas
 from bftscope.api.context import ApiContext
-from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner, simulation_owner_async
+from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner_async
 from bftscope.api.errors import errors
 from bftscope.cometbft import analyzer, rollups
 from bftscope.cometbft.analyzer import WHOLE_RUN, Window
@@ -105,10 +105,11 @@ def _route(path: str, name: str, model: Any, summary: str) -> None:
 
 
 @router.get("/latency/votes", response_model=schemas.VoteLatencyPage, responses=errors(400, 401, 404))
-def latency_votes(
+async def latency_votes(
     id: HexId,
     c: Ctx,
     who: Caller,
+    request: Request,
     from_: From = None,
     to: To = None,
     page: Annotated[str | None, Query(max_length=20)] = None,
@@ -117,27 +118,31 @@ def latency_votes(
 ) -> Response:
     """Vote deliveries at or above the threshold percentile (p50|p95|p99, default p95) of the window, oldest
     first, paged (page ≥ 1, perPage 1–1000, default 100 — invalid values fall back to the defaults)."""
-    _, run_id = simulation_owner(c, who, id)
+    _, run_id = await simulation_owner_async(c, who, id)
     p = int(page) if page and page.isdigit() and int(page) > 0 else 1
     pp = int(perPage) if perPage and perPage.isdigit() and 1 <= int(perPage) <= 1000 else 100
     th = threshold if threshold in analyzer.THRESHOLDS else "p95"
     win = window(from_, to)
-    if run_id is None:
-        body: Any = {"data": [], "pagination": {"page": p, "perPage": pp, "total": 0, "totalPages": 0}}
-        return Response(orjson.dumps(body), media_type="application/json")
-    if win != WHOLE_RUN:
-        body = analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp, threshold=th)
-        return Response(orjson.dumps(body), media_type="application/json")
     # whole-run pages never change until the simulation is reprocessed (which clears the cache)
     key = (id, run_id, "votes", p, pp, th)
-    cached = c.answers.get(key)
+    cached = c.answers.get(key) if run_id is not None and win == WHOLE_RUN else None
     if cached is None:
-        cut = orjson.loads(answer(c, id, run_id, "vote_thresholds", win).body)[th]
-        cached = orjson.dumps(analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp, threshold=th,
-                                                      threshold_ns=cut))  # fmt: skip
-        if c.owners.get(id) is not None:
-            c.answers.put(key, cached)
-    return Response(cached, media_type="application/json")
+        cached = await run_in_threadpool(_votes_page, c, id, run_id, win, p, pp, th)
+    return await compressed(c, request, Response(cached, media_type="application/json"),
+                            key if win == WHOLE_RUN else None)  # fmt: skip
+
+
+def _votes_page(c: ApiContext, sim_id: str, run_id: int | None, win: Window, p: int, pp: int, th: str) -> bytes:
+    if run_id is None:
+        return orjson.dumps({"data": [], "pagination": {"page": p, "perPage": pp, "total": 0, "totalPages": 0}})
+    if win != WHOLE_RUN:
+        return orjson.dumps(analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp, threshold=th))
+    cut = orjson.loads(answer(c, sim_id, run_id, "vote_thresholds", win).body)[th]
+    body = orjson.dumps(analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp, threshold=th,
+                                                threshold_ns=cut))  # fmt: skip
+    if c.owners.get(sim_id) is not None:
+        c.answers.put((sim_id, run_id, "votes", p, pp, th), body)
+    return body
 
 
 _route("/latency/pairwise", "pairwise", list[schemas.PairwiseRow],
