@@ -9,6 +9,7 @@ from bftscope.config import Settings
 from bftscope.errors import NotFoundError, QueryTimeoutError
 from bftscope.model import EventBatch
 from bftscope.store import DuckDBStore
+from bftscope.store.duckdb import ROW_GROUP_ROWS
 from bftscope.store.eventquery import EventFilter, list_events
 from bftscope.store.migrate import migration_files
 
@@ -97,3 +98,27 @@ def test_query_time_limit(tmp_path: object) -> None:
     store = DuckDBStore.open(":memory:", settings)
     with pytest.raises(QueryTimeoutError):
         store.query("SELECT count(*) FROM range(100000000000) a")
+
+
+def test_held_rows_fill_whole_row_groups_and_are_never_missed(settings: Settings) -> None:
+    """Bulk appends write whole row groups and hold the rest; every read or change sees held rows."""
+    store = DuckDBStore.open(settings.store_path, settings)
+    run = store.get_or_create_run("r", "cometbft")
+    a = store.begin_source(run.id, 0, "a", "x", "ha", 1)
+    b = store.begin_source(run.id, 0, "b", "x", "hb", 1)
+    chunk = pa.concat_tables([_batch(1000)] * 100)  # 100,000 rows
+    for src in (a, b, a, b):  # 400,000 rows from two interleaved sources
+        store.append_events(run.id, 0, src.id, chunk, hold_partial=True)
+    written = store._con.execute("SELECT count(*) FROM events").fetchall()[0][0]  # without a flush
+    assert written == 2 * ROW_GROUP_ROWS  # only whole row groups so far (154,240 held)
+    assert store.query("SELECT count(*) FROM events")[0][0] == 400_000  # a read writes held rows first
+    ids = [r[0] for r in store.query("SELECT id FROM events ORDER BY id")]
+    assert ids == list(range(1, 400_001))
+    store.append_events(run.id, 0, b.id, _batch(10), hold_partial=True)
+    store.discard_source(b.id)  # held rows of a discarded source go too
+    assert store.query("SELECT source, count(*) FROM events GROUP BY 1") == [(a.id, 200_000)]
+    store.append_events(run.id, 0, a.id, _batch(7), hold_partial=True)
+    store.close()  # closing writes held rows
+    store = DuckDBStore.open(settings.store_path, settings)
+    assert store.query("SELECT count(*) FROM events")[0][0] == 200_007
+    store.close()

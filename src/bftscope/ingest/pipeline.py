@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
 import xxhash
 
 from bftscope.cometbft import rollups
@@ -39,7 +38,6 @@ __all__ = ["FileResult", "IngestResult", "Progress", "ingest"]
 
 IDENTITY_SCAN_BYTES = 4 * 1024 * 1024
 INLINE_BELOW_BYTES = 32 * 1024 * 1024
-WRITE_ROWS = 262_144
 
 Progress = Callable[[int, int, int], None]  # (bytes done, bytes total, lines done)
 
@@ -86,7 +84,6 @@ class _Plan:
     identity: Identity = field(default_factory=Identity)
     node: NodeRecord | None = None
     source_id: int = 0
-    units_left: int = 0
 
 
 def _hash_file(path: Path) -> str:
@@ -183,7 +180,6 @@ def _units_of(first_uid: int, plan_index: int, p: _Plan, settings: Settings) -> 
         Unit(first_uid + k, plan_index, p.file, p.fmt_name, start, None if end >= size else end)
         for k, (start, end) in enumerate(bounds)
     ]
-    p.units_left = len(units)
     return units
 
 
@@ -232,41 +228,27 @@ def _parse_and_write(
     done_bytes: dict[int, int] = {}
     lines = 0
     failed: set[int] = set()
-    pending: dict[int, list[pa.Table]] = {}  # plan index → batches not yet written
-
-    def write(i: int) -> None:
-        tables = pending.pop(i, [])
-        node = plans[i].node
-        if tables and i not in failed and node is not None:
-            store.append_events(run.id, node.node, plans[i].source_id, pa.concat_tables(tables))
-
     for msg in stream:
         kind, uid = msg[0], msg[1]
         unit = units[uid]
         plan = plans[unit.plan_index]
         if kind == "batch":
-            # Coalesce to full row groups: DuckDB writes inserts of >= 122,880 rows straight to the
-            # database file, several times faster than smaller ones that go through its log.
-            tables = pending.setdefault(unit.plan_index, [])
-            tables.append(msg[2])
-            if sum(t.num_rows for t in tables) >= WRITE_ROWS:
-                write(unit.plan_index)
+            if unit.plan_index not in failed and plan.node is not None:
+                # The store writes whole row groups as they fill and holds the rest (see
+                # DuckDBStore.append_events): batches of all sources share them.
+                store.append_events(run.id, plan.node.node, plan.source_id, msg[2], hold_partial=True)
             done_bytes[uid] = msg[3] - unit.start
         elif kind == "done":
-            if plan.units_left == 1:
-                write(unit.plan_index)
             report: ParseReport = msg[2]
             plan.result.report.merge(report)
             lines += report.lines
             done_bytes[uid] = (unit.end or plan.result.size) - unit.start
-            plan.units_left -= 1
         else:
             failed.add(unit.plan_index)
-            pending.pop(unit.plan_index, None)
             plan.result.status, plan.result.reason = "failed", msg[2]
-            plan.units_left -= 1
         if progress is not None:
             progress(sum(done_bytes.values()), total, lines)
+    store.flush_events()
     return plans, failed
 
 

@@ -26,7 +26,10 @@ from bftscope.model import ROW_SCHEMA
 from bftscope.store.base import NodeRecord, RunRecord, SourceRecord
 from bftscope.store.migrate import apply_migrations
 
-__all__ = ["DuckDBStore"]
+__all__ = ["ROW_GROUP_ROWS", "DuckDBStore"]
+
+ROW_GROUP_ROWS = 122_880  # DuckDB's row group size
+_WRITE_GROUPS = 2  # held rows are written once they fill this many row groups
 
 
 def _now() -> datetime:
@@ -43,6 +46,8 @@ class DuckDBStore:
         self._settings = settings
         self._lock = threading.RLock()
         self._next_event_id: dict[int, int] = {}
+        self._held: list[pa.Table] = []  # event rows not yet written (append_events' hold_partial)
+        self._held_rows = 0
         self._local = threading.local()
         self.read_only = read_only
 
@@ -102,11 +107,13 @@ class DuckDBStore:
 
     def query(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read query with bound parameters and the store's time limit."""
+        self.flush_events()
         cur = self._cursor()
         with self._time_limit(cur):
             return cur.execute(sql, params or []).fetchall()
 
     def query_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        self.flush_events()
         cur = self._cursor()
         with self._time_limit(cur):
             return cur.execute(sql, params or []).to_arrow_table()
@@ -117,6 +124,7 @@ class DuckDBStore:
         if self.read_only:
             raise StoreError("the store is open read-only")
         with self._lock:
+            self._write_held(whole_groups_only=False)
             return self._con.execute(sql, params or []).fetchall()
 
     def get_or_create_run(self, name: str, chain: str = "cometbft") -> RunRecord:
@@ -280,16 +288,24 @@ class DuckDBStore:
 
     # --- events ----------------------------------------------------------------------------
 
-    def append_events(self, run_id: int, node: int, source_id: int, table: pa.Table) -> int:
-        """Append a batch of parsed rows (schema :data:`bftscope.model.ROW_SCHEMA`). Returns rows added."""
+    def append_events(
+        self, run_id: int, node: int, source_id: int, table: pa.Table, *, hold_partial: bool = False
+    ) -> int:
+        """Append a batch of parsed rows (schema :data:`bftscope.model.ROW_SCHEMA`). Returns rows added.
+
+        With ``hold_partial`` (bulk ingest), only whole row groups are written now and the rest is
+        held until the next append or :meth:`flush_events`; every other call of the store writes
+        held rows first, so nothing reads or changes events without seeing them. Why: DuckDB writes a
+        large insert straight to the file in row groups of 122,880 rows, and a partly filled last row
+        group is rewritten by the next checkpoint — with 262,144-row inserts that rewrite cost as much
+        as a third of the insert itself (measured: 0.7 s of checkpoint for 1.8 M rows, 0.007 s when
+        every insert was a whole number of row groups).
+        """
         n = table.num_rows
         if n == 0:
             return 0
         if not table.schema.equals(ROW_SCHEMA):
             table = table.cast(ROW_SCHEMA)
-        # One chunk: DuckDB scans the chunks of an Arrow table on several threads and then merges
-        # their row groups, which costs about a fifth more CPU than inserting one chunk.
-        table = table.combine_chunks()
         with self._lock:
             if self.read_only:
                 raise StoreError("the store is open read-only")
@@ -310,12 +326,38 @@ class DuckDBStore:
                 ],
                 names=["run_id", "id", "node", "source", *table.column_names],
             )
-            self._con.register("_bftscope_batch", full)
-            try:
-                self._con.execute("INSERT INTO events SELECT * FROM _bftscope_batch")
-            finally:
-                self._con.unregister("_bftscope_batch")
+            self._held.append(full)
+            self._held_rows += n
+            if not hold_partial:
+                self._write_held(whole_groups_only=False)
+            elif self._held_rows >= _WRITE_GROUPS * ROW_GROUP_ROWS:
+                self._write_held(whole_groups_only=True)
         return int(n)
+
+    def flush_events(self) -> None:
+        """Write every held event row (see :meth:`append_events`)."""
+        if self._held_rows:
+            with self._lock:
+                self._write_held(whole_groups_only=False)
+
+    def _write_held(self, *, whole_groups_only: bool) -> None:
+        if not self._held_rows:
+            return
+        batch = pa.concat_tables(self._held)
+        n = batch.num_rows
+        keep = n % ROW_GROUP_ROWS if whole_groups_only else 0
+        if keep:
+            self._held, self._held_rows = [batch.slice(n - keep)], keep
+            batch = batch.slice(0, n - keep)
+        else:
+            self._held, self._held_rows = [], 0
+        # One chunk: DuckDB scans the chunks of an Arrow table on several threads and then merges
+        # their row groups, which costs about a fifth more CPU than inserting one chunk.
+        self._con.register("_bftscope_batch", batch.combine_chunks())
+        try:
+            self._con.execute("INSERT INTO events SELECT * FROM _bftscope_batch")
+        finally:
+            self._con.unregister("_bftscope_batch")
 
     def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a write statement (derived-table rebuilds) under the writer lock and the time limit.
@@ -324,6 +366,7 @@ class DuckDBStore:
         """
         if self.read_only:
             raise StoreError("the store is open read-only")
+        self.flush_events()
         with self._lock, self._time_limit(self._con):
             return self._con.execute(sql, params or []).fetchall()
 
@@ -332,6 +375,7 @@ class DuckDBStore:
         if self.read_only:
             raise StoreError("the store is open read-only")
         with self._lock:
+            self._write_held(whole_groups_only=False)
             self._con.execute("BEGIN")
             try:
                 for table in ("events", "sources", "nodes", "vote_arrivals", "deliveries", "unmatched_receipts",
@@ -346,8 +390,11 @@ class DuckDBStore:
 
     def checkpoint(self) -> None:
         with self._lock:
+            self._write_held(whole_groups_only=False)
             self._con.execute("CHECKPOINT")
 
     def close(self) -> None:
         with self._lock:
+            if not self.read_only:
+                self._write_held(whole_groups_only=False)
             self._con.close()
