@@ -252,7 +252,11 @@ class JsonLogFormat:
                         skip("malformed timestamp", f"offset {seq}", _line_at(text, seq - pos))
                         continue
                     if type(obj) is HotLine and hot is None:
-                        obj = obj.full()  # the hot messages' handlers read only HotLine's fields; others need all
+                        # A wrong guess (say a repeated "_msg" key): the handler may read any field.
+                        obj = _decode_one(_line_at(text, seq - pos))
+                        if obj is None:
+                            skip("not JSON", f"offset {seq}", _line_at(text, seq - pos))
+                            continue
                     try:
                         ref = add_row(handler(cast(LogLine, obj), ts, seq))
                     except Skip as exc:
