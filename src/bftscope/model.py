@@ -152,8 +152,7 @@ class EventBatch:
 # SharedRowBatch splits a row into the columns each log line has of its own and the rest.
 _OWN = (0, 1, 10, 15)  # ts, kind, peer, seq
 _SHARED = tuple(i for i in range(len(_COLUMNS)) if i not in _OWN)
-_OWN_TYPE = pa.struct([pa.field("ts", pa.string()), *(pa.field(*_COLUMNS[i]) for i in _OWN[1:]),
-                       pa.field("ref", pa.int32())])  # fmt: skip
+_OWN_TYPES = (pa.string(), *(_COLUMNS[i][1] for i in _OWN[1:]), pa.int32())  # ts as text, kind, peer, seq, ref
 _SHARED_TYPE = pa.struct([pa.field(*_COLUMNS[i]) for i in _SHARED])
 
 
@@ -172,54 +171,55 @@ class SharedRowBatch:
     conversion fails (a value that does not fit its column), the rows are rebuilt and handed to
     :class:`EventBatch`, whose per-row checks then drop and count the bad ones.
 
-    Hot loops append ``(ts, kind, peer, seq, ref)`` to :attr:`lines` directly, with a ``ref`` that
-    :meth:`add_row` returned for the current batch.
+    Hot loops extend :attr:`own` by ``(ts, kind, peer, seq, ref)`` directly, with a ``ref`` that
+    :meth:`add_row` returned for the current batch. ``own`` is flat (five values per line): extending
+    by a tuple frees the tuple at once, for the next line to reuse, and each column is then one slice.
     """
 
-    lines: list[tuple[Any, ...]] = field(default_factory=list)
+    own: list[Any] = field(default_factory=list)
     shared: list[tuple[Any, ...]] = field(default_factory=list)
     dropped_reasons: Counter[str] = field(default_factory=Counter)
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return len(self.own) // 5
 
     def add_row(self, row: Row) -> int:
         """Append a full row; returns its ``ref``, so later lines with the same shared values can repeat it."""
         ref = len(self.shared)
         self.shared.append((row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[11], row[12],
                             row[13], row[14], row[16]))  # fmt: skip
-        self.lines.append((row[0], row[1], row[10], row[15], ref))
+        self.own.extend((row[0], row[1], row[10], row[15], ref))
         return ref
 
     def rows(self) -> list[Row]:
         """The batch as full rows (the slow path)."""
         out = []
-        for ts, kind, peer, seq, ref in self.lines:
+        own = self.own
+        for i in range(0, len(own), 5):
+            ts, kind, peer, seq, ref = own[i : i + 5]
             s = self.shared[ref]
             out.append((ts, kind, *s[:8], peer, *s[8:12], seq, s[12]))
         return out
 
     def to_arrow(self) -> pa.Table:
-        if not self.lines:
+        own = self.own
+        if not own:
             return ROW_SCHEMA.empty_table()
         try:
-            own = pa.array(self.lines, type=_OWN_TYPE)
+            ts, kind, peer, seq, refs = (pa.array(own[i::5], type=t) for i, t in enumerate(_OWN_TYPES))
+            ts = ts.cast(_TS_NS).cast(pa.int64())
             shared = pa.array(self.shared, type=_SHARED_TYPE).flatten()
-            ts = own.field(0).cast(_TS_NS).cast(pa.int64())
         except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
             fallback = EventBatch(self.rows())
             table = fallback.to_arrow()
             self.dropped_reasons.update(fallback.dropped_reasons)
             return table
-        refs = own.field(4)
         cols = [c.take(refs) for c in shared]
-        return pa.Table.from_arrays(
-            [ts, own.field(1), *cols[:8], own.field(2), *cols[8:12], own.field(3), cols[12]], schema=ROW_SCHEMA
-        )
+        return pa.Table.from_arrays([ts, kind, *cols[:8], peer, *cols[8:12], seq, cols[12]], schema=ROW_SCHEMA)
 
     def take(self) -> pa.Table:
         """Convert to Arrow and empty the batch."""
         table = self.to_arrow()
-        self.lines = []
+        self.own = []
         self.shared = []
         return table

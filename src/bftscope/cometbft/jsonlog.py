@@ -187,7 +187,7 @@ class JsonLogFormat:
         src_peers, src_peer = mapper.src_peers, mapper.src_peer
         batch = SharedRowBatch()
         add_row = batch.add_row
-        add = batch.lines.append
+        add = batch.own.extend
         skip = report.skip
         texts: Iterator[tuple[int, bytes]]
         if max_line_bytes >= CHUNK_BYTES:
@@ -267,6 +267,6 @@ class JsonLogFormat:
             if len(batch) >= batch_rows:
                 yield flush_batch(batch, report)
                 mapper.new_batch()
-                add = batch.lines.append
+                add = batch.own.extend
         if len(batch):
             yield flush_batch(batch, report)
