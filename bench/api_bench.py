@@ -112,6 +112,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--upload-mb", type=int, default=1000)
+    ap.add_argument("--routes", nargs="*", default=ROUTES, help="only these metric routes (default: all)")
+    ap.add_argument("--only-routes", action="store_true", help="skip the events page and the upload")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -131,13 +133,15 @@ def main() -> None:
                 time.sleep(0.2)
         h = {"Authorization": f"Bearer {token}"}
         results: dict[str, dict[str, float]] = {}
-        for route in ROUTES:
+        for route in args.routes:
             url = f"{base}/v1/simulations/{sim}/{route}"
             httpx.get(url, headers=h, timeout=60).raise_for_status()  # warm: first read of the rollup
             runs = [wrk(url, token, args.seconds) for _ in range(args.runs)]
             results[route] = {"rps": round(statistics.median(r[0] for r in runs)),
                               "p99_ms": round(statistics.median(r[1] for r in runs), 1)}  # fmt: skip
             print(f"{route:40s} {results[route]['rps']:6d} req/s   p99 {results[route]['p99_ms']:7.1f} ms", flush=True)
+        if args.only_routes:
+            return
         times = []
         cursor = None
         for _ in range(max(5, args.runs)):
