@@ -107,13 +107,11 @@ class DuckDBStore:
 
     def query(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read query with bound parameters and the store's time limit."""
-        self.flush_events()
         cur = self._cursor()
         with self._time_limit(cur):
             return cur.execute(sql, params or []).fetchall()
 
     def query_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
-        self.flush_events()
         cur = self._cursor()
         with self._time_limit(cur):
             return cur.execute(sql, params or []).to_arrow_table()
@@ -294,8 +292,9 @@ class DuckDBStore:
         """Append a batch of parsed rows (schema :data:`bftscope.model.ROW_SCHEMA`). Returns rows added.
 
         With ``hold_partial`` (bulk ingest), only whole row groups are written now and the rest is
-        held until the next append or :meth:`flush_events`; every other call of the store writes
-        held rows first, so nothing reads or changes events without seeing them. Why: DuckDB writes a
+        held until the next append, :meth:`flush_events` or any write of the store (so no change is
+        made without them). Reads do not wait for the writer: held rows of a source still being
+        ingested are visible once the ingest flushes them. Why: DuckDB writes a
         large insert straight to the file in row groups of 122,880 rows, and a partly filled last row
         group is rewritten by the next checkpoint — with 262,144-row inserts that rewrite cost as much
         as a third of the insert itself (measured: 0.7 s of checkpoint for 1.8 M rows, 0.007 s when
