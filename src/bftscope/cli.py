@@ -106,6 +106,9 @@ def _print_ingest(result: IngestResult, summary: dict[str, Any]) -> None:
         f"[bold]{result.run}[/bold]: {result.events:,} events from {mb:,.1f} MB in {result.seconds:.2f} s"
         + (f" ({mb / result.seconds:,.1f} MB/s)" if result.seconds > 0 and mb > 0 else "")
     )
+    if result.phases:
+        names = {"parse_store": "parse and store", "derive": "derived tables", "rollups": "metric rollups"}
+        out.print("  " + ", ".join(f"{names.get(k, k)} {v:.2f} s" for k, v in result.phases.items()))
     files = Table("file", "format", "node", "status", "lines", "events", "skipped", title="Files")
     for f in result.files:
         r = f.report
@@ -159,6 +162,7 @@ def ingest_cmd(
     if as_json:
         _print_json({
             "run": result.run, "seconds": round(result.seconds, 3), "bytes": result.bytes_total,
+            "phases": {k: round(v, 3) for k, v in result.phases.items()},
             "events": result.events, "skipped": result.skipped,
             "files": [{"name": f.name, "format": f.format, "node": f.node, "status": f.status, "reason": f.reason,
                        "lines": f.report.lines, "events": f.report.events, "skipped": dict(f.report.skipped),

@@ -61,6 +61,9 @@ class IngestResult:
     seconds: float
     bytes_total: int
     derived: dict[str, int] = field(default_factory=dict)  # row counts of the rebuilt derived tables
+    # Seconds per phase: "parse_store" (planning, parsing, normalizing, storing), "derive" (derived
+    # tables), "rollups" (whole-run metric answers).
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def events(self) -> int:
@@ -266,11 +269,18 @@ def _finish(store: Store, run: RunRecord, plans: list[_Plan], failed: set[int], 
         elif i in failed:
             store.discard_source(p.source_id)
     derived: dict[str, int] = {}
+    phases = {"parse_store": time.perf_counter() - t0}
     if any(p.result.status == "ingested" for p in plans):
+        t = time.perf_counter()
         derived = rebuild(store, run.id)
+        phases["derive"] = time.perf_counter() - t
+        t = time.perf_counter()
         derived["rollups"] = rollups.refresh(store, run.id)
+        phases["rollups"] = time.perf_counter() - t
     total = sum(p.result.size for p in plans if p.result.status in ("ingested", "failed"))
-    result = IngestResult(run.name, run.id, [p.result for p in plans], time.perf_counter() - t0, total, derived)
+    result = IngestResult(
+        run.name, run.id, [p.result for p in plans], time.perf_counter() - t0, total, derived, phases
+    )
     if not any(f.status in ("ingested", "duplicate") for f in result.files):
         reasons = "; ".join(f"{f.name}: {f.reason or 'no events'}" for f in result.files) or "no input files found"
         raise NothingIngestedError(f"nothing could be ingested ({reasons})", run=run.name)
