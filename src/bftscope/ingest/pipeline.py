@@ -231,27 +231,29 @@ def _parse_and_write(
     done_bytes: dict[int, int] = {}
     lines = 0
     failed: set[int] = set()
-    for msg in stream:
-        kind, uid = msg[0], msg[1]
-        unit = units[uid]
-        plan = plans[unit.plan_index]
-        if kind == "batch":
-            if unit.plan_index not in failed and plan.node is not None:
-                # The store writes whole row groups as they fill and holds the rest (see
-                # DuckDBStore.append_events): batches of all sources share them.
-                store.append_events(run.id, plan.node.node, plan.source_id, msg[2], hold_partial=True)
-            done_bytes[uid] = msg[3] - unit.start
-        elif kind == "done":
-            report: ParseReport = msg[2]
-            plan.result.report.merge(report)
-            lines += report.lines
-            done_bytes[uid] = (unit.end or plan.result.size) - unit.start
-        else:
-            failed.add(unit.plan_index)
-            plan.result.status, plan.result.reason = "failed", msg[2]
-        if progress is not None:
-            progress(sum(done_bytes.values()), total, lines)
-    store.flush_events()
+    try:
+        for msg in stream:
+            kind, uid = msg[0], msg[1]
+            unit = units[uid]
+            plan = plans[unit.plan_index]
+            if kind == "batch":
+                if unit.plan_index not in failed and plan.node is not None:
+                    # The store writes whole row groups as they fill and holds the rest (see
+                    # DuckDBStore.append_events): batches of all sources share them.
+                    store.append_events(run.id, plan.node.node, plan.source_id, msg[2], hold_partial=True)
+                done_bytes[uid] = msg[3] - unit.start
+            elif kind == "done":
+                report: ParseReport = msg[2]
+                plan.result.report.merge(report)
+                lines += report.lines
+                done_bytes[uid] = (unit.end or plan.result.size) - unit.start
+            else:
+                failed.add(unit.plan_index)
+                plan.result.status, plan.result.reason = "failed", msg[2]
+            if progress is not None:
+                progress(sum(done_bytes.values()), total, lines)
+    finally:
+        store.flush_events()  # also when interrupted: what was parsed stays, as it would unheld
     return plans, failed
 
 
