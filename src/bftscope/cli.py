@@ -82,7 +82,7 @@ def _run_ingest(
         return ingest(store, run, paths, settings, workers=workers)
     started = time.perf_counter()
     with Progress(
-        TextColumn("[bold]ingest[/bold]"),
+        TextColumn("[bold]{task.description}[/bold]"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -97,7 +97,10 @@ def _run_ingest(
             rate = lines / max(time.perf_counter() - started, 1e-6)
             bar.update(task, completed=done, total=total, lines_s=f"{rate:,.0f} lines/s")
 
-        return ingest(store, run, paths, settings, progress=progress, workers=workers)
+        def phase(name: str) -> None:  # after parsing: the bar is full, say what runs now
+            bar.update(task, description=f"ingest done; {name}", lines_s="")
+
+        return ingest(store, run, paths, settings, progress=progress, workers=workers, on_phase=phase)
 
 
 def _print_ingest(result: IngestResult, summary: dict[str, Any]) -> None:

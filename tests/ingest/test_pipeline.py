@@ -28,7 +28,10 @@ def _store(settings: Settings) -> DuckDBStore:
 
 def test_real_testnet_folder(wal_testnet: Path, settings: Settings) -> None:
     store = _store(settings)
-    result = ingest(store, "v034", [wal_testnet], settings)
+    said: list[str] = []
+    result = ingest(store, "v034", [wal_testnet], settings, on_phase=said.append)
+    assert said == ["derived tables", "metric rollups"]  # what runs after parsing, announced in order
+    assert list(result.phases) == ["parse_store", "derive", "rollups"]
     statuses = {f.name: f.status for f in result.files}
     assert sorted(statuses) == sorted(
         [f"tendermint-v0.34-4node-wal/node{i}/data/cs.wal/wal" for i in range(4)]

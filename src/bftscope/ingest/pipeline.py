@@ -34,12 +34,13 @@ from bftscope.ingest.report import ParseReport
 from bftscope.ingest.worker import Unit, WorkerPool, run_inline
 from bftscope.store.base import NodeRecord, RunRecord, Store
 
-__all__ = ["FileResult", "IngestResult", "Progress", "ingest"]
+__all__ = ["FileResult", "IngestResult", "Phase", "Progress", "ingest"]
 
 IDENTITY_SCAN_BYTES = 4 * 1024 * 1024
 INLINE_BELOW_BYTES = 32 * 1024 * 1024
 
 Progress = Callable[[int, int, int], None]  # (bytes done, bytes total, lines done)
+Phase = Callable[[str], None]  # called with "derived tables", then "metric rollups", as each starts
 
 
 @dataclass
@@ -194,6 +195,7 @@ def ingest(
     *,
     progress: Progress | None = None,
     workers: int | None = None,
+    on_phase: Phase | None = None,
 ) -> IngestResult:
     """Ingest files and folders into a run (created if new). See the module docstring."""
     t0 = time.perf_counter()
@@ -209,7 +211,7 @@ def ingest(
     finally:
         if pool is not None:
             pool.close()  # before deriving: idle parsers would only hold memory
-    return _finish(store, run, plans, results, t0)
+    return _finish(store, run, plans, results, t0, on_phase)
 
 
 def _parse_and_write(
@@ -257,7 +259,9 @@ def _parse_and_write(
     return plans, failed
 
 
-def _finish(store: Store, run: RunRecord, plans: list[_Plan], failed: set[int], t0: float) -> IngestResult:
+def _finish(
+    store: Store, run: RunRecord, plans: list[_Plan], failed: set[int], t0: float, on_phase: Phase | None
+) -> IngestResult:
     """Close each source with its report, rebuild the run's derived tables, build the result."""
     for i, p in enumerate(plans):
         if p.result.status == "ingesting" and i not in failed:
@@ -274,9 +278,13 @@ def _finish(store: Store, run: RunRecord, plans: list[_Plan], failed: set[int], 
     phases = {"parse_store": time.perf_counter() - t0}
     if any(p.result.status == "ingested" for p in plans):
         t = time.perf_counter()
+        if on_phase is not None:
+            on_phase("derived tables")
         derived = rebuild(store, run.id)
         phases["derive"] = time.perf_counter() - t
         t = time.perf_counter()
+        if on_phase is not None:
+            on_phase("metric rollups")
         derived["rollups"] = rollups.refresh(store, run.id)
         phases["rollups"] = time.perf_counter() - t
     total = sum(p.result.size for p in plans if p.result.status in ("ingested", "failed"))
