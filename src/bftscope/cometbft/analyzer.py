@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from bftscope.store.base import Store
 from bftscope.store.dialect import DIALECTS, Dialect
 from bftscope.timeutil import format_ns
@@ -281,36 +283,128 @@ def end_to_end(store: Store, run_id: int, window: Window = WHOLE_RUN) -> list[di
     return [{"height": r[0], "p50Ms": r[1], "p95Ms": r[2], "nodes": r[3], "maxMs": r[4]} for r in rows]
 
 
+# network_pair_stats works in NumPy on the raw latencies: in SQL the quantiles and the bucket counts (which need
+# each group's quantiles first, so two join-backs) cost several times as much CPU. Each latency is kept as one
+# int64, (latency_ns - smallest) * 2 + direction, so sorting them sorts by latency and carries the direction along.
+
+
+def _pair_deliveries(store: Store, run_id: int, window: Window) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The received deliveries as NumPy columns, the message type as an index into the sorted type names (a CASE
+    in SQL costs far less than fetching and encoding the strings)."""
+    where = f"FROM deliveries WHERE run_id = $run AND recv_ts IS NOT NULL {window.clause('sent_ts')}"
+    params = _params(run_id, window)
+    types = [r[0] for r in store.query(f"SELECT DISTINCT msg_type {where} ORDER BY 1", params)]
+    if not types:
+        return [], {}
+    case = "CASE msg_type " + " ".join(f"WHEN $t{i} THEN {i}" for i in range(len(types))) + " END"
+    params |= {f"t{i}": t for i, t in enumerate(types)}
+    table = store.query_arrow(f"SELECT sender, receiver, {case} AS t, latency_ns, sent_ts, recv_ts {where}", params)
+    return types, {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+def _sort_segments(v: np.ndarray, offsets: np.ndarray, kind: Any = None) -> np.ndarray:
+    """A copy of ``v`` with each segment ``offsets[i]:offsets[i + 1]`` sorted (a stable sort merges sorted runs)."""
+    out = v.copy()
+    for lo, hi in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
+        out[lo:hi].sort(kind=kind)
+    return out
+
+
+def _lerp(lo: float, d: float, hi: float) -> float:
+    """DuckDB's ``lo * (1 - d) + hi * d``, which its compiled code rounds as a fused multiply-add (the first
+    product exact): computed on exact integers, then rounded once (int / int rounds correctly)."""
+    (n1, d1), (n2, d2), (n3, d3) = lo.as_integer_ratio(), (1.0 - d).as_integer_ratio(), (hi * d).as_integer_ratio()
+    den = max(d1 * d2, d3)  # all powers of two
+    return (n1 * n2 * (den // (d1 * d2)) + n3 * (den // d3)) / den
+
+
+def _quantile(ms: np.ndarray, offsets: np.ndarray, q: float) -> list[float]:
+    """``quantile_cont`` of each sorted, non-empty segment, equal to DuckDB's to the last bit: between the values
+    at ranks floor(rn) and ceil(rn), rn = (n - 1) * q (NumPy's percentile rounds differently)."""
+    rn = (np.diff(offsets) - 1).astype(np.float64) * q
+    frn = np.floor(rn)
+    lo = ms[offsets[:-1] + frn.astype(np.int64)].tolist()
+    hi = ms[offsets[:-1] + np.ceil(rn).astype(np.int64)].tolist()
+    d = (rn - frn).tolist()
+    return [x if f == 0.0 else _lerp(x, f, y) for x, f, y in zip(lo, d, hi, strict=True)]
+
+
+def _direction_medians(v: np.ndarray, ms: np.ndarray, offsets: np.ndarray) -> list[list[float | None]]:
+    """Per segment, the median of each direction's latencies (None without any); a subset of a sorted segment
+    is still sorted."""
+    out = []
+    for bit in (0, 1):
+        keep = (v & 1) == bit
+        n = np.add.reduceat(keep, offsets[:-1], dtype=np.int64)
+        some = n > 0
+        med = iter(_quantile(ms[keep], np.concatenate(([0], np.cumsum(n[some]))), 0.5))
+        out.append([next(med) if k else None for k in some.tolist()])
+    return out
+
+
+def _segment_stats(v: np.ndarray, offsets: np.ndarray, ns_min: int, sums: np.ndarray) -> list[list[Any]]:
+    """For each sorted segment of ``v``: count, min, max, mean (from the segments' ``sums``), p50, p95, p99, the
+    four bucket counts and the two direction medians (ms), as columns."""
+    ms = ((v >> 1) + ns_min) / 1e6  # latency_ns / 1e6, as SQL divides
+    starts, n = offsets[:-1], np.diff(offsets)
+    p50, p95, p99 = (_quantile(ms, offsets, q) for q in (0.5, 0.95, 0.99))
+    head = [c.tolist() for c in (n, ms[starts], ms[offsets[1:] - 1], sums / n)]
+    return [*head, p50, p95, p99, *_buckets(ms, offsets, p50, p95, p99), *_direction_medians(v, ms, offsets)]
+
+
+def _buckets(ms: np.ndarray, offsets: np.ndarray, *cuts: list[float]) -> list[list[int]]:
+    """Per sorted segment, how many are < p50, in [p50, p95), in [p95, p99) and >= p99: counts below each cut by
+    binary search; a bucket whose cuts are reversed (rounding, when they are one value apart) is empty, as in SQL."""
+    below = [np.searchsorted(ms[lo:hi], cut).tolist()
+             for lo, hi, *cut in zip(offsets[:-1].tolist(), offsets[1:].tolist(), *cuts, strict=True)]  # fmt: skip
+    return [[c[0] for c in below], [max(c[1] - c[0], 0) for c in below], [max(c[2] - c[1], 0) for c in below],
+            [hi - lo - c[2] for lo, hi, c in zip(offsets[:-1].tolist(), offsets[1:].tolist(), below, strict=True)]]
+
+
+def _stat_rows(a: np.ndarray, b: np.ndarray, names: list[str], stats: list[list[Any]],
+               first: np.ndarray, last: np.ndarray) -> list[tuple[Any, ...]]:  # fmt: skip
+    """Rows (a, b, type, count, min, max, mean, p50, p95, p99, first, last, 4 buckets, a→b and b→a median)."""
+    a_, b_, ab = a.tolist(), b.tolist(), stats[11]
+    ba = [y if i != j else x for i, j, x, y in zip(a_, b_, ab, stats[12], strict=True)]  # a == b: both ways
+    return list(zip(a_, b_, names, *stats[:7], first.tolist(), last.tolist(), *stats[7:11], ab, ba, strict=True))
+
+
 def _pair_stats_rows(store: Store, run_id: int, window: Window) -> list[tuple[Any, ...]]:
-    d = _d(store)
-    x = "latency_ns / 1e6"
-    # Bucket counts need each group's percentiles first; joining per type and for "overall" separately
-    # (rather than one join with an OR) keeps both joins plain hash joins.
-    buckets = f"""count(*) FILTER (WHERE {x} < s.p50), count(*) FILTER (WHERE {x} >= s.p50 AND {x} < s.p95),
-               count(*) FILTER (WHERE {x} >= s.p95 AND {x} < s.p99), count(*) FILTER (WHERE {x} >= s.p99)"""
-    cols = "s.a, s.b, s.msg_type, s.n, s.mn, s.mx, s.mean, s.p50, s.p95, s.p99, s.first_seen, s.last_seen"
-    return store.query(
-        f"""
-        WITH v AS (
-            SELECT least(sender, receiver) AS a, greatest(sender, receiver) AS b, msg_type, sent_ts, recv_ts,
-                   latency_ns, sender
-            FROM deliveries WHERE run_id = $run AND recv_ts IS NOT NULL {window.clause("sent_ts")}
-        ), s AS (
-            SELECT a, b, coalesce(msg_type, 'overall') AS msg_type, count(*) AS n, min({x}) AS mn, max({x}) AS mx,
-                   avg({x}) AS mean, {d.quantile(x, 0.5)} AS p50, {d.quantile(x, 0.95)} AS p95,
-                   {d.quantile(x, 0.99)} AS p99, min(sent_ts) AS first_seen, max(recv_ts) AS last_seen,
-                   {d.quantile(x, 0.5)} FILTER (WHERE sender = a) AS ab50,
-                   {d.quantile(x, 0.5)} FILTER (WHERE sender = b) AS ba50
-            FROM v GROUP BY GROUPING SETS ((a, b, msg_type), (a, b))
-        )
-        SELECT {cols}, {buckets}, s.ab50, s.ba50
-        FROM s JOIN v ON v.a = s.a AND v.b = s.b AND v.msg_type = s.msg_type GROUP BY ALL
-        UNION ALL
-        SELECT {cols}, {buckets}, s.ab50, s.ba50
-        FROM s JOIN v ON v.a = s.a AND v.b = s.b WHERE s.msg_type = 'overall' GROUP BY ALL
-        """,
-        _params(run_id, window),
-    )
+    types, c = _pair_deliveries(store, run_id, window)
+    if not types:
+        return []
+    a, b = np.minimum(c["sender"], c["receiver"]), np.maximum(c["sender"], c["receiver"])
+    nodes, ntypes = int(b.max()) + 1, len(types)  # node numbers are small: 0, 1, … per run
+    # Groups (pair, type) numbered densely in (a, b, type) order, so that a pair's groups are adjacent.
+    code = (a.astype(np.int64) * nodes + b) * ntypes + c["t"]
+    sizes = np.bincount(code)
+    present = np.flatnonzero(sizes)
+    dense = np.zeros(len(sizes), dtype=np.int64)
+    dense[present] = np.arange(len(present))
+    group = dense[code]
+    order = np.argsort(group.astype(np.uint16) if len(present) <= 1 << 16 else group, kind="stable")  # a radix sort
+    offsets = np.concatenate(([0], np.cumsum(sizes[present])))
+    ns_min = int(c["latency_ns"].min())
+    v = ((c["latency_ns"] - ns_min) << 1) | (c["sender"] != a)
+    by_type = _sort_segments(v[order], offsets)
+    first, last = np.full(len(present), np.iinfo(np.int64).max), np.full(len(present), np.iinfo(np.int64).min)
+    np.minimum.at(first, group, c["sent_ts"])
+    np.maximum.at(last, group, c["recv_ts"])
+    # Sums for the means in the table's order, as SQL's avg adds them (on one thread: to the last bit).
+    lat_ms = c["latency_ns"] / 1e6  # as SQL divides
+    sums = np.bincount(group, weights=lat_ms)
+    pair, name = present // ntypes, [types[t] for t in (present % ntypes).tolist()]
+    stats = _segment_stats(by_type, offsets, ns_min, sums)
+    rows = _stat_rows(pair // nodes, pair % nodes, name, stats, first, last)
+    # "overall": a pair's segment is its types' sorted runs one after another, which a stable sort merges.
+    opens = np.diff(pair, prepend=-1) != 0  # per group: the first of its pair
+    starts = np.flatnonzero(opens)
+    pair_offsets = np.concatenate((offsets[starts], offsets[-1:]))
+    sums = np.bincount((np.cumsum(opens) - 1)[group], weights=lat_ms)
+    stats = _segment_stats(_sort_segments(by_type, pair_offsets, kind="stable"), pair_offsets, ns_min, sums)
+    pair = pair[starts]
+    return rows + _stat_rows(pair // nodes, pair % nodes, ["overall"] * len(pair), stats,
+                             np.minimum.reduceat(first, starts), np.maximum.reduceat(last, starts))  # fmt: skip
 
 
 def network_pair_stats(store: Store, run_id: int, window: Window = WHOLE_RUN) -> list[dict[str, Any]]:

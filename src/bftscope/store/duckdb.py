@@ -111,10 +111,11 @@ class DuckDBStore:
         with self._time_limit(cur):
             return cur.execute(sql, params or []).fetchall()
 
-    def query_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+    def query_arrow(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> pa.Table:
+        """Like :meth:`query`, as an Arrow table (a relation's result: no extra copy of the rows)."""
         cur = self._cursor()
         with self._time_limit(cur):
-            return cur.execute(sql, params or []).to_arrow_table()
+            return cur.sql(sql, params=params or None).to_arrow_table()
 
     # --- runs and nodes -------------------------------------------------------------------
 
