@@ -13,13 +13,16 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["MEMORY_SIZE", "Settings"]
 
 
 def _default_data_dir() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
     return base / "bftscope"
+
+
+MEMORY_SIZE = r"(?i)^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # a DuckDB memory size, "300MB"
 
 
 class Settings(BaseSettings):
@@ -50,7 +53,20 @@ class Settings(BaseSettings):
         ge=1024 * 1024,
         description="Line-oriented files larger than this are parsed in parallel ranges of about this size.",
     )
-    duckdb_memory_limit: str = Field(default="1GB", description="DuckDB memory_limit for the embedded store.")
+    duckdb_memory_limit: str = Field(
+        default="1GB", pattern=MEMORY_SIZE, description="DuckDB memory_limit for the embedded store (queries, serving)."
+    )
+    ingest_parse_memory_limit: str = Field(
+        default="300MB",
+        pattern=MEMORY_SIZE,
+        description="DuckDB memory_limit while an ingest's parser processes run: with two parsers (~200 MiB each) "
+        "and the writer's own interpreter, the ingest stays under 1 GiB whatever the input size.",
+    )
+    ingest_derive_memory_limit: str = Field(
+        default="700MB",
+        pattern=MEMORY_SIZE,
+        description="DuckDB memory_limit while an ingest builds the derived tables and rollups (parsers have exited).",
+    )
     duckdb_threads: int = Field(default=0, ge=0, description="DuckDB worker threads; 0 means DuckDB's default.")
 
     # --- HTTP API (bftscope serve) ---------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,18 @@ def _store(settings: Settings) -> DuckDBStore:
 def test_real_testnet_folder(wal_testnet: Path, settings: Settings) -> None:
     store = _store(settings)
     said: list[str] = []
+    limits: list[str] = []
+    set_limit = store.memory_limit
+
+    def recorded(limit: str) -> AbstractContextManager[None]:
+        limits.append(limit)
+        return set_limit(limit)
+
+    store.memory_limit = recorded  # type: ignore[method-assign]
     result = ingest(store, "v034", [wal_testnet], settings, on_phase=said.append)
     assert said == ["derived tables", "metric rollups"]  # what runs after parsing, announced in order
+    # DuckDB's buffer pool is kept small while the parsers run, larger once they have exited
+    assert limits == [settings.ingest_parse_memory_limit, settings.ingest_derive_memory_limit]
     assert list(result.phases) == ["parse_store", "derive", "rollups"]
     statuses = {f.name: f.status for f in result.files}
     assert sorted(statuses) == sorted(

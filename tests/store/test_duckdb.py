@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from bftscope.config import Settings
-from bftscope.errors import NotFoundError, QueryTimeoutError
+from bftscope.errors import InputError, NotFoundError, QueryTimeoutError
 from bftscope.model import EventBatch
 from bftscope.store import DuckDBStore
 from bftscope.store.duckdb import ROW_GROUP_ROWS
@@ -122,3 +122,20 @@ def test_held_rows_fill_whole_row_groups_and_are_never_missed(settings: Settings
     store = DuckDBStore.open(settings.store_path, settings)
     assert store.query("SELECT count(*) FROM events")[0][0] == 200_007
     store.close()
+
+
+def test_memory_limit_is_set_for_a_block_and_restored(settings: Settings) -> None:
+    store = DuckDBStore.open(":memory:", settings)
+
+    def current() -> str:
+        return str(store.query("SELECT current_setting('memory_limit')")[0][0])
+
+    before = current()
+    with store.memory_limit("300MB"):
+        assert current() == "286.1 MiB"  # DuckDB shows 300 MB in MiB
+    assert current() == before
+    with pytest.raises(InputError), store.memory_limit("300MB'; DROP TABLE events; --"):
+        pass
+    assert current() == before
+    with pytest.raises(ValueError):
+        Settings(ingest_parse_memory_limit="lots")

@@ -206,12 +206,16 @@ def ingest(
     if n_workers > 1 and sum(f.path.stat().st_size for f in files) >= INLINE_BELOW_BYTES:
         # Start the parsers now: their start-up overlaps with hashing and identity scans below.
         pool = WorkerPool(min(n_workers, len(files) + 1), settings.ingest_batch_rows, settings.max_line_bytes)
+    # Memory: while parsers run, DuckDB's buffer pool is kept small so that parsers and writer together
+    # stay within the ingest's budget whatever the input size; deriving gets the room the parsers left.
     try:
-        plans, results = _parse_and_write(store, run, files, settings, pool, progress)
+        with store.memory_limit(settings.ingest_parse_memory_limit):
+            plans, results = _parse_and_write(store, run, files, settings, pool, progress)
     finally:
         if pool is not None:
             pool.close()  # before deriving: idle parsers would only hold memory
-    return _finish(store, run, plans, results, t0, on_phase)
+    with store.memory_limit(settings.ingest_derive_memory_limit):
+        return _finish(store, run, plans, results, t0, on_phase)
 
 
 def _parse_and_write(

@@ -7,6 +7,7 @@ time limit (:meth:`Store.query`).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -87,6 +88,11 @@ class Store(Protocol):
     ) -> int: ...
 
     def flush_events(self) -> None: ...
+
+    def memory_limit(self, limit: str) -> AbstractContextManager[None]:
+        """Run a block with the store's memory limit set to ``limit`` (ingest phases); a no-op where the
+        backend has none of its own."""
+        ...
 
     def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]: ...
 

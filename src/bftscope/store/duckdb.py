@@ -9,6 +9,7 @@ SQL). Reads run on per-thread cursors and every query is interrupted after
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from bftscope.config import Settings
+from bftscope.config import MEMORY_SIZE, Settings
 from bftscope.errors import InputError, NotFoundError, QueryTimeoutError, StoreError
 from bftscope.model import ROW_SCHEMA
 from bftscope.store.base import NodeRecord, RunRecord, SourceRecord
@@ -333,6 +334,21 @@ class DuckDBStore:
             elif self._held_rows >= _WRITE_GROUPS * ROW_GROUP_ROWS:
                 self._write_held(whole_groups_only=True)
         return int(n)
+
+    @contextmanager
+    def memory_limit(self, limit: str) -> Iterator[None]:
+        """Run a block with DuckDB's ``memory_limit`` at ``limit`` (a size such as ``"300MB"``), then set
+        it back to the configured one. The ingest uses it so that DuckDB's buffer pool leaves room for
+        the parser processes while they run."""
+        if not re.fullmatch(MEMORY_SIZE, limit):
+            raise InputError(f"not a memory size: {limit!r}")
+        with self._lock:
+            self._con.execute(f"SET memory_limit = '{limit}'")  # validated above; SET takes no parameters
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._con.execute(f"SET memory_limit = '{self._settings.duckdb_memory_limit}'")
 
     def flush_events(self) -> None:
         """Write every held event row (see :meth:`append_events`)."""
