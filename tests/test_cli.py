@@ -27,7 +27,8 @@ def test_ingest_query_and_report(wal_testnet: Path, tmp_path: Path) -> None:
     assert res["summary"]["height_range"] == {"min": 0, "max": 77}
     assert {f["status"] for f in res["files"]} == {"ingested"}
     assert set(res["phases"]) == {"parse_store", "derive", "rollups"}  # where the time went
-    assert all(v > 0 for v in res["phases"].values()) and sum(res["phases"].values()) <= res["seconds"]
+    assert all(v > 0 for v in res["phases"].values())
+    assert sum(res["phases"].values()) <= res["seconds"] + 0.002  # each rounded to the ms
     code, out = _run("runs", "--data-dir", d, "--json")
     assert code == 0 and json.loads(out)[0]["events"] == 11_060
     code, out = _run("events", "v034", "--data-dir", d, "--json", "--node", "node2", "--kind", "msg_internal",
