@@ -98,6 +98,9 @@ def test_query_time_limit(tmp_path: object) -> None:
     store = DuckDBStore.open(":memory:", settings)
     with pytest.raises(QueryTimeoutError):
         store.query("SELECT count(*) FROM range(100000000000) a")
+    with pytest.raises(QueryTimeoutError):  # Arrow results too (run as a relation)
+        store.query_arrow("SELECT count(*) FROM range(100000000000) a")
+    assert store.query_arrow("SELECT $x AS x", {"x": 7}).to_pylist() == [{"x": 7}]  # named parameters
 
 
 def test_held_rows_fill_whole_row_groups_and_are_never_missed(settings: Settings) -> None:
