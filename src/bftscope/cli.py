@@ -24,7 +24,7 @@ from rich.table import Table
 from bftscope.cometbft.summary import run_summary
 from bftscope.config import Settings
 from bftscope.errors import BftscopeError, InputError
-from bftscope.ingest.pipeline import IngestResult, ingest
+from bftscope.ingest.pipeline import PHASES, IngestResult, ingest
 from bftscope.store import DuckDBStore, open_store
 from bftscope.store.eventquery import EventFilter, list_events
 from bftscope.timeutil import format_ns
@@ -110,8 +110,7 @@ def _print_ingest(result: IngestResult, summary: dict[str, Any]) -> None:
         + (f" ({mb / result.seconds:,.1f} MB/s)" if result.seconds > 0 and mb > 0 else "")
     )
     if result.phases:
-        names = {"parse_store": "parse and store", "derive": "derived tables", "rollups": "metric rollups"}
-        out.print("  " + ", ".join(f"{names.get(k, k)} {v:.2f} s" for k, v in result.phases.items()))
+        out.print("  " + ", ".join(f"{PHASES.get(k, k)} {v:.2f} s" for k, v in result.phases.items()))
     files = Table("file", "format", "node", "status", "lines", "events", "skipped", title="Files")
     for f in result.files:
         r = f.report

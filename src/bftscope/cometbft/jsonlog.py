@@ -253,9 +253,10 @@ class JsonLogFormat:
                         continue
                     if type(obj) is HotLine and hot is None:
                         # A wrong guess (say a repeated "_msg" key): the handler may read any field.
-                        obj = _decode_one(_line_at(text, seq - pos))
+                        raw = _line_at(text, seq - pos)
+                        obj = _decode_one(raw)
                         if obj is None:
-                            skip("not JSON", f"offset {seq}", _line_at(text, seq - pos))
+                            skip("not JSON", f"offset {seq}", raw)
                             continue
                     try:
                         ref = add_row(handler(cast(LogLine, obj), ts, seq))

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import xxhash
 
@@ -34,13 +35,15 @@ from bftscope.ingest.report import ParseReport
 from bftscope.ingest.worker import Unit, WorkerPool, run_inline
 from bftscope.store.base import NodeRecord, RunRecord, Store
 
-__all__ = ["FileResult", "IngestResult", "Phase", "Progress", "ingest"]
+__all__ = ["PHASES", "FileResult", "IngestResult", "Phase", "Progress", "ingest"]
 
 IDENTITY_SCAN_BYTES = 4 * 1024 * 1024
 INLINE_BELOW_BYTES = 32 * 1024 * 1024
 
 Progress = Callable[[int, int, int], None]  # (bytes done, bytes total, lines done)
-Phase = Callable[[str], None]  # called with "derived tables", then "metric rollups", as each starts
+Phase = Callable[[str], None]  # called with the label of each phase after parsing, as it starts
+# The phases of an ingest: key in IngestResult.phases → label shown to people.
+PHASES = {"parse_store": "parse and store", "derive": "derived tables", "rollups": "metric rollups"}
 
 
 @dataclass
@@ -62,8 +65,8 @@ class IngestResult:
     seconds: float
     bytes_total: int
     derived: dict[str, int] = field(default_factory=dict)  # row counts of the rebuilt derived tables
-    # Seconds per phase: "parse_store" (planning, parsing, normalizing, storing), "derive" (derived
-    # tables), "rollups" (whole-run metric answers).
+    # Seconds per phase (keys of PHASES): "parse_store" (planning, parsing, normalizing, storing),
+    # "derive" (derived tables), "rollups" (whole-run metric answers).
     phases: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -280,17 +283,18 @@ def _finish(
             store.discard_source(p.source_id)
     derived: dict[str, int] = {}
     phases = {"parse_store": time.perf_counter() - t0}
+
+    def phase(key: str, work: Callable[[], Any]) -> Any:
+        if on_phase is not None:
+            on_phase(PHASES[key])
+        t = time.perf_counter()
+        value = work()
+        phases[key] = time.perf_counter() - t
+        return value
+
     if any(p.result.status == "ingested" for p in plans):
-        t = time.perf_counter()
-        if on_phase is not None:
-            on_phase("derived tables")
-        derived = rebuild(store, run.id)
-        phases["derive"] = time.perf_counter() - t
-        t = time.perf_counter()
-        if on_phase is not None:
-            on_phase("metric rollups")
-        derived["rollups"] = rollups.refresh(store, run.id)
-        phases["rollups"] = time.perf_counter() - t
+        derived = phase("derive", lambda: rebuild(store, run.id))
+        derived["rollups"] = phase("rollups", lambda: rollups.refresh(store, run.id))
     total = sum(p.result.size for p in plans if p.result.status in ("ingested", "failed"))
     result = IngestResult(
         run.name, run.id, [p.result for p in plans], time.perf_counter() - t0, total, derived, phases
