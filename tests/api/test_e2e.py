@@ -17,8 +17,9 @@ from tests.conftest import require_data
 METRICS = ("latency/votes", "latency/pairwise", "latency/timeseries", "latency/stats", "messages/success_rate",
            "latency/end_to_end", "vote/statistics", "network/latency/stats", "network/latency/node-stats",
            "network/latency/overview")  # fmt: skip
-ANALYTICS = ("summary", "analytics/vote-matrix", "analytics/links", "analytics/clock-skew", "analytics/clock-offsets",
-             "analytics/timeline", "analytics/participation", "analytics/proposers", "analytics/node-ranking")  # fmt: skip
+ANALYTICS = ("summary", "analytics/vote-matrix", "analytics/links", "analytics/clock-skew",
+             "analytics/clock-offsets", "analytics/timeline", "analytics/participation", "analytics/proposers",
+             "analytics/node-ranking")  # fmt: skip
 
 
 def _all_events(client: TestClient, sid: str, h: dict[str, str], limit: int) -> list[dict[str, Any]]:

@@ -119,7 +119,7 @@ def test_asymmetric_link_is_caught_by_its_triangles(tmp_path: Path) -> None:
     # asymmetry on one link, invisible to that pair's own quantiles and message types
     lat = [[0, 30, 50, 60], [130, 0, 40, 70], [50, 40, 0, 45], [60, 70, 45, 0]]
     cfg = SimConfig(nodes=4, heights=6, seed=8, latency_ms=[[float(x) for x in r] for r in lat], jitter_ms=0.5)
-    store, rid, truth, idx = _sim(tmp_path, cfg)
+    store, rid, _, idx = _sim(tmp_path, cfg)
     pairs = {frozenset((idx[p["a"]], idx[p["b"]])): p for p in metrics.clock_skew(store, rid)}
     bad = pairs[frozenset((0, 1))]
     assert abs(bad["symmetric_floor_estimate_ms"]) > 40  # the pair alone would report 50 ms of skew

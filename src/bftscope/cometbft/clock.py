@@ -103,7 +103,7 @@ def _triangle_residuals(pairs: list[dict[str, Any]]) -> dict[tuple[int, int], fl
     only the pair that is at fault. A gradient — one node slow outbound on all its links — closes
     every triangle and is caught by the other checks or not at all.
     """
-    est = {(p["_a"], p["_b"]): p["_est"] for p in pairs}
+    est: dict[tuple[int, int], float] = {(p["_a"], p["_b"]): float(p["_est"]) for p in pairs}
 
     def off(x: int, y: int) -> float | None:  # how far y's clock is ahead of x's
         if (x, y) in est:

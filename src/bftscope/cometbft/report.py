@@ -22,8 +22,8 @@ def build_report(store: Store, run_id: int) -> dict[str, Any]:
     return report
 
 
-_SECTIONS = ("vote_matrix", "clock_skew", "clock_offsets", "participation", "proposers", "node_ranking", "heights", "extra_rounds",
-             "step_durations")  # fmt: skip
+_SECTIONS = ("vote_matrix", "clock_skew", "clock_offsets", "participation", "proposers", "node_ranking", "heights",
+             "extra_rounds", "step_durations")  # fmt: skip
 
 
 def _ms(v: float | None) -> str:
@@ -89,7 +89,8 @@ def _corrected(r: dict[str, Any]) -> str:
 def _render_clocks(out: Console, rep: dict[str, Any], top: int) -> None:
     """The clock tables (estimator: cometbft/clock.py): per pair, then per node."""
     # rows stored by an older version lack the new fields (re-ingest the run to refresh its rollups)
-    skew = sorted(rep["clock_skew"], key=lambda r: -abs(r.get("symmetric_floor_estimate_ms", r["b_ahead_of_a_ms"]) or 0))
+    skew = sorted(rep["clock_skew"],
+                  key=lambda r: -abs(r.get("symmetric_floor_estimate_ms", r["b_ahead_of_a_ms"]) or 0))  # fmt: skip
     title = (f"Clock skew (from minimum one-way delays; 'not determinable' where path asymmetry could explain it), "
              f"largest {min(top, len(skew))} of {len(skew)}")  # fmt: skip
     t = Table("a", "b", "b ahead of a (ms)", "interval (ms)", "status", "path asymmetry seen (ms)", "one-way (ms)",

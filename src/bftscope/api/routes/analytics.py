@@ -3,7 +3,8 @@
 Each is the whole-run answer from the rollups (see ``docs/metrics.md`` for every field):
 ``/summary`` (time range, nodes, heights, event counts — what to ask for), ``/analytics/vote-matrix``
 (signer → receiver propagation), ``/analytics/links`` (one-hop latency and delivery rate per directed
-link and message type), ``/analytics/clock-skew`` and ``/analytics/clock-offsets``, ``/analytics/timeline`` (per height, extra rounds with
+link and message type), ``/analytics/clock-skew`` and ``/analytics/clock-offsets`` (clock offsets with their
+intervals and status), ``/analytics/timeline`` (per height, extra rounds with
 their reason, step durations), ``/analytics/participation`` (voted / late / nil / missing),
 ``/analytics/proposers``, ``/analytics/node-ranking`` and ``/compare/{otherId}``.
 """
