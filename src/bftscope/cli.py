@@ -8,6 +8,7 @@ when something is wrong (1: the request failed, 2: bad usage).
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import time
@@ -355,17 +356,36 @@ def simulate_cmd(
     drop_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.0,
     escalate: Annotated[list[int] | None, typer.Option(help="Height that needs a second round (repeatable).")] = None,
     target_mb: Annotated[float | None, typer.Option(help="Keep adding heights until the logs reach this size.")] = None,
+    clock_offset: Annotated[
+        list[str] | None,
+        typer.Option(help="A node's clock offset in ms, e.g. node1=+40 (repeatable); kept in ground_truth.json."),
+    ] = None,
 ) -> None:
     """Write a simulated CometBFT 1.x JSON debug log set with a known latency matrix."""
     from bftscope.cometbft.simulator import build_config, simulate
 
-    cfg = build_config(
-        nodes=nodes, heights=heights, seed=seed, base_latency_ms=latency_ms, spread_ms=spread_ms,
-        slow_node=slow_node, silent=silent or [], drop_rate=drop_rate, escalations=escalate or [],
-        target_bytes=int(target_mb * 1e6) if target_mb else None,
-    )  # fmt: skip
+    try:
+        offsets = _clock_offsets(clock_offset or [])
+        cfg = build_config(
+            nodes=nodes, heights=heights, seed=seed, base_latency_ms=latency_ms, spread_ms=spread_ms,
+            slow_node=slow_node, silent=silent or [], drop_rate=drop_rate, escalations=escalate or [],
+            target_bytes=int(target_mb * 1e6) if target_mb else None, clock_offsets=offsets,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise _fail(InputError(str(exc))) from exc
     truth = simulate(cfg, out_dir)
     out.print(f"wrote {nodes} node logs and ground_truth.json to {out_dir} ({truth.summary()})")
+
+
+def _clock_offsets(specs: list[str]) -> dict[int, float]:
+    """``node1=+40`` (or ``1=-25.5``) → {1: 40.0}: node index → clock offset in ms."""
+    out: dict[int, float] = {}
+    for spec in specs:
+        m = re.fullmatch(r"\s*(?:node)?(\d+)\s*=\s*([+-]?\d+(?:\.\d*)?)\s*(?:ms)?\s*", spec)
+        if m is None:
+            raise ValueError(f"--clock-offset {spec!r}: expected NODE=MS, e.g. node1=+40 or node2=-25")
+        out[int(m[1])] = out.get(int(m[1]), 0.0) + float(m[2])
+    return out
 
 
 @app.command("demo")

@@ -17,8 +17,9 @@ from tests.conftest import require_data
 METRICS = ("latency/votes", "latency/pairwise", "latency/timeseries", "latency/stats", "messages/success_rate",
            "latency/end_to_end", "vote/statistics", "network/latency/stats", "network/latency/node-stats",
            "network/latency/overview")  # fmt: skip
-ANALYTICS = ("summary", "analytics/vote-matrix", "analytics/links", "analytics/clock-skew", "analytics/timeline",
-             "analytics/participation", "analytics/proposers", "analytics/node-ranking")  # fmt: skip
+ANALYTICS = ("summary", "analytics/vote-matrix", "analytics/links", "analytics/clock-skew",
+             "analytics/clock-offsets", "analytics/timeline", "analytics/participation", "analytics/proposers",
+             "analytics/node-ranking")  # fmt: skip
 
 
 def _all_events(client: TestClient, sid: str, h: dict[str, str], limit: int) -> list[dict[str, Any]]:
@@ -96,6 +97,11 @@ def test_upload_process_page_and_read_every_metric(client: TestClient, api_setti
     assert zipped.json() == plain.json() and len(zipped.content) > 64 * 1024
     for path in ANALYTICS:
         assert client.get(f"/v1/simulations/{sid}/{path}", headers=h).status_code == 200, path
+    skew = client.get(f"/v1/simulations/{sid}/analytics/clock-skew", headers=h).json()["data"]
+    assert len(skew) == 6 and all(r["interval_ms"][0] <= 0 <= r["interval_ms"][1] for r in skew)  # one host
+    assert all(r["status"] in ("estimated", "not determinable") and "b_ahead_of_a_ms" in r for r in skew)
+    offsets = client.get(f"/v1/simulations/{sid}/analytics/clock-offsets", headers=h).json()["data"]
+    assert [o["node"] for o in offsets] == ["node0", "node1", "node2", "node3"]
     detail = client.get(f"/v1/simulations/{sid}/analytics/timeline/5", headers=h).json()["data"]
     assert [d["node"] for d in detail] == ["node0", "node1", "node2", "node3"]
     part = client.get(f"/v1/simulations/{sid}/analytics/participation", headers=h).json()

@@ -251,8 +251,16 @@ def test_link_latency_and_skew(run: Run) -> None:
         a = next(k for k, v in labels.items() if v == sk["a"])
         b = next(k for k, v in labels.items() if v == sk["b"])
         d1, d2 = ref.pct(want[(a, b)], 0.5), ref.pct(want[(b, a)], 0.5)
-        assert sk["b_ahead_of_a_ms"] == pytest.approx((d1 - d2) / 2)
+        m1, m2 = min(want[(a, b)]), min(want[(b, a)])
+        assert sk["median_estimate_ms"] == pytest.approx((d1 - d2) / 2)
         assert sk["one_way_ms"] == pytest.approx((d1 + d2) / 2)
+        assert sk["symmetric_floor_estimate_ms"] == pytest.approx((m1 - m2) / 2)
+        assert sk["bounds_ms"] == pytest.approx([-m2, m1])
+        if sk["status"] == "estimated":
+            assert sk["b_ahead_of_a_ms"] == sk["symmetric_floor_estimate_ms"]
+            assert sk["interval_ms"][0] <= sk["b_ahead_of_a_ms"] <= sk["interval_ms"][1]
+        else:
+            assert sk["b_ahead_of_a_ms"] is None and sk["interval_ms"] == sk["bounds_ms"]
 
 
 def test_step_durations(run: Run) -> None:

@@ -96,5 +96,20 @@ def test_links_and_skew(v034: tuple[DuckDBStore, int]) -> None:
     assert all(90 < r["p50_ms"] < 130 for r in links)
     skew = metrics.clock_skew(store, rid)
     assert len(skew) == 6
-    # one host: the four clocks agree; the estimate must say so (within a few ms of jitter)
-    assert all(abs(s["b_ahead_of_a_ms"]) < 5 for s in skew)
+    # One host: the four clocks agree. WAL "send" times are when the sender's state machine took its own
+    # vote, before a gossip sleep, so vote minima wander and some pairs are not determinable; whatever
+    # the status, no interval may exclude the true offset 0, and no estimate may claim more than it has.
+    for s in skew:
+        assert s["bounds_ms"][0] <= 0 <= s["bounds_ms"][1]
+        assert s["interval_ms"][0] <= 0 <= s["interval_ms"][1], s
+        assert s["status"] in ("estimated", "not determinable")
+        if s["status"] == "estimated":
+            assert abs(s["b_ahead_of_a_ms"]) < 10
+        assert set(s["evidence"]["message_types"]) == {"vote", "proposal", "block_part"}
+    assert {s["status"] for s in skew} == {"estimated", "not determinable"}
+    nodes = metrics.clock_offsets(store, rid)
+    assert len(nodes) == 4 and sum(n["is_reference"] for n in nodes) == 1
+    for n in nodes:
+        assert n["interval_ms"] is not None and n["interval_ms"][0] <= 0 <= n["interval_ms"][1], n
+    for r in links:  # the skew-corrected interval holds the uncorrected median: the clocks agree
+        assert r["corrected_p50_interval_ms"][0] <= r["p50_ms"] <= r["corrected_p50_interval_ms"][1]

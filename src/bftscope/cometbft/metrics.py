@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bftscope.cometbft import clock
 from bftscope.store.base import Store
 from bftscope.store.dialect import DIALECTS, Dialect
 
-__all__ = ["clock_skew", "link_latency", "node_ranking", "vote_matrix"]
+__all__ = ["clock_offsets", "clock_skew", "link_latency", "node_ranking", "vote_matrix"]
 
 
 def _dialect(store: Store) -> Dialect:
@@ -51,7 +52,8 @@ def vote_matrix(store: Store, run_id: int) -> list[dict[str, Any]]:
 def link_latency(store: Store, run_id: int, *, by_type: bool = True) -> list[dict[str, Any]]:
     """One-hop delivery latency per directed link (and message type): receive time on the receiver's
     clock minus send time on the sender's clock, with sent/received counts and the delivery rate; and the
-    same corrected for clock skew (minus the receiver's estimated clock lead, see :func:`clock_skew`)."""
+    same corrected for clock skew: minus the receiver's clock lead over the sender where it is
+    determinable (:func:`clock_skew`), and as an interval from the lead's interval in every case."""
     d = _dialect(store)
     labels = _labels(store, run_id)
     group = "sender, receiver, msg_type" if by_type else "sender, receiver"
@@ -64,11 +66,14 @@ def link_latency(store: Store, run_id: int, *, by_type: bool = True) -> list[dic
         """,
         [run_id],
     )
-    # skew-corrected latency: subtract the receiver's estimated clock lead over the sender (clock_skew)
-    lead: dict[tuple[str, str], float] = {}
-    for sk in clock_skew(store, run_id):
-        lead[(sk["a"], sk["b"])] = sk["b_ahead_of_a_ms"]
-        lead[(sk["b"], sk["a"])] = -sk["b_ahead_of_a_ms"]
+    # skew-corrected latency: minus the receiver's clock lead over the sender, where it is determinable
+    # (clock.py); the interval follows the lead's interval either way
+    lead: dict[tuple[str, str], tuple[float | None, list[float], str]] = {}
+    for sk in clock.pair_offsets(store, run_id):
+        lo, hi = sk["interval_ms"]
+        ahead = sk["b_ahead_of_a_ms"]
+        lead[(sk["a"], sk["b"])] = (ahead, [lo, hi], sk["status"])
+        lead[(sk["b"], sk["a"])] = (None if ahead is None else -ahead, [-hi, -lo], sk["status"])
     out = []
     for r in rows:
         k = 3 if by_type else 2
@@ -76,40 +81,36 @@ def link_latency(store: Store, run_id: int, *, by_type: bool = True) -> list[dic
         if by_type:
             row["msg_type"] = r[2]
         sent, received = r[k], r[k + 1]
-        skew = lead.get((row["sender"], row["receiver"]))
+        skew, (lo, hi), status = lead.get((row["sender"], row["receiver"]), (None, [None, None], None))
         row.update({"sent": sent, "received": received, "delivery_rate": received / sent if sent else None,
                     "p50_ms": r[k + 2], "p95_ms": r[k + 3], "p99_ms": r[k + 4], "max_ms": r[k + 5],
-                    "matched_by": r[k + 6], "receiver_clock_lead_ms": skew,
+                    "matched_by": r[k + 6], "receiver_clock_lead_ms": skew, "clock_status": status,
+                    "receiver_clock_lead_interval_ms": None if lo is None else [lo, hi],
                     "corrected_p50_ms": None if skew is None or r[k + 2] is None else r[k + 2] - skew,
-                    "corrected_p95_ms": None if skew is None or r[k + 3] is None else r[k + 3] - skew})  # fmt: skip
+                    "corrected_p95_ms": None if skew is None or r[k + 3] is None else r[k + 3] - skew,
+                    "corrected_p50_interval_ms": _shifted(r[k + 2], lo, hi),
+                    "corrected_p95_interval_ms": _shifted(r[k + 3], lo, hi)})  # fmt: skip
         out.append(row)
     return out
 
 
+def _shifted(value: float | None, lo: float | None, hi: float | None) -> list[float] | None:
+    """``value − lead`` for every lead in [lo, hi]."""
+    if value is None or lo is None or hi is None:
+        return None
+    return [value - hi, value - lo]
+
+
 def clock_skew(store: Store, run_id: int) -> list[dict[str, Any]]:
-    """Per node pair, NTP-style: with one-hop medians a→b = d1 and b→a = d2 (each on two clocks),
-    b's clock is ahead of a's by (d1 − d2) / 2 and the symmetric one-way latency is (d1 + d2) / 2.
-    Assumes the path is symmetric; asymmetric links show up as skew."""
-    d = _dialect(store)
-    labels = _labels(store, run_id)
-    rows = store.query(
-        f"""
-        WITH m AS (
-            SELECT sender, receiver, {d.quantile("latency_ns / 1e6", 0.5)} AS med, count(*) AS n
-            FROM deliveries WHERE run_id = ? AND recv_ts IS NOT NULL GROUP BY sender, receiver
-        )
-        SELECT a.sender, a.receiver, a.med, b.med, a.n, b.n
-        FROM m a JOIN m b ON a.sender = b.receiver AND a.receiver = b.sender
-        WHERE a.sender < a.receiver ORDER BY a.sender, a.receiver
-        """,
-        [run_id],
-    )
-    return [
-        {"a": labels[r[0]], "b": labels[r[1]], "b_ahead_of_a_ms": (r[2] - r[3]) / 2,
-         "one_way_ms": (r[2] + r[3]) / 2, "a_to_b_median_ms": r[2], "b_to_a_median_ms": r[3],
-         "samples_a_to_b": r[4], "samples_b_to_a": r[5]}
-        for r in rows
-    ]  # fmt: skip
+    """Per node pair with deliveries both ways: b's clock lead over a's, estimated from minimum one-way
+    delays where the evidence allows and ``not determinable`` otherwise, always with an interval
+    (:func:`bftscope.cometbft.clock.pair_offsets`)."""
+    return clock.pair_offsets(store, run_id)
+
+
+def clock_offsets(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """Per node: clock offset from a reference node (:func:`bftscope.cometbft.clock.node_offsets`)."""
+    return clock.node_offsets(store, run_id)
 
 
 def node_ranking(store: Store, run_id: int) -> list[dict[str, Any]]:

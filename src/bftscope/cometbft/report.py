@@ -22,8 +22,8 @@ def build_report(store: Store, run_id: int) -> dict[str, Any]:
     return report
 
 
-_SECTIONS = ("vote_matrix", "clock_skew", "participation", "proposers", "node_ranking", "heights", "extra_rounds",
-             "step_durations")  # fmt: skip
+_SECTIONS = ("vote_matrix", "clock_skew", "clock_offsets", "participation", "proposers", "node_ranking", "heights",
+             "extra_rounds", "step_durations")  # fmt: skip
 
 
 def _ms(v: float | None) -> str:
@@ -40,19 +40,14 @@ def render_report(out: Console, rep: dict[str, Any], *, top: int = 20) -> None:
     out.print(t)
     links = sorted(rep["links"], key=lambda r: -(r["p50_ms"] or 0))
     title = f"Slowest one-hop links (receiver clock − sender clock), {min(top, len(links))} of {len(links)}"
-    t = Table("sender", "receiver", "sent", "received", "rate", "p50 ms", "p95 ms", "p99 ms", "matched by",
-              title=title)  # fmt: skip
+    t = Table("sender", "receiver", "sent", "received", "rate", "p50 ms", "p95 ms", "p99 ms",
+              "p50 skew-corrected ms", "matched by", title=title)  # fmt: skip
     for r in links[:top]:
         rate = "-" if r["delivery_rate"] is None else f"{100 * r['delivery_rate']:.1f}%"
         t.add_row(r["sender"], r["receiver"], str(r["sent"]), str(r["received"]), rate, _ms(r["p50_ms"]),
-                  _ms(r["p95_ms"]), _ms(r["p99_ms"]), r["matched_by"])  # fmt: skip
+                  _ms(r["p95_ms"]), _ms(r["p99_ms"]), _corrected(r), r["matched_by"])  # fmt: skip
     out.print(t)
-    skew = sorted(rep["clock_skew"], key=lambda r: -abs(r["b_ahead_of_a_ms"]))
-    title = f"Clock skew (NTP-style, from two-way medians), largest {min(top, len(skew))} of {len(skew)}"
-    t = Table("a", "b", "b ahead of a (ms)", "one-way (ms)", title=title)
-    for r in skew[:top]:
-        t.add_row(r["a"], r["b"], f"{r['b_ahead_of_a_ms']:+.2f}", _ms(r["one_way_ms"]))
-    out.print(t)
+    _render_clocks(out, rep, top)
     t = Table("rank", "node", "median lateness (ms)", "last to arrive", "votes",
               title="Nodes slowing the network (how late their votes arrive vs. the median signer)")  # fmt: skip
     for r in rep["node_ranking"]:
@@ -77,3 +72,41 @@ def render_report(out: Console, rep: dict[str, Any], *, top: int = 20) -> None:
         t.add_row(p["validator"][:16], p["label"], str(p["designated"]), str(p["proposed"]), str(p["committed"]),
                   str(p["missed"]))  # fmt: skip
     out.print(t)
+
+
+def _interval(iv: list[float] | None) -> str:
+    return "-" if iv is None else f"[{iv[0]:+.1f}, {iv[1]:+.1f}]"
+
+
+def _corrected(r: dict[str, Any]) -> str:
+    """The skew-corrected p50: a value where the clock lead is estimated, else the interval it lies in."""
+    if r.get("corrected_p50_ms") is not None:
+        return _ms(r["corrected_p50_ms"])
+    iv = r.get("corrected_p50_interval_ms")
+    return "-" if iv is None else f"{iv[0]:,.1f} … {iv[1]:,.1f}"
+
+
+def _render_clocks(out: Console, rep: dict[str, Any], top: int) -> None:
+    """The clock tables (estimator: cometbft/clock.py): per pair, then per node."""
+    # rows stored by an older version lack the new fields (re-ingest the run to refresh its rollups)
+    skew = sorted(rep["clock_skew"],
+                  key=lambda r: -abs(r.get("symmetric_floor_estimate_ms", r["b_ahead_of_a_ms"]) or 0))  # fmt: skip
+    title = (f"Clock skew (from minimum one-way delays; 'not determinable' where path asymmetry could explain it), "
+             f"largest {min(top, len(skew))} of {len(skew)}")  # fmt: skip
+    t = Table("a", "b", "b ahead of a (ms)", "interval (ms)", "status", "path asymmetry seen (ms)", "one-way (ms)",
+              title=title)  # fmt: skip
+    for r in skew[:top]:
+        ahead = "-" if r["b_ahead_of_a_ms"] is None else f"{r['b_ahead_of_a_ms']:+.2f}"
+        asym = r.get("asymmetry_ms")
+        t.add_row(r["a"], r["b"], ahead, _interval(r.get("interval_ms")), r.get("status", "median-based (old run)"),
+                  "-" if asym is None else f"{asym:.1f}", _ms(r["one_way_ms"]))  # fmt: skip
+    out.print(t)
+    nodes = rep.get("clock_offsets") or []
+    if nodes:
+        t = Table("node", "offset (ms)", "interval (ms)", "status", "via",
+                  title=f"Clock offset per node, relative to {nodes[0]['reference']}")  # fmt: skip
+        for r in nodes:
+            off = "-" if r["offset_ms"] is None else f"{r['offset_ms']:+.2f}"
+            via = " → ".join(r["evidence"]["path"] or []) or r["evidence"].get("reason", "")
+            t.add_row(r["node"], off, _interval(r["interval_ms"]), r["status"], via)
+        out.print(t)

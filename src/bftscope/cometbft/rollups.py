@@ -70,6 +70,7 @@ METRICS: dict[str, Metric] = {
     "vote_matrix": _whole(metrics.vote_matrix),
     "links": _whole(lambda s, r: metrics.link_latency(s, r, by_type=True)),
     "clock_skew": _whole(metrics.clock_skew),
+    "clock_offsets": _whole(metrics.clock_offsets),
     "node_ranking": _whole(metrics.node_ranking),
     "participation": _whole(participation.participation),
     "proposers": _whole(participation.proposers),

@@ -3,8 +3,16 @@
 Owns true time and the transport. All times are integer microseconds since the run's start (true
 time); node ``i`` writes ``start + clock_offset[i] + t`` in its lines, so the only difference
 between the ``Send`` on A and the ``Received bytes`` on B of one message is the injected one-way
-delay ``latency[A][B] + flush_throttle[A] + jitter`` plus the two clocks' offsets — exactly what the
+delay ``latency[A][B] + flush wait + jitter`` plus the two clocks' offsets — exactly what the
 analytics must recover, with no other noise.
+
+The flush wait is CometBFT's ``flush_throttle_timeout`` as its MConnection applies it: the first
+message written to an idle connection arms a timer of that length, everything written before it
+fires leaves with it. So a throttled link's delay varies between ``latency`` and ``latency +
+throttle`` — the first message of a burst waits the whole timer, the ones that join it wait less. A
+constant extra delay on every message a node sends would be indistinguishable, to any observer of
+the logs, from that node's clock running behind (docs/metrics.md, clock skew); the batching is what
+real throttled links look like and what lets the minimum one-way delay see the path's floor.
 
 Why microseconds: CometBFT's logs (as recorded on the reference testnet) carry microsecond stamps,
 and integer time keeps "received − sent = injected delay" exact after formatting.
@@ -99,6 +107,8 @@ class Net:
         # whole jitter range can never overtake the message before it.
         self.jitter_window = int(6 * jitter_us) + 1
         self.last_jitter: list[list[tuple[int, int]]] = [[(-(1 << 60), 0)] * n for _ in range(n)]
+        # flush_at[i][j]: when the flush timer armed on connection i→j fires (in the past: not armed)
+        self.flush_at: list[list[int]] = [[-1] * n for _ in range(n)]
         self.base_us = base_us
         self.node_ids = node_ids
         self.wires = wires
@@ -171,21 +181,31 @@ class Net:
     # --- transport ---------------------------------------------------------------------------
 
     def delay(self, i: int, j: int, t: int) -> int:
-        """One-way delivery time i→j of a message sent at t: latency + i's flush throttle + jitter.
+        """One-way delivery time i→j of a message sent at t: i's flush wait + latency + jitter.
 
-        Jitter is normal with σ = ``jitter_us``, clipped symmetrically (at 3σ, and at 90 % of the
-        base delay), so its median is 0 and the per-pair median delay stays the configured one.
+        The flush wait runs to the connection's armed timer, arming one of ``throttle`` when there is
+        none (see the module docstring). Jitter is normal with σ = ``jitter_us``, clipped symmetrically
+        (at 3σ, and at 90 % of the latency), so its median is 0.
         """
-        base = self.latency_us[i][j] + self.throttle_us[i]
+        wait = 0
+        throttle = self.throttle_us[i]
+        if throttle:
+            fire = self.flush_at[i][j]
+            if t >= fire:
+                fire = self.flush_at[i][j] = t + throttle
+            wait = fire - t
+        base = self.latency_us[i][j] + wait
         sigma = self.jitter_us
         if not sigma:
             return base
+        # keyed on the departure: messages leaving in one flush share the connection's jitter
+        depart = t + wait
         last_t, jit = self.last_jitter[i][j]
-        if abs(t - last_t) >= self.jitter_window:
-            cap = min(3.0 * sigma, 0.9 * base)
+        if abs(depart - last_t) >= self.jitter_window:
+            cap = min(3.0 * sigma, 0.9 * self.latency_us[i][j])
             x = self.net_rng.gauss(0.0, sigma)
             jit = round(cap if x > cap else -cap if x < -cap else x)
-        self.last_jitter[i][j] = (t, jit)
+        self.last_jitter[i][j] = (depart, jit)
         return base + jit
 
     def count(self, i: int, j: int, mtype: str, dropped: bool) -> None:

@@ -13,8 +13,9 @@ reference analyzer's example configs), node identities, and :class:`GroundTruth`
 in :mod:`.sim_consensus`, the transport in :mod:`.sim_net`, the text in :mod:`.sim_lines`.
 
 Guarantee for the analytics: for every delivered message, ``Received bytes`` ts − ``Send`` ts equals
-``latency[s][r] + flush_throttle[s] + jitter + offset[r] − offset[s]`` to the microsecond; with
-``jitter_ms = 0`` and no offsets it is exactly ``effective_latency_ms[s][r]``.
+``latency[s][r] + flush wait + jitter + offset[r] − offset[s]`` to the microsecond, where the flush
+wait is between 0 and ``flush_throttle[s]`` (CometBFT's flush timer, see :mod:`.sim_net`); with
+``jitter_ms = 0``, no throttle and no offsets it is exactly ``effective_latency_ms[s][r]``.
 """
 
 from __future__ import annotations
@@ -133,13 +134,22 @@ def build_config(
     target_bytes: int | None = None,
     jitter_ms: float | None = None,
     clock_skew_ms: float = 0.0,
+    clock_offsets: dict[int, float] | None = None,
 ) -> SimConfig:
     """The CLI's knobs → a config. ``slow_node`` gets the misconfigured scenario; ``clock_skew_ms``
-    draws each node's clock offset uniformly in ±skew; jitter defaults to 2 % of the base latency."""
+    draws each node's clock offset uniformly in ±skew; ``clock_offsets`` (node index → ms, added to
+    any drawn offset) sets chosen nodes' clocks; jitter defaults to 2 % of the base latency."""
     offsets = None
     if clock_skew_ms:
         rng = random.Random(f"skew/{seed}")
         offsets = [round(rng.uniform(-clock_skew_ms, clock_skew_ms), 3) for _ in range(nodes)]
+    if clock_offsets:
+        bad = sorted(k for k in clock_offsets if not 0 <= k < nodes)
+        if bad:
+            raise ValueError(f"clock offset for node {bad[0]}: the network has nodes 0–{nodes - 1}")
+        offsets = offsets or [0.0] * nodes
+        for k, v in clock_offsets.items():
+            offsets[k] = round(offsets[k] + float(v), 3)
     cfg = SimConfig(
         nodes=nodes,
         heights=heights,
@@ -165,7 +175,9 @@ class GroundTruth:
     genesis_time: str
     nodes: list[dict[str, Any]]
     latency_ms: list[list[float]]
-    effective_latency_ms: list[list[float]]  # latency + sender's flush throttle: the median one-hop delay
+    # latency + the sender's whole flush throttle: the delay of a message that arms the flush timer
+    # (the first after an idle gap); messages that join an armed timer wait less, down to latency_ms
+    effective_latency_ms: list[list[float]]
     clock_offset_ms: list[float]
     heights: list[dict[str, Any]]
     messages: list[dict[str, Any]]  # {"from", "to", "type", "sent", "dropped"}

@@ -3,7 +3,8 @@
 Each is the whole-run answer from the rollups (see ``docs/metrics.md`` for every field):
 ``/summary`` (time range, nodes, heights, event counts — what to ask for), ``/analytics/vote-matrix``
 (signer → receiver propagation), ``/analytics/links`` (one-hop latency and delivery rate per directed
-link and message type), ``/analytics/clock-skew``, ``/analytics/timeline`` (per height, extra rounds with
+link and message type), ``/analytics/clock-skew`` and ``/analytics/clock-offsets`` (clock offsets with their
+intervals and status), ``/analytics/timeline`` (per height, extra rounds with
 their reason, step durations), ``/analytics/participation`` (voted / late / nil / missing),
 ``/analytics/proposers``, ``/analytics/node-ranking`` and ``/compare/{otherId}``.
 """
@@ -62,7 +63,11 @@ def _table(path: str, name: str, summary_: str) -> None:
 _table("/analytics/vote-matrix", "vote_matrix",
        "Vote propagation per signer → receiver: first receipt of each vote minus its signer's timestamp.")
 _table("/analytics/links", "links", "One-hop delivery latency and delivery rate per directed link and message type.")
-_table("/analytics/clock-skew", "clock_skew", "Per node pair: clock offset and one-way latency from two-way medians.")
+_table("/analytics/clock-skew", "clock_skew",
+       "Per node pair: clock offset from minimum one-way delays, with its interval and status (estimated or not "
+       "determinable) and the evidence.")
+_table("/analytics/clock-offsets", "clock_offsets",
+       "Per node: clock offset from a reference node, chained over estimated pairs, with interval and status.")
 _table("/analytics/proposers", "proposers", "Per validator: rounds designated, proposed, committed, missed.")
 _table("/analytics/node-ranking", "node_ranking", "Nodes ranked by how late their votes arrive vs. the median signer.")
 
