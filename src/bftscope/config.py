@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         "user). 'local': no tokens, every caller acts as a local admin, so the original frontend works unchanged on "
         "a workstation; refused unless the server listens on a loopback address.",
     )
+    anonymous_bootstrap: bool = Field(
+        default=True,
+        description="Allow the one-time anonymous POST /v1/users that creates the first admin on a store where no "
+        "user has ever existed. Set false to create admins only with 'bftscope users create NAME --admin'.",
+    )
     cors_origins: list[str] = Field(
         default=["http://localhost:3000", "http://localhost:3001"],
         description="Browser origins allowed to call the API (exact match), as a JSON list.",
