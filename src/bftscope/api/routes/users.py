@@ -10,15 +10,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from bftscope.api import convert, schemas
+from bftscope.api.auth import NO_BOOTSTRAP
 from bftscope.api.deps import Caller, Ctx, HexId, MaybeCaller, check_id, require_user_access
 from bftscope.api.errors import errors
 from bftscope.control import users
 from bftscope.errors import ForbiddenError, UnauthorizedError
 
 router = APIRouter(prefix="/v1", tags=["users"])
-
-NO_BOOTSTRAP = ("missing API token: anonymous user creation is disabled (BFTSCOPE_ANONYMOUS_BOOTSTRAP=false);"
-                " create an admin with 'bftscope users create NAME --admin'")  # fmt: skip
 
 
 @router.post("/users", status_code=201, response_model=schemas.UserCreated, responses=errors(400, 401, 403, 409))
