@@ -74,7 +74,9 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
             else:
                 app.state.ctx.jobs.wait()
 
-    app = FastAPI(title="bftscope", version=__version__, lifespan=lifespan,
+    # redirect_slashes off: Starlette's redirect builds its Location from the Host header; ours is relative
+    # (bftscope.api.errors answers it from the 404 handler)
+    app = FastAPI(title="bftscope", version=__version__, lifespan=lifespan, redirect_slashes=False,
                   description="Consensus observability for BFT blockchains: CometBFT runs, their events and metrics. "
                   "Errors are always {\"error\": message, \"code\": code}.")  # fmt: skip
     install_error_handlers(app)

@@ -49,7 +49,7 @@ def validate_user(username: Any, email: Any) -> list[str]:
         details.append("Username must contain only alphanumeric characters")
     if not isinstance(email, str) or not email:
         details.append("Email is required")
-    elif len(email) > 254 or not _EMAIL.match(email):
+    elif len(email) > 254 or not _EMAIL.fullmatch(email):
         details.append("Invalid email format")
     return details
 

@@ -23,7 +23,8 @@ from starlette.datastructures import Headers
 from starlette.routing import compile_path
 from starlette.types import Message, Scope
 
-__all__ = ["MatchedRoute", "TrustedProxies", "matched_route", "request_headers", "route_path", "set_response_headers"]
+__all__ = ["MatchedRoute", "TrustedProxies", "matched_route", "path_has_route", "request_headers", "route_path",
+           "set_response_headers"]  # fmt: skip
 
 _ROUTE_KEY = "bftscope.matched_route"
 
@@ -89,6 +90,11 @@ def matched_route(scope: Scope) -> MatchedRoute | None:
                 break
     scope[_ROUTE_KEY] = found
     return found
+
+
+def path_has_route(app: Any, path: str) -> bool:
+    """Whether any route of the app serves ``path`` (relative to the mount point), whatever the method."""
+    return any(entry.regex.match(path) for entry in _route_table(app))
 
 
 def request_headers(scope: Scope) -> Headers:
