@@ -150,3 +150,32 @@ def test_trailing_slash_redirect_is_relative(setup: Setup) -> None:
         r = c.get(path, headers=setup.h, follow_redirects=False)
         assert r.status_code == 404 and r.json()["code"] == "not_found"
     assert re.fullmatch(r"/v1/users", c.get("/v1/users/", headers=setup.h).request.url.path)
+
+
+def _metrics(settings: Settings, peer: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    with TestClient(create_app(settings), client=(peer, 5000)) as client:
+        token = make_user(client, "alice")["h"]
+        r = client.get("/metrics", headers={**(headers or {}), **({} if headers is None else token)})
+        return r.status_code, r.json()["code"] if r.status_code != 200 else r.text
+
+
+def test_metrics_open_by_default_and_restrictable(tmp_path: Path) -> None:
+    def cfg(**kw: Any) -> Settings:
+        return Settings(data_dir=tmp_path / str(len(list(tmp_path.iterdir()))), rate_limit_enabled=False, **kw)
+
+    assert _metrics(cfg(), "127.0.0.1")[0] == 200
+    assert _metrics(cfg(), "203.0.113.9")[0] == 200
+    # an allow-list of client addresses
+    allow = {"metrics_allowed_clients": ["10.0.0.0/8", "127.0.0.1"]}
+    assert _metrics(cfg(**allow), "10.1.2.3")[0] == 200
+    assert _metrics(cfg(**allow), "::ffff:10.1.2.3")[0] == 200
+    assert _metrics(cfg(**allow), "203.0.113.9") == (403, "forbidden")
+    # behind a trusted proxy the forwarded client counts, not the proxy
+    proxied = {**allow, "trusted_proxies": ["192.0.2.1"]}
+    assert _metrics(cfg(**proxied), "192.0.2.1", {"X-Forwarded-For": "203.0.113.9"})[0] == 403
+    # a token
+    assert _metrics(cfg(metrics_require_token=True), "127.0.0.1") == (401, "unauthorized")
+    status, text = _metrics(cfg(metrics_require_token=True), "127.0.0.1", {})
+    assert status == 200 and "bftscope_http_requests_total" in text
+    with pytest.raises(ValueError, match="not an IP address"):
+        cfg(metrics_allowed_clients=["intranet"])
