@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
+from bftscope.api.app import create_app
 from bftscope.cli import app
+from bftscope.config import Settings
 
 runner = CliRunner()
 
@@ -79,3 +82,18 @@ def test_serve_refuses_unsafe_setups(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("BFTSCOPE_WORKERS", "2")
     result = runner.invoke(app, ["serve", "--data-dir", d])
     assert result.exit_code == 1 and "single writer" in result.output
+
+
+def test_users_create_prints_the_token_once_and_closes_the_bootstrap(tmp_path: Path) -> None:
+    d = str(tmp_path / "d")
+    result = runner.invoke(app, ["users", "create", "ops", "--admin", "--data-dir", d])
+    assert result.exit_code == 0, result.output
+    token = next(w for w in result.output.split() if w.startswith("bfts_"))
+    result = runner.invoke(app, ["users", "create", "ops", "--data-dir", d])
+    assert result.exit_code == 1 and "already exists" in result.output
+    settings = Settings(data_dir=tmp_path / "d", rate_limit_enabled=False)
+    with TestClient(create_app(settings)) as client:
+        me = client.get("/v1/users", headers={"Authorization": f"Bearer {token}"}).json()
+        assert [(u["username"], u["isAdmin"]) for u in me] == [("ops", True)]
+        r = client.post("/v1/users", json={"username": "mallory", "email": "m@corp.io"})
+        assert r.status_code == 401  # an operator-made admin closes the anonymous bootstrap

@@ -1,4 +1,5 @@
-"""The ``bftscope`` command line: ``ingest``, ``runs``, ``events``, ``summary``, ``simulate``, ``demo``.
+"""The ``bftscope`` command line: ``ingest``, ``runs``, ``events``, ``summary``, ``simulate``, ``demo``,
+``serve`` and ``users create``.
 
 Every command builds its :class:`Settings` once (``BFTSCOPE_*`` variables, ``--data-dir``),
 prints tables for people and ``--json`` for programs, and exits non-zero with a one-line reason
@@ -297,6 +298,36 @@ def compare_cmd(
     for c in result["changes"]:
         t.add_row(c["subject"], c["measure"], f"{c['a']:,.1f}", f"{c['b']:,.1f}", f"{100 * c['ratio']:+.0f}%")
     out.print(t)
+
+
+# --- users --------------------------------------------------------------------------------------
+
+users_app = typer.Typer(no_args_is_help=True, help="API users (the server must be stopped: one writer per store).")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("create")
+def users_create_cmd(
+    name: Annotated[str, typer.Argument(help="Username: 3-30 letters or digits.")],
+    email: Annotated[str | None, typer.Option(help="Email (default NAME@localhost.localdomain).")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API user and print their token (shown once; only its hash is stored). Creating any user
+    closes the anonymous first-user bootstrap of the API for good."""
+    from bftscope.control import users
+
+    with _opened(_settings(data_dir)) as store:
+        try:
+            user, token = users.create_user(store, name, email or f"{name}@localhost.localdomain", is_admin=admin)
+        except BftscopeError as exc:
+            details = exc.details.get("details")
+            if details:
+                exc = InputError("; ".join(details))
+            raise _fail(exc) from None
+    role = "admin" if user.is_admin else "user"
+    out.print(f"created {role} {user.username} (id {user.id}); API token, shown once:")
+    sys.stdout.write(token + "\n")
 
 
 # --- simulation and demo -------------------------------------------------------------------------

@@ -6,11 +6,12 @@ per command, the API's app factory once per app) and pass it down.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["MEMORY_SIZE", "Settings"]
@@ -81,6 +82,11 @@ class Settings(BaseSettings):
         "user). 'local': no tokens, every caller acts as a local admin, so the original frontend works unchanged on "
         "a workstation; refused unless the server listens on a loopback address.",
     )
+    anonymous_bootstrap: bool = Field(
+        default=True,
+        description="Allow the one-time anonymous POST /v1/users that creates the first admin on a store where no "
+        "user has ever existed. Set false to create admins only with 'bftscope users create NAME --admin'.",
+    )
     cors_origins: list[str] = Field(
         default=["http://localhost:3000", "http://localhost:3001"],
         description="Browser origins allowed to call the API (exact match), as a JSON list.",
@@ -91,12 +97,32 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default=[], description="Proxies (IPs or CIDRs) whose X-Forwarded-For/-Proto are believed, as a JSON list."
     )
+    metrics_require_token: bool = Field(
+        default=False,
+        description="/metrics answers only requests with a valid API token (any user's; a scraper can have its own). "
+        "Off by default: the server listens on loopback unless told otherwise.",
+    )
+    metrics_allowed_clients: list[str] = Field(
+        default=[],
+        description="If set, /metrics answers only these client addresses (IPs or CIDRs, as a JSON list; 403 for "
+        "others). The client is the socket peer, or the X-Forwarded-For address from a trusted proxy.",
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest JSON request body (413 above).")
     max_upload_file_bytes: int = Field(default=2 * 1024**3, ge=1024, description="Largest uploaded file (413).")
     max_upload_request_bytes: int = Field(
         default=8 * 1024**3, ge=1024, description="Largest upload request, all files together (413)."
     )
     hsts: bool = Field(default=True, description="Send Strict-Transport-Security on requests that came over TLS.")
+
+    @field_validator("metrics_allowed_clients", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR block") from None
+        return value
 
     @property
     def store_path(self) -> Path:

@@ -16,7 +16,9 @@
     └── FormatError               a source file is not in the format it claims               422
 
 Every error renders to one JSON envelope: ``{"error": message, "code": code}`` plus the error's keyword
-details as further fields (see :meth:`envelope`).
+details as further fields (see :meth:`envelope`). :data:`ERROR_CODES` declares every code any layer may send
+(the HTTP layer adds 405, 406, 429 and its own 500) with its status; the API's OpenAPI document lists them
+as the envelope's ``code`` enum and a test pins the hierarchy, the table and docs/api.md together.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "ERROR_CODES",
     "BftscopeError",
     "ConflictError",
     "ForbiddenError",
@@ -39,8 +42,27 @@ __all__ = [
 ]
 
 
+ERROR_CODES: dict[str, int] = {
+    "invalid_input": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "not_acceptable": 406,
+    "conflict": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "nothing_ingested": 422,
+    "bad_format": 422,
+    "rate_limited": 429,
+    "internal_error": 500,
+    "store_error": 500,
+    "query_timeout": 503,
+}
+
+
 class BftscopeError(Exception):
-    code: ClassVar[str] = "error"
+    code: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
 
     def __init__(self, message: str, **details: Any) -> None:

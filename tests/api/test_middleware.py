@@ -60,6 +60,7 @@ def make_app(config: MiddlewareConfig | None = None, clock: FakeClock | None = N
         return {"received": sum([len(chunk) async for chunk in request.stream()])}
 
     app.post("/files/upload")(count_body)
+    app.put("/files/{name}")(count_body)
     app.post("/v1/users/{user}/projects/{project}/simulations")(count_body)
 
     @app.get("/healthz")
@@ -343,18 +344,27 @@ async def test_chunked_body_over_limit_is_413_without_reading_the_rest() -> None
     assert ok.status_code in (400, 422)  # an empty chunked body reaches the app (and is invalid JSON)
 
 
+UPLOADS = MiddlewareConfig(
+    max_body_bytes=1024,
+    upload_routes=("POST /files/upload",),
+    multipart_upload_routes=("POST /v1/users/{user}/projects/{project}/simulations",),
+)
+
+
 @pytest.mark.parametrize(
-    ("path", "content_type", "status"),
+    ("method", "path", "content_type", "status"),
     [
-        ("/files/upload", "application/octet-stream", 415),  # exempt from the size, not from validation
-        ("/files/upload", "multipart/form-data; boundary=x", 200),
-        ("/v1/users/u1/projects/p1/simulations", "multipart/form-data; boundary=x", 200),
-        ("/v1/users/u1/projects/p1/simulations", "application/json", 413),
+        ("POST", "/files/upload", "application/octet-stream", 415),  # exempt from the size, not from validation
+        ("POST", "/files/upload", "multipart/form-data; boundary=x", 200),
+        ("POST", "/v1/users/u1/projects/p1/simulations", "multipart/form-data; boundary=x", 200),
+        ("POST", "/v1/users/u1/projects/p1/simulations", "application/json", 413),
+        # the same path served by another route is no upload, whatever its spelling
+        ("PUT", "/files/upload", "multipart/form-data; boundary=x", 413),
     ],
 )
-async def test_upload_routes_are_exempt(path: str, content_type: str, status: int) -> None:
-    async with client(make_app(SMALL)) as c:
-        response = await c.post(path, content=chunks(20, 1024), headers={"Content-Type": content_type})
+async def test_upload_routes_are_exempt(method: str, path: str, content_type: str, status: int) -> None:
+    async with client(make_app(UPLOADS)) as c:
+        response = await c.request(method, path, content=chunks(20, 1024), headers={"Content-Type": content_type})
     assert response.status_code == status
     if status == 200:
         assert response.json() == {"received": 20 * 1024}

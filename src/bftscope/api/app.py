@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bftscope import __version__
+from bftscope.api.auth import AuthGateMiddleware
 from bftscope.api.context import ApiContext
 from bftscope.api.errors import install_error_handlers
 from bftscope.api.middleware import MiddlewareConfig, install_middleware
@@ -42,7 +43,7 @@ def _middleware_config(s: Settings) -> MiddlewareConfig:
     return MiddlewareConfig(
         cors_origins=tuple(s.cors_origins), rate_limit_per_s=s.rate_limit_per_s, rate_limit_burst=s.rate_limit_burst,
         rate_limit_enabled=s.rate_limit_enabled, trusted_proxies=tuple(s.trusted_proxies),
-        max_body_bytes=s.max_body_bytes, hsts=s.hsts,
+        max_body_bytes=s.max_body_bytes, max_upload_bytes=s.max_upload_request_bytes, hsts=s.hsts,
     )  # fmt: skip
 
 
@@ -73,12 +74,15 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
             else:
                 app.state.ctx.jobs.wait()
 
-    app = FastAPI(title="bftscope", version=__version__, lifespan=lifespan,
+    # redirect_slashes off: Starlette's redirect builds its Location from the Host header; ours is relative
+    # (bftscope.api.errors answers it from the 404 handler)
+    app = FastAPI(title="bftscope", version=__version__, lifespan=lifespan, redirect_slashes=False,
                   description="Consensus observability for BFT blockchains: CometBFT runs, their events and metrics. "
                   "Errors are always {\"error\": message, \"code\": code}.")  # fmt: skip
     install_error_handlers(app)
     for module in (users, projects, simulations, events, metrics, analytics, health):
         app.include_router(module.router)
+    app.add_middleware(AuthGateMiddleware)  # innermost: tokens are checked before any body is read
     install_middleware(app, _middleware_config(settings), telemetry.observe)
     if store is not None:  # the caller owns the store: the app is usable at once, even without a lifespan
         app.state.ctx = start(store)

@@ -64,6 +64,7 @@ class ApiContext:
     tokens: TtlCache = field(default_factory=lambda: TtlCache(ttl_s=60))
     owners: TtlCache = field(default_factory=TtlCache)
     answers: TtlCache = field(default_factory=lambda: TtlCache(max_entries=2000))
+    bootstrap_closed: bool = False  # a user has existed: anonymous creates are refused for good
 
     def refuse_if_processing(self, column: str, value: str) -> None:
         """409 when any simulation whose ``column`` (id, project_id, user_id) is ``value`` is being processed."""

@@ -4,30 +4,26 @@ Every project and simulation belongs to a user; only that user or an admin may r
 project or simulation the caller may not see answers 404 exactly as one that does not exist, so ids
 cannot be probed. Acting on another user's path (``/users/{id}/…``) answers 403.
 
-In ``local`` auth mode (workstations only; the server refuses it on a non-loopback address) no token is
-needed and every caller acts as a local admin, so the original frontend runs unchanged.
+Who the caller is comes from :mod:`bftscope.api.auth` (``Caller``, ``MaybeCaller``, re-exported here), which
+checks the token before any body is read. In ``local`` auth mode (workstations only; the server refuses it
+on a non-loopback address) no token is needed and every caller acts as a local admin.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from starlette.concurrency import run_in_threadpool
 
+from bftscope.api.auth import Caller, MaybeCaller
 from bftscope.api.context import ApiContext
-from bftscope.control import projects, simulations, users
+from bftscope.control import projects, simulations
 from bftscope.control.records import Project, Simulation, User, valid_id
-from bftscope.errors import ForbiddenError, InputError, NotFoundError, UnauthorizedError
+from bftscope.errors import ForbiddenError, InputError, NotFoundError
 
 __all__ = ["Caller", "Ctx", "HexId", "MaybeCaller", "check_id", "ctx", "project_for", "require_user_access", "sim_for",
            "simulation_owner", "simulation_owner_async"]  # fmt: skip
-
-LOCAL_ADMIN = User("000000000000000000000000", "local", "local@localhost", True,
-                   datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None),
-                   datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None))  # fmt: skip
-
 
 # Ids are 24 lower-case hex characters; the pattern is declared in the OpenAPI document, while the check
 # itself stays in the handlers so a bad id gets the original's message ("Invalid user ID").
@@ -40,39 +36,6 @@ async def ctx(request: Request) -> ApiContext:
 
 
 Ctx = Annotated[ApiContext, Depends(ctx)]
-
-
-async def caller(request: Request, c: Ctx) -> User:
-    """The user the request's token belongs to. Async with a cache in front, so the hot path of a
-    request never leaves the event loop; a cache miss looks the token up on a worker thread."""
-    if c.settings.auth_mode == "local":
-        return LOCAL_ADMIN
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise UnauthorizedError("missing API token: send 'Authorization: Bearer <token>'")
-    token = token.strip()
-    user = c.tokens.get(token)
-    if user is None:
-        user = await run_in_threadpool(users.user_for_token, c.store, token)
-        if user is None:
-            raise UnauthorizedError("unknown API token")
-        c.tokens.put(token, user)
-    assert isinstance(user, User)
-    return user
-
-
-Caller = Annotated[User, Depends(caller)]
-
-
-async def optional_caller(request: Request, c: Ctx) -> User | None:
-    """The caller when a token is sent (or in local mode); None for an anonymous request."""
-    if c.settings.auth_mode == "local" or request.headers.get("authorization"):
-        return await caller(request, c)
-    return None
-
-
-MaybeCaller = Annotated[User | None, Depends(optional_caller)]
 
 
 def check_id(value: str, what: str) -> str:

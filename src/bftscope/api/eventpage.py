@@ -61,6 +61,8 @@ def decode_cursor(text: str, what: str, *, after: bool) -> tuple[int, int]:
             ts, event_id = (int(x) for x in text[2:].split("_"))
         except ValueError:
             raise InputError(f"invalid {what} format, use the cursor returned by the API or RFC3339") from None
+        if not (abs(ts) < 2**63 and abs(event_id) < 2**63):  # the columns are 64-bit: a 500 in the query
+            raise InputError(f"{what} is out of range: use the cursor returned by the API")
         return ts, event_id
     try:
         return parse_rfc3339_ns(text), MAX_ID if after else -1

@@ -7,9 +7,31 @@ the simulation's upload folder, never a server path.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from bftscope.control.text import description_problem, name_problem
+from bftscope.errors import ERROR_CODES
+
+
+def _name(value: str) -> str:
+    problem = name_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _description(value: str) -> str:
+    problem = description_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# names and descriptions refused at the edge with the same rule the control plane applies (bftscope.control.text)
+Name = Annotated[str, AfterValidator(_name)]
+Description = Annotated[str, AfterValidator(_description)]
 
 
 class Model(BaseModel):
@@ -19,7 +41,7 @@ class Model(BaseModel):
 class ErrorBody(BaseModel):
     model_config = ConfigDict(extra="allow")
     error: str
-    code: str
+    code: str = Field(json_schema_extra={"enum": list(ERROR_CODES)}, description="stable machine-readable code")
     details: Any = None
     retry_after: int | None = None
 
@@ -48,14 +70,17 @@ class UserCreated(User):
     token: str = Field(description="bftscope: the user's first API token, shown once (send as 'Authorization: Bearer')")
 
 
+_NAME_DOC = "no control, invisible or formatting characters (NUL, bidi overrides, zero-width, line breaks)"
+
+
 class ProjectCreate(Model):
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    description: str = Field(default="", max_length=10_000)
+    name: Name = Field(min_length=1, max_length=200, pattern=r"\S", description=_NAME_DOC)
+    description: Description = Field(default="", max_length=10_000)
 
 
 class ProjectUpdate(Model):
-    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
-    description: str | None = Field(default=None, max_length=10_000)
+    name: Name | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S", description=_NAME_DOC)
+    description: Description | None = Field(default=None, max_length=10_000)
 
 
 class Project(Model):
@@ -68,8 +93,8 @@ class Project(Model):
 
 
 class SimulationCreate(Model):
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    description: str = Field(default="", max_length=10_000)
+    name: Name = Field(min_length=1, max_length=200, pattern=r"\S", description=_NAME_DOC)
+    description: Description = Field(default="", max_length=10_000)
 
 
 class LogFile(Model):

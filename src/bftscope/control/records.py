@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from bftscope.control.text import check_description, check_name
 from bftscope.errors import InputError
 from bftscope.store.base import Store
 
@@ -92,6 +93,10 @@ def check_text(name: str | None, description: str | None) -> None:
         raise InputError(f"name must have at most {MAX_NAME} characters")
     if description is not None and len(description) > MAX_DESCRIPTION:
         raise InputError(f"description must have at most {MAX_DESCRIPTION} characters")
+    if name is not None:
+        check_name(name)
+    if description is not None:
+        check_description(description)
 
 
 def set_text(store: Store, table: Literal["projects", "simulations"], row_id: str, name: str | None,

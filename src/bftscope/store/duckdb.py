@@ -386,6 +386,29 @@ class DuckDBStore:
         with self._lock, self._time_limit(self._con):
             return self._con.execute(sql, params or []).fetchall()
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run a block of :meth:`execute` calls as one transaction that no other writer interleaves with.
+
+        The writer lock is held throughout, so a check and the write it guards (the first user, a unique
+        name) are atomic. Reads inside the block must go through :meth:`execute`: :meth:`query` runs on
+        another cursor and does not see the block's own uncommitted writes.
+        """
+        if self.read_only:
+            raise StoreError("the store is open read-only")
+        with self._lock:
+            self._write_held(whole_groups_only=False)  # held events belong to nobody's transaction
+            self._con.execute("BEGIN")
+            try:
+                yield
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            try:
+                self._con.execute("COMMIT")
+            except duckdb.Error as exc:
+                raise StoreError(f"commit failed: {exc}") from exc
+
     def delete_run(self, run_id: int) -> None:
         """Remove a run and everything derived from it, in one transaction."""
         if self.read_only:

@@ -17,11 +17,15 @@ request bytes as the app pulls them. Every refusal uses the project's JSON envel
 5. **error guard** — turns an unhandled exception into a 500 envelope *inside* the decorating layers above
    (Starlette's own 500 handler sits outside all user middleware; see :mod:`.envelope`).
 6. **validation** — header-only refusals (403 scanners, 415, 406): the cheapest checks first.
-7. **body limit** — 413 on a declared ``Content-Length`` up front; streamed bodies are counted as the app
-   reads them, which only happens once the rate limit below has let the request through.
+7. **body limit** — the limit of the route that will serve the request (uploads have their own): 413 on a
+   declared ``Content-Length`` up front; streamed bodies are counted as the app reads them, which only
+   happens once the rate limit and the authentication gate below have let the request through.
 8. **rate limit** — innermost, so only requests that would reach the app spend a client's tokens. The
    trade-off: a client sending only malformed requests is refused by the header checks above without ever
    being rate limited; those refusals cost no more than a 429 would.
+
+Inside all of these the app factory adds the authentication gate (:mod:`bftscope.api.auth`): it needs the
+store, so it is not part of this chain, and it is innermost so that no body is read before a token is.
 
 Starlette puts user middleware between its ``ServerErrorMiddleware`` (outermost) and ``ExceptionMiddleware``
 (innermost, renders ``HTTPException`` and registered handlers), so routes' error responses pass through

@@ -41,13 +41,17 @@ class MiddlewareConfig:
     max_body_bytes: int = 1024 * 1024
     """Largest request body accepted on non-upload routes (JSON bodies); larger ones get 413."""
 
-    upload_path_suffixes: tuple[str, ...] = ("/upload",)
-    """Paths ending with one of these are upload routes, exempt from ``max_body_bytes`` (uploads have
-    their own limits where they are stored)."""
+    max_upload_bytes: int | None = None
+    """Largest upload request: an upload route whose declared ``Content-Length`` is larger gets 413 before
+    a byte is read (the upload code counts streamed bytes itself). None: no declared-length check."""
 
-    multipart_upload_paths: tuple[str, ...] = ("/v1/users/{id}/projects/{id}/simulations",)
-    """Path templates (``{name}`` matches one path segment) that are upload routes only for a ``POST``
-    with a ``multipart/form-data`` body; a JSON body to the same path stays limited."""
+    upload_routes: tuple[str, ...] = ("POST /v1/simulations/{id}/upload",)
+    """Upload routes, as ``"METHOD /route/{template}"`` exactly as the router declares them: a request the
+    router serves with one of them is exempt from ``max_body_bytes`` (uploads have their own limits). What
+    counts is the route that matched, never the path's spelling."""
+
+    multipart_upload_routes: tuple[str, ...] = ("POST /v1/users/{userId}/projects/{projectId}/simulations",)
+    """Routes that are upload routes only for a ``multipart/form-data`` body; a JSON body stays limited."""
 
     hsts: bool = True
     """Send ``Strict-Transport-Security`` on responses to requests that arrived over TLS."""
@@ -68,5 +72,9 @@ class MiddlewareConfig:
             raise ValueError("rate_limit_per_s must be positive")
         if self.rate_limit_burst < 1:
             raise ValueError("rate_limit_burst must be at least 1")
+        for entry in (*self.upload_routes, *self.multipart_upload_routes):
+            method, _, template = entry.partition(" ")
+            if not method.isupper() or not template.startswith("/"):
+                raise ValueError(f"upload route {entry!r} must look like 'POST /path/{{param}}'")
         if self.max_body_bytes < 0 or self.hsts_max_age < 0:
             raise ValueError("max_body_bytes and hsts_max_age must not be negative")

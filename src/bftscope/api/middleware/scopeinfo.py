@@ -1,5 +1,9 @@
 """Facts the middlewares read from an ASGI scope, and the one way they edit response headers.
 
+Owns :func:`matched_route`: which route of the app will serve the request, found the way the router finds
+it, so limits and authentication follow the route that really matches rather than a guess from the path
+(``PUT /v1/projects/upload`` is a project update, whatever its last segment says).
+
 Owns the trust decision about proxies: who the client is (``X-Forwarded-For``) and whether the request
 arrived over TLS (``X-Forwarded-Proto``). Both headers are set by whoever sends them, so they are only
 believed when the socket peer is a configured trusted proxy; the rate limiter, the access log and HSTS
@@ -9,12 +13,20 @@ all go through :class:`TrustedProxies` so they can never disagree about it.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
+from starlette.routing import compile_path
 from starlette.types import Message, Scope
 
-__all__ = ["TrustedProxies", "request_headers", "route_path", "set_response_headers"]
+__all__ = ["MatchedRoute", "TrustedProxies", "matched_route", "path_has_route", "request_headers", "route_path",
+           "set_response_headers"]  # fmt: skip
+
+_ROUTE_KEY = "bftscope.matched_route"
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -26,6 +38,63 @@ def route_path(scope: Scope) -> str:
     if root and path.startswith(root):
         return path[len(root) :] or "/"
     return path
+
+
+@dataclass(frozen=True)
+class MatchedRoute:
+    """The route that will serve a request: its template as declared (``/v1/projects/{projectId}``) and the
+    route object itself (a FastAPI ``APIRoute`` carries its ``dependant``)."""
+
+    template: str
+    route: Any
+
+
+@dataclass(frozen=True)
+class _Entry:
+    matched: MatchedRoute
+    methods: frozenset[str]
+    regex: re.Pattern[str]
+
+
+def _route_table(app: Any) -> tuple[_Entry, ...]:
+    """Every HTTP route of the app, flattened through included routers, in the router's order."""
+    table: tuple[_Entry, ...] | None = getattr(app.state, "bftscope_route_table", None)
+    if table is None:
+        entries = []
+        for context in iter_route_contexts(app.routes):
+            template = context.path_format or context.path
+            methods = getattr(context.original_route, "methods", None)
+            if template is None or not methods:  # mounts and websockets: no body limit or token decision here
+                continue
+            regex, _, _ = compile_path(template)
+            entries.append(_Entry(MatchedRoute(template, context.original_route), frozenset(methods), regex))
+        table = tuple(entries)
+        app.state.bftscope_route_table = table  # built on the first request, when every route is included
+    return table
+
+
+def matched_route(scope: Scope) -> MatchedRoute | None:
+    """The route that fully matches this request (path and method), found as the router finds it: the
+    first route whose path matches and that takes the method. None for a 404 or 405, or an app without
+    routes. Looked up once per request and remembered in the scope."""
+    if _ROUTE_KEY in scope:
+        found: MatchedRoute | None = scope[_ROUTE_KEY]
+        return found
+    found = None
+    app = scope.get("app")
+    if app is not None and hasattr(app, "routes") and hasattr(app, "state"):
+        path, method = route_path(scope), scope.get("method", "")
+        for entry in _route_table(app):
+            if method in entry.methods and entry.regex.match(path):
+                found = entry.matched
+                break
+    scope[_ROUTE_KEY] = found
+    return found
+
+
+def path_has_route(app: Any, path: str) -> bool:
+    """Whether any route of the app serves ``path`` (relative to the mount point), whatever the method."""
+    return any(entry.regex.match(path) for entry in _route_table(app))
 
 
 def request_headers(scope: Scope) -> Headers:

@@ -38,13 +38,22 @@ def _time(value: str | None) -> int | None:
         raise InputError("invalid time range") from None
 
 
-def _int(value: str | None, name: str) -> int | None:
+INT64_MAX = 2**63 - 1
+MAX_SEGMENT = INT64_MAX // 50_000  # (segment − 1) × limit must stay a 64-bit offset
+
+
+def _int(value: str | None, name: str, bound: int = INT64_MAX) -> int | None:
+    """A query integer, refused (400) past ``±bound``: the store's columns are 64-bit, and a larger value
+    would fail inside the query as a 500."""
     if value is None or value == "":
         return None
     try:
-        return int(value)
+        n = int(value)
     except ValueError:
         raise InputError(f"{name} must be an integer") from None
+    if not -bound <= n <= bound:
+        raise InputError(f"{name} is out of range (at most {bound} either way)")
+    return n
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -70,9 +79,10 @@ def events(
     maxHeight: Str = None,
 ) -> Response:
     _, run_id = simulation_owner(c, who, id)
-    n = _int(limit, "limit") if limit and limit.lstrip("-").isdigit() else None
+    # a limit out of 1–50 000 falls back to the default, as the original did, however large it is
+    n = int(limit) if limit and limit.isascii() and limit.lstrip("-").isdigit() else None
     size = n if n is not None and 1 <= n <= 50_000 else 10_000
-    seg = _int(segment, "segment") if segment and segment.lstrip("-").isdigit() else None
+    seg = _int(segment, "segment", MAX_SEGMENT) if segment and segment.lstrip("-").isdigit() else None
     offset = (seg - 1) * size if seg and seg > 0 else 0
     after = decode_cursor(cursor, "cursor", after=True) if cursor else None
     back = decode_cursor(before, "before", after=False) if before else None

@@ -1,13 +1,24 @@
 """Self-monitoring: ``/healthz`` (the process answers), ``/readyz`` (the store answers a query) and
-``/metrics`` (Prometheus: HTTP requests and latency by route, processing jobs, ingested events, store size)."""
+``/metrics`` (Prometheus: HTTP requests and latency by route, processing jobs, ingested events, store size).
+
+``/metrics`` is open by default (the server listens on loopback unless told otherwise). A deployment that
+exposes the port can restrict it to client addresses (``metrics_allowed_clients``, 403 for others) and/or
+to requests with an API token (``metrics_require_token``, 401 without).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import ipaddress
+
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bftscope.api import schemas
+from bftscope.api.auth import MISSING, authenticate
 from bftscope.api.deps import Ctx
+from bftscope.api.errors import errors
+from bftscope.api.middleware.scopeinfo import TrustedProxies
+from bftscope.errors import ForbiddenError, UnauthorizedError
 
 router = APIRouter(tags=["health"])
 
@@ -45,7 +56,27 @@ def readyz(c: Ctx) -> schemas.Message:
     return schemas.Message(message="ready")
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics_access(request: Request, c: Ctx) -> None:
+    """403 for a client outside ``metrics_allowed_clients`` (when set); 401 without a valid token when
+    ``metrics_require_token``."""
+    s = c.settings
+    if s.metrics_allowed_clients:
+        client = TrustedProxies(s.trusted_proxies).client_ip(request.scope)
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            address = None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d
+        networks = (ipaddress.ip_network(entry, strict=False) for entry in s.metrics_allowed_clients)
+        if address is None or not any(address in network for network in networks):
+            raise ForbiddenError("/metrics is not open to this client address")
+    if s.metrics_require_token and await authenticate(c, request.headers) is None:
+        raise UnauthorizedError(MISSING)
+
+
+@router.get("/metrics", response_class=Response, dependencies=[Depends(metrics_access)],
+            responses={200: {"content": {"text/plain": {}}}, **errors(401, 403)})  # fmt: skip
 def metrics(c: Ctx) -> Response:
     t: Telemetry = c.telemetry
     t.jobs_running.set(c.jobs.running())

@@ -30,6 +30,8 @@ router = APIRouter(prefix="/v1/simulations/{id}/metrics", tags=["metrics (origin
 From = Annotated[str | None, Query(alias="from", max_length=64, description="RFC 3339; default: start of the run")]
 To = Annotated[str | None, Query(max_length=64, description="RFC 3339; default: end of the run")]
 
+MAX_PAGE = 2**31
+
 EMPTY: dict[str, Any] = {
     "latency_stats": {"histogram": [], "jitter": []},
     "network_overview": analyzer.network_overview_empty(),
@@ -121,8 +123,10 @@ async def latency_votes(
     """Vote deliveries at or above the threshold percentile (p50|p95|p99, default p95) of the window, oldest
     first, paged (page ≥ 1, perPage 1–1000, default 100 — invalid values fall back to the defaults)."""
     _, run_id = await simulation_owner_async(c, who, id)
-    p = int(page) if page and page.isdigit() and int(page) > 0 else 1
-    pp = int(perPage) if perPage and perPage.isdigit() and 1 <= int(perPage) <= 1000 else 100
+    p = int(page) if page and page.isascii() and page.isdigit() and int(page) > 0 else 1
+    if p > MAX_PAGE:  # a page past this has no rows, and its offset no longer fits the store's 64-bit integers
+        raise InputError(f"page is out of range (at most {MAX_PAGE})")
+    pp = int(perPage) if perPage and perPage.isascii() and perPage.isdigit() and 1 <= int(perPage) <= 1000 else 100
     th = threshold if threshold in analyzer.THRESHOLDS else "p95"
     win = window(from_, to)
     # whole-run pages never change until the simulation is reprocessed (which clears the cache)

@@ -1,7 +1,8 @@
 """``/v1/users``: create (returns the user's first API token), list, read, delete (cascades).
 
-Creating a user is open only while there is none: the first user becomes an admin. After that only an
-admin may create users (in local mode every caller is the local admin).
+An anonymous create is the bootstrap of the first admin, open only while no user has ever existed and
+``anonymous_bootstrap`` is on (:mod:`bftscope.control.users` makes it atomic). Otherwise only an admin may
+create users (in local mode every caller is the local admin). No SQL here: the control plane owns it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from bftscope.api import convert, schemas
+from bftscope.api.auth import NO_BOOTSTRAP
 from bftscope.api.deps import Caller, Ctx, HexId, MaybeCaller, check_id, require_user_access
 from bftscope.api.errors import errors
 from bftscope.control import users
@@ -19,13 +21,14 @@ router = APIRouter(prefix="/v1", tags=["users"])
 
 @router.post("/users", status_code=201, response_model=schemas.UserCreated, responses=errors(400, 401, 403, 409))
 def create_user(body: schemas.UserCreate, c: Ctx, who: MaybeCaller) -> schemas.UserCreated:
-    first = not c.store.query("SELECT 1 FROM users LIMIT 1")
-    if not first:
-        if who is None:
-            raise UnauthorizedError("missing API token: only an admin may create users")
-        if not who.is_admin:
-            raise ForbiddenError("only an admin may create users")
-    user, token = users.create_user(c.store, body.username, body.email, is_admin=first)
+    if who is None:
+        if not c.settings.anonymous_bootstrap:
+            raise UnauthorizedError(NO_BOOTSTRAP)
+        user, token = users.create_first_admin(c.store, body.username, body.email)
+    elif not who.is_admin:
+        raise ForbiddenError("only an admin may create users")
+    else:
+        user, token = users.create_user(c.store, body.username, body.email)
     return schemas.UserCreated(**convert.user(user).model_dump(), token=token)
 
 
@@ -45,21 +48,16 @@ def get_user(userId: HexId, c: Ctx, who: Caller) -> schemas.User:
 def delete_user(userId: HexId, c: Ctx, who: Caller) -> schemas.Message:
     """Deletes the user's tokens, projects and simulations (their files and data) too."""
     require_user_access(who, check_id(userId, "user"))
-    users.get_user(c.store, userId)
     c.refuse_if_processing("user_id", userId)
     users.delete_user(c.store, userId, c.remove_simulation)
     c.tokens.drop()
     return schemas.Message(message="User deleted successfully")
 
 
-
 def ensure_user(c: Ctx, user_id: str) -> None:
     """404 for an unknown user, except in local mode, where the original frontend's hard-wired user id is
     created on first use (so the frontend works on an empty workstation)."""
-    if c.settings.auth_mode == "local" and not c.store.query("SELECT 1 FROM users WHERE id = ?", [user_id]):
-        t = c.store.query("SELECT now()::TIMESTAMP")[0][0]
-        name = f"local{user_id}"
-        c.store.execute("INSERT INTO users VALUES (?, ?, ?, false, ?, ?)",
-                        [user_id, name, f"{name}@localhost.localdomain", t, t])  # fmt: skip
+    if c.settings.auth_mode == "local":
+        users.ensure_local_user(c.store, user_id)
         return
     users.get_user(c.store, user_id)
