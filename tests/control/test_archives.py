@@ -6,8 +6,8 @@ import gzip
 import io
 import os
 import shutil
-import subprocess
 import stat
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
