@@ -10,9 +10,9 @@ FIFOs (all reported); data is streamed to disk in 256 KiB chunks while the *real
 (header sizes can lie): both the decompressed stream and what is written out, which is larger for a
 sparse tar member (its holes are written in full), plus the inflated size of any ``.gz`` member. The
 archive is refused with :class:`PayloadTooLargeError` (413) once a member, the total, the member count
-or the ratio of those bytes to the archive's size passes :class:`ArchiveLimits`.
-:func:`survey_upload` runs the same walk writing nothing, to report skipped members at upload time. A corrupt or truncated archive raises :class:`FormatError` (422).
-Either way the partial folder is removed.
+or the ratio of those bytes to the archive's size passes :class:`ArchiveLimits`. A corrupt or
+truncated archive raises :class:`FormatError` (422). Either way the partial folder is removed.
+:func:`survey_upload` runs the same walk writing nothing, to report skipped members at upload time.
 
 A plain ``.gz`` is left compressed (the ingest reads it directly, and inflating it would cost the
 disk space and write time of the whole log) but is read through once, counting the decompressed
