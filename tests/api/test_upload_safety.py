@@ -207,3 +207,24 @@ def test_an_upload_while_processing_gets_409(client: TestClient, monkeypatch: py
     assert wait_processed(client, sid, h)["status"] == "processed"
     files = sims.simulation_dir(client.app.state.ctx.settings.data_dir, sid) / "files"  # type: ignore[attr-defined]
     assert [p.name for p in files.iterdir()] == ["node0.log"]
+
+
+def test_start_up_removes_upload_debris_and_keeps_recorded_files(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "d", rate_limit_enabled=False)
+    log, _ = node0_files()
+    with TestClient(create_app(settings)) as client:
+        h, sid = new_simulation(client)
+        assert client.post(f"/v1/simulations/{sid}/upload", headers=h,
+                           files=[("logfiles", ("node0.log", log))]).status_code == 200  # fmt: skip
+        client.app.state.ctx.jobs.wait()  # type: ignore[attr-defined]
+    files = sims.simulation_dir(settings.data_dir, sid) / "files"
+    (files / ".incoming-0123456789abcdef").write_bytes(log[:100])  # a part cut off by kill -9
+    (files / "wal").write_bytes(b"finished, but its request never completed")
+    orphan = sims.simulation_dir(settings.data_dir, "ab" * 12)  # a multipart create cut off before its row
+    (orphan / "files").mkdir(parents=True)
+    (orphan / "files" / "node.log").write_bytes(b"x")
+    with TestClient(create_app(settings)) as client:
+        assert [f["filePath"] for f in client.get(f"/v1/simulations/{sid}", headers=h).json()["logFiles"]] == [
+            "node0.log"]  # fmt: skip
+    assert sorted(p.name for p in files.iterdir()) == ["node0.log"] and (files / "node0.log").read_bytes() == log
+    assert not orphan.exists()
