@@ -112,6 +112,18 @@ class Settings(BaseSettings):
     max_upload_request_bytes: int = Field(
         default=8 * 1024**3, ge=1024, description="Largest upload request, all files together (413)."
     )
+    max_archive_bytes: int = Field(
+        default=20 * 1024**3, ge=1024,
+        description="Largest expanded size of one uploaded archive: bytes written out (a sparse member's holes "
+        "included) plus the inflated size of .gz files (413 at upload, failed processing).",
+    )  # fmt: skip
+    max_archive_member_bytes: int = Field(
+        default=8 * 1024**3, ge=1024, description="Largest file inside an uploaded archive, or inflated .gz file."
+    )
+    max_archive_ratio: float = Field(
+        default=200.0, gt=1, description="Largest expanded size / archive size (decompression bombs, 413)."
+    )
+    max_archive_members: int = Field(default=100_000, ge=1, description="Most entries in one uploaded archive.")
     hsts: bool = Field(default=True, description="Send Strict-Transport-Security on requests that came over TLS.")
 
     @field_validator("metrics_allowed_clients", "trusted_proxies")

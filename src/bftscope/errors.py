@@ -13,7 +13,8 @@
     ├── ConflictError             a name already taken, a job already running                 409
     ├── StoreError                the store failed or refused                                 500
     │   └── QueryTimeoutError     a query ran past its time limit                             503
-    └── FormatError               a source file is not in the format it claims               422
+    ├── FormatError               a source file is not in the format it claims               422
+    └── ClientDisconnectedError   the client went away mid-request (logged and counted only) 499
 
 Every error renders to one JSON envelope: ``{"error": message, "code": code}`` plus the error's keyword
 details as further fields (see :meth:`envelope`). :data:`ERROR_CODES` declares every code any layer may send
@@ -28,6 +29,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ERROR_CODES",
     "BftscopeError",
+    "ClientDisconnectedError",
     "ConflictError",
     "ForbiddenError",
     "FormatError",
@@ -55,6 +57,7 @@ ERROR_CODES: dict[str, int] = {
     "nothing_ingested": 422,
     "bad_format": 422,
     "rate_limited": 429,
+    "client_disconnected": 499,
     "internal_error": 500,
     "store_error": 500,
     "query_timeout": 503,
@@ -128,3 +131,11 @@ class QueryTimeoutError(StoreError):
 class FormatError(BftscopeError):
     code = "bad_format"
     status = 422
+
+
+class ClientDisconnectedError(BftscopeError):
+    """Nobody reads the answer: the status exists so logs and metrics count a client disconnect as such
+    (nginx's 499, "client closed request"), never as a server error."""
+
+    code = "client_disconnected"
+    status = 499

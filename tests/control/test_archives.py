@@ -5,14 +5,16 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
 import stat
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from bftscope.control.archives import ArchiveLimits, expand_upload
+from bftscope.control.archives import ArchiveLimits, expand_upload, survey_upload
 from bftscope.errors import FormatError, PayloadTooLargeError
 from tests.conftest import require_data
 
@@ -259,3 +261,81 @@ def test_real_wal_testnet_round_trips_through_tar_gz(tmp_path: Path, into: Path)
     expected = files_under(source)
     assert len(expected) >= 12  # four nodes: config.toml, genesis.json, cs.wal/wal, log
     assert files_under(into / source.name / source.name) == expected
+
+
+def sparse_tar(tmp_path: Path, size: int) -> Path:
+    """A real ``tar --sparse`` of a ``size``-byte file that is one hole and a last line: a few hundred bytes."""
+    src = tmp_path / "sparse-src"
+    src.mkdir()
+    with (src / "big.log").open("wb") as fh:
+        fh.truncate(size - 6)  # a hole: no disk blocks, so no real size on disk in the test either
+        fh.seek(size - 6)
+        fh.write(b"hello\n")
+    archive = tmp_path / "s.tar.gz"
+    subprocess.run(["tar", "--sparse", "-czf", str(archive), "-C", str(src), "big.log"], check=True)
+    return archive
+
+
+# The ratio limit is set out of reach so that the total limit alone is what must stop these.
+LOW_TOTAL = ArchiveLimits(max_total_bytes=4 * 1024 * 1024, max_ratio=1e12)
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="needs GNU tar for --sparse")
+def test_sparse_tar_is_counted_by_what_is_written(tmp_path: Path, into: Path) -> None:
+    archive = sparse_tar(tmp_path, LOW_TOTAL.max_total_bytes + 1)
+    assert archive.stat().st_size < 1000  # the compressed stream alone says nothing about the 4 MiB inside
+    with pytest.raises(PayloadTooLargeError, match=f"expands to over {LOW_TOTAL.max_total_bytes} bytes"):
+        expand_upload(archive, into, LOW_TOTAL)
+    assert list(into.iterdir()) == []
+    with pytest.raises(PayloadTooLargeError, match="member over 1000000"):
+        expand_upload(archive, into, ArchiveLimits(max_member_bytes=1_000_000, max_ratio=1e12))
+    with pytest.raises(PayloadTooLargeError, match="bomb"):  # and the ratio, with the default limits
+        expand_upload(archive, into, ArchiveLimits())
+    assert list(into.iterdir()) == []
+    # just under the limit it extracts, byte for byte
+    (tmp_path / "ok").mkdir()
+    ok = sparse_tar(tmp_path / "ok", LOW_TOTAL.max_total_bytes - 1024)
+    result = expand_upload(ok, into, LOW_TOTAL)
+    data = (into / "s" / "big.log").read_bytes()
+    assert len(data) == LOW_TOTAL.max_total_bytes - 1024 and data.endswith(b"\x00hello\n")
+    assert result.bytes_out >= len(data)
+
+
+@pytest.mark.parametrize("concatenated", [False, True])
+def test_gzip_member_inside_a_tar_counts_its_inflated_size(tmp_path: Path, into: Path, concatenated: bool) -> None:
+    inner = gzip.compress(bytes(LOW_TOTAL.max_total_bytes + 1), compresslevel=9)
+    if concatenated:  # a small first gzip member, the big one after it: both are followed
+        inner = gzip.compress(b"I[2024-01-01|00:00:00.000] enterNewRound height=1\n") + inner
+    archive = tmp_path / "home.tgz"
+    with tarfile.open(archive, "w:gz") as tf:
+        add_tar_member(tf, "node0/node.log.gz", inner)
+    assert archive.stat().st_size < 20_000
+    with pytest.raises(PayloadTooLargeError, match="expands to over"):
+        expand_upload(archive, into, LOW_TOTAL)
+    with pytest.raises(PayloadTooLargeError, match="bomb"):
+        expand_upload(archive, into, ArchiveLimits())
+    with pytest.raises(PayloadTooLargeError, match="inflates to over 1000000"):
+        expand_upload(archive, into, ArchiveLimits(max_member_bytes=1_000_000, max_ratio=1e12))
+    assert list(into.iterdir()) == []
+
+
+def test_survey_reports_what_extraction_would_and_writes_nothing(tmp_path: Path, into: Path) -> None:
+    archive = tmp_path / "home.tgz"
+    with tarfile.open(archive, "w:gz") as tf:
+        add_tar_member(tf, "../../evil", b"escape")
+        add_tar_member(tf, "sym", type=tarfile.SYMTYPE, linkname="/etc")
+        add_tar_member(tf, "dev", type=tarfile.CHRTYPE)
+        add_tar_member(tf, "node.log", b"one")
+        add_tar_member(tf, "node.log", b"two")
+        add_tar_member(tf, "node.log/inner", b"under a file")
+    before = files_under(tmp_path)
+    surveyed = survey_upload(archive, ArchiveLimits())
+    assert files_under(tmp_path) == before and surveyed.paths == [] and surveyed.files == 1
+    extracted = expand_upload(archive, into, ArchiveLimits())
+    assert surveyed.skipped == extracted.skipped
+    assert [(s.member, s.reason) for s in surveyed.skipped] == [
+        ("../../evil", "path climbs out with '..'"), ("sym", "symbolic link: not extracted"),
+        ("dev", "device: not extracted"), ("node.log", "clashes with another member of the same path"),
+        ("node.log/inner", "clashes with another member of the same path")]  # fmt: skip
+    with pytest.raises(PayloadTooLargeError, match="member over 2"):
+        survey_upload(archive, ArchiveLimits(max_member_bytes=2))

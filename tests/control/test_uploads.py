@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bftscope.control.uploads import (
+    INCOMING_PREFIX,
     UploadLimits,
     UploadResult,
     display_name,
@@ -46,9 +47,10 @@ async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:
 
 
 def receive(
-    data: bytes, dest: Path, limits: UploadLimits | None = None, size: int = 65536, ct: str = CT
-) -> UploadResult:
-    return asyncio.run(receive_multipart(chunked(data, size), ct, dest, limits or UploadLimits()))
+    data: bytes, dest: Path, limits: UploadLimits | None = None, size: int = 65536, ct: str = CT,
+    known: dict[str, str] | None = None,
+) -> UploadResult:  # fmt: skip
+    return asyncio.run(receive_multipart(chunked(data, size), ct, dest, limits or UploadLimits(), known=known))
 
 
 def on_disk(dest: Path) -> list[str]:
@@ -123,12 +125,13 @@ def test_duplicates_and_existing_names_get_a_counter(dest: Path, tmp_path: Path)
     outside = tmp_path / "target"
     outside.write_bytes(b"not yours")
     (dest / "evil.log").symlink_to(outside)
-    data = body(*(file_part(n, n.encode()) for n in ["node.log.gz", "node.log.gz", "home.tar.gz", "evil.log"]))
+    names = ["node.log.gz", "node.log.gz", "home.tar.gz", "evil.log"]
+    data = body(*(file_part(n, f"{i}: {n}".encode()) for i, n in enumerate(names)))
     result = receive(data, dest)
     assert [f.stored_name for f in result.files] == ["node.log.gz", "node-1.log.gz", "home-1.tar.gz", "evil-1.log"]
     assert (dest / "home.tar.gz").read_bytes() == b"earlier upload"
     assert outside.read_bytes() == b"not yours"
-    assert (dest / "node-1.log.gz").read_bytes() == b"node.log.gz"
+    assert (dest / "node-1.log.gz").read_bytes() == b"1: node.log.gz"
 
 
 def test_browser_no_file_chosen_is_ignored(dest: Path) -> None:
@@ -222,3 +225,37 @@ def test_200_mb_upload_streams_in_flat_memory(dest: Path) -> None:
     [saved] = result.files
     assert saved.size == size == (dest / "big.log").stat().st_size
     assert saved.sha256 == expected.hexdigest()
+
+
+def test_the_same_bytes_are_kept_once(dest: Path) -> None:
+    log = b"I[2024-01-01|00:00:00.000] enterNewRound height=1\n" * 1000
+    data = body(file_part("node0.log", log), file_part("other.log", b"different"), file_part("dir/node0.log", log),
+                file_part("copy.log", log))  # fmt: skip
+    result = receive(data, dest, size=4096)
+    assert [f.stored_name for f in result.files] == ["node0.log", "other.log"]
+    assert [(d.original_filename, d.same_as) for d in result.duplicates] == [("node0.log", "node0.log"),
+                                                                              ("copy.log", "node0.log")]  # fmt: skip
+    assert on_disk(dest) == ["node0.log", "other.log"] and (dest / "node0.log").read_bytes() == log
+    # against what the simulation already holds, too
+    again = receive(body(file_part("again.log", log), file_part("new.log", b"new")), dest,
+                    known={f.sha256: f.stored_name for f in result.files})  # fmt: skip
+    assert [f.stored_name for f in again.files] == ["new.log"]
+    assert [(d.original_filename, d.same_as) for d in again.duplicates] == [("again.log", "node0.log")]
+    assert on_disk(dest) == ["new.log", "node0.log", "other.log"]
+
+
+def test_a_part_still_arriving_has_no_real_name(dest: Path) -> None:
+    """A crash (kill -9) mid-part must never leave a cut file under a name processing would take."""
+    seen: list[list[str]] = []
+    whole = body(file_part("done.log", b"complete"), file_part("wal", b"w" * 3_000_000))
+    cut = whole.index(b"w" * 10) + 2_000_000  # over the 1 MiB write buffer: part of "wal" is on disk
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield whole[:cut]
+        seen.append(on_disk(dest))
+        yield whole[cut:]
+
+    result = asyncio.run(receive_multipart(stream(), CT, dest, UploadLimits()))
+    incoming, done = seen[0]  # sorted: the hidden name first
+    assert done == "done.log" and incoming.startswith(INCOMING_PREFIX)
+    assert on_disk(dest) == ["done.log", "wal"] and [f.stored_name for f in result.files] == ["done.log", "wal"]

@@ -21,7 +21,7 @@ from bftscope.api.errors import install_error_handlers
 from bftscope.api.middleware import MiddlewareConfig, install_middleware
 from bftscope.api.routes import analytics, events, health, metrics, projects, simulations, users
 from bftscope.config import Settings
-from bftscope.control.jobs import ThreadJobRunner
+from bftscope.control.jobs import ThreadJobRunner, recover_after_crash
 from bftscope.errors import InputError
 from bftscope.store.duckdb import DuckDBStore
 
@@ -53,10 +53,7 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
 
     def start(st: DuckDBStore) -> ApiContext:
         jobs = ThreadJobRunner(st, settings, on_done=lambda sim_id: app.state.ctx.forget_simulation(sim_id))
-        # a job cut off by a crash or a stop leaves its simulation "processing": say so instead
-        st.execute("UPDATE simulations SET status = 'failed', processing_status = 'failed',"
-                   " error_message = 'interrupted: the server stopped while processing; reprocess it'"
-                   " WHERE processing_status IN ('pending', 'processing')")  # fmt: skip
+        recover_after_crash(st, settings.data_dir)
         return ApiContext(store=st, settings=settings, jobs=jobs, telemetry=telemetry)
 
     @asynccontextmanager

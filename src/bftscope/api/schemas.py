@@ -128,11 +128,35 @@ class Simulation(Model):
     updatedAt: str
 
 
+class DuplicateFile(Model):
+    originalFilename: str = Field(description="the file that was not kept")
+    sameAs: str = Field(description="filePath of the stored file with the same bytes (SHA-256)")
+
+
+class SkippedMember(Model):
+    filePath: str = Field(description="the uploaded archive")
+    member: str = Field(description="the entry's name inside the archive")
+    reason: str
+
+
+_DUPLICATES = "files not kept because the same bytes are already stored (they would double their events)"
+_SKIPPED = "archive entries that will not be extracted (links, devices, unsafe paths, clashes) and why"
+
+
+class SimulationCreated(Simulation):
+    """A simulation just created from a multipart body: the simulation plus what its upload left out."""
+
+    duplicates: list[DuplicateFile] = Field(default_factory=list, description=_DUPLICATES)
+    skippedMembers: list[SkippedMember] = Field(default_factory=list, description=_SKIPPED)
+
+
 class UploadResponse(Model):
     message: str
     uploadedFiles: int
     totalFiles: int
     uploadedFileNames: list[str]
+    duplicates: list[DuplicateFile] = Field(default_factory=list, description=_DUPLICATES)
+    skippedMembers: list[SkippedMember] = Field(default_factory=list, description=_SKIPPED)
 
 
 class ProcessResponse(Model):

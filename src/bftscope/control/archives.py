@@ -6,11 +6,13 @@ magic bytes, whatever its name) is extracted into a new folder; anything else is
 
 Archives come from strangers, so extraction trusts nothing in them: members whose path is absolute,
 climbs out with ``..`` or would land outside the folder are skipped, as are links, devices and
-FIFOs (all reported); data is streamed to disk in 256 KiB chunks while the *real* decompressed bytes
-are counted (header sizes can lie), and the archive is refused with :class:`PayloadTooLargeError`
-(413) once a member, the total, the member count or the ratio of decompressed bytes to archive size
-passes :class:`ArchiveLimits`. A corrupt or truncated archive raises :class:`FormatError` (422).
-Either way the partial folder is removed.
+FIFOs (all reported); data is streamed to disk in 256 KiB chunks while the *real* bytes are counted
+(header sizes can lie): both the decompressed stream and what is written out, which is larger for a
+sparse tar member (its holes are written in full), plus the inflated size of any ``.gz`` member. The
+archive is refused with :class:`PayloadTooLargeError` (413) once a member, the total, the member count
+or the ratio of those bytes to the archive's size passes :class:`ArchiveLimits`. A corrupt or
+truncated archive raises :class:`FormatError` (422). Either way the partial folder is removed.
+:func:`survey_upload` runs the same walk writing nothing, to report skipped members at upload time.
 
 A plain ``.gz`` is left compressed (the ingest reads it directly, and inflating it would cost the
 disk space and write time of the whole log) but is read through once, counting the decompressed
@@ -32,11 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from bftscope.errors import FormatError, InputError, PayloadTooLargeError, StoreError
 
-__all__ = ["ArchiveLimits", "ExpandResult", "Skipped", "expand_upload"]
+__all__ = ["ArchiveLimits", "ExpandResult", "Skipped", "expand_upload", "survey_upload"]
 
 _KiB, _MiB, _GiB = 1 << 10, 1 << 20, 1 << 30
 # Measured on 100 MB of log (2-core VM): 256 KiB copies with tarfile reading 64 KiB at a time extract a
@@ -81,16 +83,36 @@ class _Readable(Protocol):
 
 
 class _Budget:
-    """Counts real decompressed bytes and refuses the archive once they pass the limits."""
+    """Counts an archive's real output and refuses it once that passes the limits.
+
+    Two figures are kept, and the larger is held to the total and ratio limits: the decompressed archive
+    *stream* (the decompression work, headers and skipped members included) and what is *expanded*: the
+    bytes written out, plus the inflated size of ``.gz`` members (the ingest inflates them). They differ
+    for a sparse tar member: its holes take no room in the stream but are written out in full, so a
+    126-byte ``tar --sparse`` of a 1 GiB file must be stopped by what is written, not by what is read.
+    """
 
     def __init__(self, name: str, limits: ArchiveLimits, compressed: int) -> None:
-        self.name, self.limits, self.compressed, self.total = name, limits, max(compressed, 1), 0
+        self.name, self.limits, self.compressed = name, limits, max(compressed, 1)
+        self.stream = self.expanded = 0
 
-    def add(self, n: int) -> None:
-        self.total += n
-        if self.total > self.limits.max_total_bytes:
+    @property
+    def total(self) -> int:
+        return max(self.stream, self.expanded)
+
+    def add_stream(self, n: int) -> None:
+        self.stream += n
+        self._check()
+
+    def add_expanded(self, n: int) -> None:
+        self.expanded += n
+        self._check()
+
+    def _check(self) -> None:
+        total = self.total
+        if total > self.limits.max_total_bytes:
             raise PayloadTooLargeError(f"{self.name}: expands to over {self.limits.max_total_bytes} bytes")
-        if self.total > _RATIO_FLOOR and self.total > self.limits.max_ratio * self.compressed:
+        if total > _RATIO_FLOOR and total > self.limits.max_ratio * self.compressed:
             raise PayloadTooLargeError(
                 f"{self.name}: expands over {self.limits.max_ratio:g}× its size ({self.compressed} bytes); "
                 "refused as a likely decompression bomb"
@@ -106,7 +128,7 @@ class _CountingReader:
 
     def read(self, n: int = -1) -> bytes:
         data = self.src.read(n if n >= 0 else _CHUNK)
-        self.budget.add(len(data))
+        self.budget.add_stream(len(data))
         if self.in_header:
             self.header_bytes += len(data)
             if self.header_bytes > _TAR_HEADER_BYTES:
@@ -176,28 +198,128 @@ def _member_target(folder: Path, name: str) -> Path | str:
     return target
 
 
-def _write_member(src: _Readable, target: Path, limits: ArchiveLimits, budget: _Budget | None) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+class _Inflater:
+    """Counts what a gzip stream inflates to, fed chunk by chunk, without keeping the output.
+
+    A ``.gz`` member is written out as it is (the ingest reads it compressed) but the ingest will inflate it,
+    so its inflated size counts against the limits too; otherwise a gzip bomb inside a tar would pass.
+    Concatenated gzip members are followed; data that stops being gzip ends the count (the ingest will
+    report that file), which only ever lowers the figure, never lets a bomb's inflated bytes go uncounted.
+    """
+
+    def __init__(self) -> None:
+        self._d: zlib._Decompress | None = None
+        self._carry = b""  # the start of a next gzip member, too short yet to check its magic
+        self._pending = False  # the last call filled its output: zlib may hold more without new input
+        self._done = False
+        self.total = 0
+
+    def feed(self, data: bytes, on_output: Callable[[int], None]) -> None:
+        data, self._carry = self._carry + data, b""
+        while (data or self._pending) and not self._done:
+            if self._d is None:
+                if len(data) < 2:
+                    self._carry = data
+                    return
+                if data[:2] != b"\x1f\x8b":
+                    self._done = True
+                    return
+                self._d = zlib.decompressobj(31)
+            try:
+                out = self._d.decompress(data, _CHUNK)  # bounded output: a bomb never fills memory
+            except zlib.error:
+                self._done = True
+                return
+            if out:
+                self.total += len(out)
+                on_output(len(out))
+            if self._d.eof:
+                data, self._d, self._pending = self._d.unused_data, None, False
+                continue
+            data, self._pending = self._d.unconsumed_tail, len(out) == _CHUNK
+
+
+class _Sink(Protocol):
+    """Where members go: real files (:class:`_Disk`) or nowhere, counted only (:class:`_Survey`)."""
+
+    def mkdir(self, target: Path) -> None: ...
+
+    def create(self, target: Path) -> BinaryIO | None: ...
+
+
+class _Disk:
+    def mkdir(self, target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+
+    def create(self, target: Path) -> BinaryIO | None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return open(target, "xb")  # O_EXCL: a duplicate member never overwrites, a link is never followed
+
+
+class _Survey:
+    """Dry run: remembers the paths it would create, so clashes are found exactly as on disk."""
+
+    def __init__(self) -> None:
+        self.files: set[Path] = set()
+        self.dirs: set[Path] = set()
+
+    def _parents_ok(self, target: Path) -> None:
+        if any(p in self.files for p in target.parents):
+            raise NotADirectoryError(str(target))
+
+    def mkdir(self, target: Path) -> None:
+        self._parents_ok(target)
+        if target in self.files:
+            raise FileExistsError(str(target))
+        self.dirs.update([target, *target.parents])
+
+    def create(self, target: Path) -> BinaryIO | None:
+        self._parents_ok(target)
+        if target in self.files or target in self.dirs:
+            raise FileExistsError(str(target))
+        self.files.add(target)
+        self.dirs.update(target.parents)
+        return None
+
+
+def _write_member(src: _Readable, target: Path, sink: _Sink, limits: ArchiveLimits, budget: _Budget) -> None:
+    """Stream one member out, counting every byte written (a sparse member's holes included)."""
+    fh = sink.create(target)
+    inflater: _Inflater | None = None
     written = 0
-    with open(target, "xb") as out:  # O_EXCL: a duplicate member never overwrites, a link is never followed
+
+    def inflated(n: int) -> None:
+        assert inflater is not None
+        if inflater.total > limits.max_member_bytes:
+            raise PayloadTooLargeError(f"{target.name}: gzip member inflates to over {limits.max_member_bytes} bytes")
+        budget.add_expanded(n)
+
+    try:
         while chunk := src.read(_CHUNK):
+            if written == 0 and chunk[:2] == b"\x1f\x8b":
+                inflater = _Inflater()
             written += len(chunk)
             if written > limits.max_member_bytes:
                 raise PayloadTooLargeError(f"{target.name}: archive member over {limits.max_member_bytes} bytes")
-            if budget is not None:
-                budget.add(len(chunk))
-            out.write(chunk)
+            budget.add_expanded(len(chunk))
+            if inflater is not None:
+                inflater.feed(chunk, inflated)
+            if fh is not None:
+                fh.write(chunk)
+    finally:
+        if fh is not None:
+            fh.close()
 
 
 def _place(out: ExpandResult, folder: Path, name: str, problem: str | None, is_dir: bool,
-           write: Callable[[Path], None] | None) -> None:  # fmt: skip
+           write: Callable[[Path], None] | None, sink: _Sink) -> None:  # fmt: skip
     """Create one member's folder, or its file (``write`` streams the data), or record why not."""
     target = _member_target(folder, name)
     problem = problem or (target if isinstance(target, str) else None)
     if problem is None and isinstance(target, Path):
         try:
             if is_dir:
-                target.mkdir(parents=True, exist_ok=True)
+                sink.mkdir(target)
                 return
             if write is not None:
                 write(target)
@@ -215,7 +337,8 @@ _ZIP_SKIPPED = {stat.S_IFLNK: "symbolic link", stat.S_IFCHR: "device", stat.S_IF
                 stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket"}  # fmt: skip
 
 
-def _extract_tar(path: Path, gz: bool, folder: Path, limits: ArchiveLimits, budget: _Budget, out: ExpandResult) -> None:
+def _extract_tar(path: Path, gz: bool, folder: Path, limits: ArchiveLimits, budget: _Budget, out: ExpandResult,
+                 sink: _Sink) -> None:  # fmt: skip
     with path.open("rb") as raw, (gzip.GzipFile(fileobj=raw) if gz else raw) as src:
         reader = _CountingReader(src, budget)  # every decompressed byte is counted, headers and padding too
         # Stream mode ("r|"): one pass, no seeking, members in archive order.
@@ -231,10 +354,12 @@ def _extract_tar(path: Path, gz: bool, folder: Path, limits: ArchiveLimits, budg
                     raise PayloadTooLargeError(f"{path.name}: over {limits.max_members} archive members")
                 data = tf.extractfile(member) if member.isreg() else None
                 skip = _TAR_SKIPPED.get(member.type)
-                write = None if data is None else partial(_write_member, data, limits=limits, budget=None)
-                _place(out, folder, member.name, skip and f"{skip}: not extracted", member.isdir(), write)
-                while data is not None and data.read(_CHUNK):  # drain a skipped member here, not in tf.next()
-                    pass
+                write = None if data is None else partial(_write_member, data, sink=sink, limits=limits, budget=budget)
+                _place(out, folder, member.name, skip and f"{skip}: not extracted", member.isdir(), write, sink)
+                # Drain a skipped member here, not in tf.next() (which would count it as header data); a
+                # sparse one yields its holes, so what is drained counts as expanded too.
+                while data is not None and (chunk := data.read(_CHUNK)):
+                    budget.add_expanded(len(chunk))
 
 
 def _zip_directory_check(path: Path, limits: ArchiveLimits) -> None:
@@ -259,7 +384,8 @@ def _zip_directory_check(path: Path, limits: ArchiveLimits) -> None:
         raise PayloadTooLargeError(f"{path.name}: over {limits.max_members} archive members")
 
 
-def _extract_zip(path: Path, folder: Path, limits: ArchiveLimits, budget: _Budget, out: ExpandResult) -> None:
+def _extract_zip(path: Path, folder: Path, limits: ArchiveLimits, budget: _Budget, out: ExpandResult,
+                 sink: _Sink) -> None:  # fmt: skip
     _zip_directory_check(path, limits)
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
@@ -268,14 +394,14 @@ def _extract_zip(path: Path, folder: Path, limits: ArchiveLimits, budget: _Budge
 
         def write(info: zipfile.ZipInfo, target: Path) -> None:
             with zf.open(info) as data:
-                _write_member(data, target, limits, budget)
+                _write_member(data, target, sink, limits, budget)
 
         for info in infos:
             out.members += 1
             skip = _ZIP_SKIPPED.get(stat.S_IFMT(info.external_attr >> 16))
             problem = f"{skip}: not extracted" if skip else "encrypted: not extracted" if info.flag_bits & 1 else None
             try:
-                _place(out, folder, info.filename, problem, info.is_dir(), partial(write, info))
+                _place(out, folder, info.filename, problem, info.is_dir(), partial(write, info), sink)
             except NotImplementedError as exc:  # a compression method zipfile cannot read
                 out.skipped.append(Skipped(info.filename, f"not extracted: {exc}"))
 
@@ -297,13 +423,8 @@ def _new_folder(into: Path, archive_name: str) -> Path:
     raise InputError(f"too many folders named like {stem!r} in {into}")
 
 
-def expand_upload(path: Path, into: Path, limits: ArchiveLimits) -> ExpandResult:
-    """Expand ``path`` if it is an archive (into a new folder under ``into``); say what to ingest.
-
-    Raises :class:`PayloadTooLargeError` (413) past ``limits`` and :class:`FormatError` (422) for a
-    corrupt archive, after removing anything it extracted; :class:`StoreError` if the disk fails.
-    """
-    if not into.is_dir() or not path.is_file():
+def _walk(path: Path, into: Path | None, limits: ArchiveLimits) -> ExpandResult:
+    if not path.is_file() or (into is not None and not into.is_dir()):
         raise InputError(f"no such upload {path} or extraction folder {into}")
     kind = _sniff(path)
     _check_name_matches(path, kind)
@@ -317,21 +438,24 @@ def expand_upload(path: Path, into: Path, limits: ArchiveLimits) -> ExpandResult
         try:
             with gzip.open(path, "rb") as gz:
                 while chunk := gz.read(_CHUNK):
-                    budget.add(len(chunk))
-                    if budget.total > limits.max_member_bytes:
+                    budget.add_expanded(len(chunk))
+                    if budget.expanded > limits.max_member_bytes:
                         raise PayloadTooLargeError(f"{path.name}: decompresses to over {limits.max_member_bytes} bytes")
         except _CORRUPT as exc:
             raise FormatError(f"{path.name}: corrupt or truncated gzip file: {exc}") from None
         return ExpandResult(kind, [path], bytes_out=budget.total)
-    folder = _new_folder(into, path.name)
-    out = ExpandResult(kind, [folder], extracted_to=folder)
+    sink: _Sink = _Survey() if into is None else _Disk()
+    # A survey checks member paths against a folder that is never created: only the names matter.
+    folder = Path(os.sep, "survey", path.name) if into is None else _new_folder(into, path.name)
+    out = ExpandResult(kind, [] if into is None else [folder], extracted_to=None if into is None else folder)
     try:
         if kind == "zip":
-            _extract_zip(path, folder, limits, budget, out)
+            _extract_zip(path, folder, limits, budget, out, sink)
         else:
-            _extract_tar(path, kind == "tar.gz", folder, limits, budget, out)
+            _extract_tar(path, kind == "tar.gz", folder, limits, budget, out, sink)
     except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)
+        if into is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, _CORRUPT):
             raise FormatError(f"{path.name}: corrupt or truncated {kind} archive: {exc}") from None
         if isinstance(exc, OSError):  # disk full, permissions …: the server's problem
@@ -339,3 +463,21 @@ def expand_upload(path: Path, into: Path, limits: ArchiveLimits) -> ExpandResult
         raise
     out.bytes_out = budget.total
     return out
+
+
+def expand_upload(path: Path, into: Path, limits: ArchiveLimits) -> ExpandResult:
+    """Expand ``path`` if it is an archive (into a new folder under ``into``); say what to ingest.
+
+    Raises :class:`PayloadTooLargeError` (413) past ``limits`` and :class:`FormatError` (422) for a
+    corrupt archive, after removing anything it extracted; :class:`StoreError` if the disk fails.
+    """
+    return _walk(path, into, limits)
+
+
+def survey_upload(path: Path, limits: ArchiveLimits) -> ExpandResult:
+    """Everything :func:`expand_upload` would find, limits and skipped members included, writing nothing.
+
+    Run at upload time, so a bomb or a corrupt archive is refused while the client is still there, and the
+    members that will not be extracted are listed in the upload's answer. ``paths`` stays empty.
+    """
+    return _walk(path, None, limits)

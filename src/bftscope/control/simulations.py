@@ -1,8 +1,9 @@
 """Simulations: an uploaded testnet capture, its files on disk and the run its data is ingested into.
 
-Files live under ``<data_dir>/uploads/<simulation id>/files``; archives are expanded into
-``…/expanded`` when the simulation is processed. Each simulation owns one run (``sim-<id>``) in the
-store. Deleting a simulation removes its folder and its run's data.
+Files live under ``<data_dir>/uploads/<simulation id>/files``; only the files recorded in
+``simulation_files`` belong to the simulation (anything else there is debris of a crash, removed at
+start-up). Archives are expanded into ``…/expanded`` while the simulation is processed. Each
+simulation owns one run (``sim-<id>``) in the store. Deleting a simulation removes its folder and its run's data.
 
 Status follows the original (``shared/reference/cometbft-analyzer.md`` §1.4): ``logfile_required`` until
 files arrive, then ``processing`` → ``processed`` or ``failed``; ``processing_status`` is ``pending`` →
@@ -12,6 +13,7 @@ files arrive, then ``processing`` → ``processed`` or ``failed``; ``processing_
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ from bftscope.errors import NotFoundError
 from bftscope.store.base import Store
 
 __all__ = [
+    "Cleanup",
     "add_files",
+    "clean_upload_folders",
     "create_simulation",
     "delete_simulation",
     "get_simulation",
@@ -106,6 +110,56 @@ def set_state(store: Store, sim_id: str, **fields: Any) -> None:
         raise ValueError(f"unknown simulation fields: {set(fields) - allowed}")
     sets = ", ".join(f"{k} = ?" for k in fields)
     store.execute(f"UPDATE simulations SET {sets}, updated_at = ? WHERE id = ?", [*fields.values(), now(), sim_id])
+
+
+@dataclass
+class Cleanup:
+    """What :func:`clean_upload_folders` removed, to be logged."""
+
+    orphan_folders: list[str] = field(default_factory=list)  # no simulation row: a create cut off by a crash
+    stray_files: list[str] = field(default_factory=list)  # "<sim>/<name>": partial or never recorded
+    expanded: int = 0  # expanded copies left by a job cut off by a crash
+
+    def __bool__(self) -> bool:
+        return bool(self.orphan_folders or self.stray_files or self.expanded)
+
+
+def clean_upload_folders(store: Store, data_dir: Path) -> Cleanup:
+    """Remove, at start-up, what a crash left in the upload folders; only recorded files stay.
+
+    Run before the server takes requests (no upload or job can be under way): a folder of no simulation
+    (its create was cut off before the row was written), a file in ``files/`` that no row lists (a part
+    still arriving under its temporary name, or a finished part of a request that never completed), and
+    an ``expanded/`` copy. Processing reads only recorded files anyway; this gives their disk space back.
+    """
+    out = Cleanup()
+    root = data_dir / "uploads"
+    if not root.is_dir():
+        return out
+    listed: dict[str, set[str]] = {str(r[0]): set() for r in store.query("SELECT id FROM simulations")}
+    for sim_id, name in store.query("SELECT simulation_id, stored_name FROM simulation_files"):
+        listed.setdefault(str(sim_id), set()).add(str(name))
+    for folder in sorted(root.iterdir()):
+        if folder.name not in listed or folder.is_symlink() or not folder.is_dir():
+            out.orphan_folders.append(folder.name)
+            _remove(folder)
+            continue
+        if (folder / "expanded").exists():
+            out.expanded += 1
+            _remove(folder / "expanded")
+        files = folder / "files"
+        for f in sorted(files.iterdir()) if files.is_dir() else []:
+            if f.name not in listed[folder.name] or f.is_symlink() or not f.is_file():
+                out.stray_files.append(f"{folder.name}/{f.name}")
+                _remove(f)
+    return out
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def delete_simulation(store: Store, data_dir: Path, sim_id: str) -> None:

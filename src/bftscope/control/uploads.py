@@ -1,10 +1,12 @@
 """Receive ``multipart/form-data`` uploads straight to disk.
 
 This module owns the path from an HTTP request body to files in an upload folder. The body is fed
-chunk by chunk to python-multipart's streaming parser and each file part is written to its final
-place while it arrives: nothing is held whole in memory and nothing is spooled to a temporary file
+chunk by chunk to python-multipart's streaming parser and each file part is written to disk
+while it arrives: nothing is held whole in memory and nothing is spooled to a temporary file
 and copied (Starlette's ``request.form()`` does both, so it must not be used for uploads). The
-SHA-256 of each file is computed on the way through.
+SHA-256 of each file is computed on the way through. A part is written under a hidden temporary name
+and renamed to its final one only once it is complete, and a file whose bytes are already stored is
+dropped as a duplicate (its events would otherwise be ingested twice).
 
 Writes are gathered into 1 MiB buffers and done after each parser step on the event loop thread;
 one such write plus its SHA-256 update blocks the loop for about a millisecond. Measured on the
@@ -22,8 +24,10 @@ upload never leaves partial files behind.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import AsyncIterator, Callable
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -36,13 +40,14 @@ from bftscope.errors import ConflictError, InputError, PayloadTooLargeError, Sto
 if TYPE_CHECKING:
     from hashlib import _Hash
 
-__all__ = ["SavedFile", "UploadLimits", "UploadResult", "display_name", "receive_multipart",
-           "safe_filename", "split_extension"]  # fmt: skip
+__all__ = ["INCOMING_PREFIX", "Duplicate", "SavedFile", "UploadLimits", "UploadResult", "display_name",
+           "receive_multipart", "safe_filename", "split_extension"]  # fmt: skip
 
 _KiB, _GiB = 1 << 10, 1 << 30
 _WRITE_BUFFER = 1024 * _KiB
 _MAX_NAME = 200
 _MAX_UNIQUE_TRIES = 10_000
+INCOMING_PREFIX = ".incoming-"  # a part still arriving; hidden, never a client's name
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,17 @@ class SavedFile:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Duplicate:
+    original_filename: str  # sanitised display name of the part that was not kept
+    same_as: str  # stored name of the file with the same bytes: kept earlier in this request, or before
+
+
 @dataclass
 class UploadResult:
     files: list[SavedFile]
     fields: dict[str, str]
+    duplicates: list[Duplicate] = field(default_factory=list)
 
 
 # --- names -----------------------------------------------------------------------------------
@@ -112,6 +124,25 @@ def safe_filename(raw: str) -> str:
     return name or "upload"
 
 
+def _create_incoming(dest: Path) -> tuple[Path, BinaryIO]:
+    """A new hidden file for a part still arriving. No client name can start with a dot
+    (:func:`safe_filename`), so it never clashes; the start-up clean-up removes any a crash left."""
+    while True:
+        path = dest / f"{INCOMING_PREFIX}{secrets.token_hex(8)}"
+        try:
+            return path, open(path, "xb", buffering=0)  # closed by the caller
+        except FileExistsError:
+            continue
+
+
+def _publish(dest: Path, name: str, incoming: Path) -> Path:
+    """Give a complete file its final name, never overwriting: reserve the name, then rename onto it."""
+    path, placeholder = _create_unique(dest, name)
+    placeholder.close()
+    os.replace(incoming, path)  # atomic: the name shows either nothing yet or the whole file
+    return path
+
+
 def _create_unique(dest: Path, name: str) -> tuple[Path, BinaryIO]:
     """Create a new file in ``dest`` named ``name`` or ``stem-N.ext``; never overwrites."""
     stem, ext = split_extension(name)
@@ -147,9 +178,11 @@ class _Receiver:
     it after each write, so all file I/O happens in one place.
     """
 
-    def __init__(self, dest: Path, limits: UploadLimits, file_field: str) -> None:
+    def __init__(self, dest: Path, limits: UploadLimits, file_field: str, known: Mapping[str, str]) -> None:
         self.dest, self.limits, self.file_field = dest, limits, file_field
+        self.seen = dict(known)  # SHA-256 → stored name of the file holding those bytes
         self.files: list[SavedFile] = []
+        self.duplicates: list[Duplicate] = []
         self.fields: dict[str, str] = {}
         self.pending: list[Callable[[], None]] = []
         self.created: list[Path] = []
@@ -235,8 +268,7 @@ class _Receiver:
     # Disk work, run from ``drain``.
     def _write(self, part: _Part, chunk: bytearray) -> None:
         if part.fh is None:
-            assert part.filename is not None
-            part.path, part.fh = _create_unique(self.dest, safe_filename(part.filename))
+            part.path, part.fh = _create_incoming(self.dest)
             self.created.append(part.path)
             self.handles.append(part.fh)
         part.sha.update(chunk)
@@ -246,8 +278,15 @@ class _Receiver:
         self._write(part, chunk)
         assert part.fh is not None and part.path is not None and part.filename is not None
         part.fh.close()
-        self.files.append(SavedFile(display_name(part.filename) or part.path.name, part.path.name,
-                                    part.size, part.sha.hexdigest()))  # fmt: skip
+        sha, shown = part.sha.hexdigest(), display_name(part.filename)
+        if sha in self.seen:  # the same bytes twice would be ingested twice: keep one copy
+            part.path.unlink()
+            self.duplicates.append(Duplicate(shown or safe_filename(part.filename), self.seen[sha]))
+            return
+        final = _publish(self.dest, safe_filename(part.filename), part.path)
+        self.created.append(final)
+        self.seen[sha] = final.name
+        self.files.append(SavedFile(shown or final.name, final.name, part.size, sha))
 
     def drain(self) -> None:
         pending, self.pending = self.pending, []
@@ -280,6 +319,7 @@ async def receive_multipart(
     dest: Path,
     limits: UploadLimits,
     file_field: str = "logfiles",
+    known: Mapping[str, str] | None = None,
 ) -> UploadResult:
     """Parse a multipart body from ``stream``, writing each ``file_field`` part to a new file in ``dest``.
 
@@ -287,11 +327,16 @@ async def receive_multipart(
     wrong Content-Type or a file part without a filename raise :class:`InputError` (400); a file,
     the request or the file count over ``limits`` raise :class:`PayloadTooLargeError` (413). On any
     error the files created so far are deleted.
+
+    Each file is written under a hidden temporary name and renamed when its part is complete, so a
+    crash never leaves a cut file under a real name. A file whose SHA-256 equals an earlier file of the
+    request, or one in ``known`` (SHA-256 → stored name, the simulation's files), is not kept: it is
+    listed in ``duplicates`` instead, since ingesting the same bytes twice would double their events.
     """
     boundary = _boundary(content_type)
     if not dest.is_dir():
         raise StoreError(f"upload folder {dest} does not exist")
-    rx = _Receiver(dest, limits, file_field)
+    rx = _Receiver(dest, limits, file_field, known or {})
     try:
         parser = MultipartParser(
             boundary,
@@ -324,4 +369,4 @@ async def receive_multipart(
     except BaseException:
         rx.discard()
         raise
-    return UploadResult(rx.files, rx.fields)
+    return UploadResult(rx.files, rx.fields, rx.duplicates)

@@ -9,22 +9,34 @@ and ``POST …/process`` reprocesses (without duplicating anything).
 
 from __future__ import annotations
 
+import logging
 import shutil
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from bftscope.api import convert, schemas
 from bftscope.api.context import ApiContext
 from bftscope.api.deps import Caller, Ctx, HexId, check_id, project_for, require_user_access, sim_for
 from bftscope.api.errors import errors
 from bftscope.control import simulations as sims
+from bftscope.control.archives import survey_upload
+from bftscope.control.jobs import archive_limits
 from bftscope.control.records import new_id
-from bftscope.control.uploads import UploadLimits, UploadResult, receive_multipart
-from bftscope.errors import InputError, UnsupportedMediaTypeError
+from bftscope.control.uploads import SavedFile, UploadLimits, UploadResult, receive_multipart
+from bftscope.errors import (
+    ClientDisconnectedError,
+    FormatError,
+    InputError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
 
 router = APIRouter(prefix="/v1", tags=["simulations"])
+log = logging.getLogger("bftscope.api")
 
 _FILES: dict[str, Any] = {"type": "array", "items": {"type": "string", "format": "binary"}}
 _MULTIPART: dict[str, Any] = {
@@ -60,19 +72,51 @@ def _limits(c: ApiContext) -> UploadLimits:
                         max_request_bytes=c.settings.max_upload_request_bytes)  # fmt: skip
 
 
-async def _receive(c: ApiContext, request: Request, sim_id: str) -> UploadResult:
+async def _receive(c: ApiContext, request: Request, sim_id: str, known: dict[str, str] | None = None) -> UploadResult:
     dest = sims.simulation_dir(c.settings.data_dir, sim_id) / "files"
     dest.mkdir(parents=True, exist_ok=True)
-    return await receive_multipart(request.stream(), request.headers.get("content-type", ""), dest, _limits(c))
+    try:
+        return await receive_multipart(request.stream(), request.headers.get("content-type", ""), dest, _limits(c),
+                                       known=known)  # fmt: skip
+    except ClientDisconnect:
+        # Not the server's fault and nothing to debug: one line, no traceback; the 499 is what the access
+        # log and the request metrics count. receive_multipart has already deleted what it wrote.
+        log.warning("upload to simulation %s: the client disconnected before the body ended; nothing kept", sim_id)
+        raise ClientDisconnectedError("the client disconnected during the upload") from None
 
 
-@router.post("/users/{userId}/projects/{projectId}/simulations", status_code=201, response_model=schemas.Simulation,
-             responses=errors(400, 401, 403, 404, 413, 415), openapi_extra=_CREATE_BODY)  # fmt: skip
+def _survey(c: ApiContext, sim_id: str, saved: list[SavedFile]) -> list[schemas.SkippedMember]:
+    """List, while the client waits, the archive entries that will not be extracted and why.
+
+    An archive refused as a whole (over a limit, corrupt) is listed with its own name as the entry: it
+    stays stored, and processing fails that file with the same reason and keeps what the others give.
+    """
+    folder = sims.simulation_dir(c.settings.data_dir, sim_id) / "files"
+    out: list[schemas.SkippedMember] = []
+    limits = archive_limits(c.settings)
+    for f in saved:
+        try:
+            skipped = [(s.member, s.reason) for s in survey_upload(folder / f.stored_name, limits).skipped]
+        except (PayloadTooLargeError, FormatError) as exc:
+            skipped = [(f.stored_name, f"not extracted: {exc.message}")]
+        out += [schemas.SkippedMember(filePath=f.stored_name, member=m, reason=r) for m, r in skipped]
+    return out
+
+
+def _duplicates(got: UploadResult) -> list[schemas.DuplicateFile]:
+    return [schemas.DuplicateFile(originalFilename=d.original_filename, sameAs=d.same_as) for d in got.duplicates]
+
+
+@router.post("/users/{userId}/projects/{projectId}/simulations", status_code=201,
+             response_model=schemas.SimulationCreated, responses=errors(400, 401, 403, 404, 413, 415),
+             openapi_extra=_CREATE_BODY)  # fmt: skip
 async def create_simulation(
     userId: HexId, projectId: HexId, request: Request, c: Ctx, who: Caller
-) -> schemas.Simulation:
+) -> schemas.SimulationCreated:
     """JSON ``{name, description}`` creates an empty simulation (``logfile_required``); multipart fields
-    ``name``, ``description`` and files ``logfiles`` create it with its files and start processing."""
+    ``name``, ``description`` and files ``logfiles`` create it with its files and start processing.
+    Files whose bytes came earlier in the request are listed in ``duplicates``, archive entries that will
+    not be extracted in ``skippedMembers``."""
     require_user_access(who, check_id(userId, "user"))
     project = await run_in_threadpool(project_for, c, who, projectId)
     if project.user_id != userId:
@@ -85,6 +129,7 @@ async def create_simulation(
             name = got.fields.get("name", "")
             if not name.strip():
                 raise InputError("name is required")
+            skipped = await run_in_threadpool(_survey, c, sim_id, got.files)
             sim = await run_in_threadpool(sims.create_simulation, c.store, projectId, userId, name,
                                           got.fields.get("description", ""), sim_id)  # fmt: skip
         except BaseException:
@@ -93,14 +138,15 @@ async def create_simulation(
         if got.files:
             await run_in_threadpool(sims.add_files, c.store, sim.id, got.files)
             await run_in_threadpool(c.jobs.submit, sim.id)
-        return convert.simulation(await run_in_threadpool(sims.get_simulation, c.store, sim.id))
+        created = convert.simulation(await run_in_threadpool(sims.get_simulation, c.store, sim.id))
+        return schemas.SimulationCreated(**created.model_dump(), duplicates=_duplicates(got), skippedMembers=skipped)
     if ctype.startswith("application/json"):
         try:
             body = schemas.SimulationCreate.model_validate_json(await request.body())
         except ValueError as exc:
             raise InputError("name is required" if "name" in str(exc) else "Invalid JSON format") from exc
         sim = await run_in_threadpool(sims.create_simulation, c.store, projectId, userId, body.name, body.description)
-        return convert.simulation(sim)
+        return schemas.SimulationCreated(**convert.simulation(sim).model_dump())
     raise UnsupportedMediaTypeError("Content-Type must be application/json or multipart/form-data")
 
 
@@ -140,26 +186,37 @@ def delete_simulation(id: HexId, c: Ctx, who: Caller) -> schemas.Message:
 @router.post("/simulations/{id}/upload", response_model=schemas.UploadResponse,
              responses=errors(400, 401, 404, 409, 413, 415), openapi_extra=_UPLOAD_BODY)  # fmt: skip
 async def upload(id: HexId, request: Request, c: Ctx, who: Caller) -> schemas.UploadResponse:
-    """Adds files (multipart ``logfiles``) and starts processing them with the simulation's other files."""
+    """Adds files (multipart ``logfiles``) and starts processing them with the simulation's other files.
+
+    409 while the simulation is processed or receives another upload (and ``…/process`` answers 409
+    while this upload streams). A file whose bytes the simulation already holds, or that came earlier
+    in the request, is not kept but listed in ``duplicates``; archive entries that will not be
+    extracted are listed in ``skippedMembers``. Processing starts only if something new was kept."""
     await run_in_threadpool(sim_for, c, who, id)
-    await run_in_threadpool(c.jobs.refuse_if_active, id)
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise UnsupportedMediaTypeError("upload needs a multipart/form-data body with files in 'logfiles'")
-    got = await _receive(c, request, id)
-    if not got.files:
-        raise InputError("No log files provided")
-    await run_in_threadpool(sims.add_files, c.store, id, got.files)
-    await run_in_threadpool(c.jobs.submit, id)
-    c.forget_simulation(id)
-    total = len((await run_in_threadpool(sims.get_simulation, c.store, id)).files)
-    return schemas.UploadResponse(message="Log files uploaded successfully", uploadedFiles=len(got.files),
-                                  totalFiles=total, uploadedFileNames=[f.stored_name for f in got.files])  # fmt: skip
+    with c.jobs.uploading(id):
+        sim = await run_in_threadpool(sims.get_simulation, c.store, id)
+        got = await _receive(c, request, id, known={f.sha256: f.stored_name for f in sim.files})
+        if not got.files and not got.duplicates:
+            raise InputError("No log files provided")
+        skipped = await run_in_threadpool(_survey, c, id, got.files)
+        if got.files:
+            await run_in_threadpool(sims.add_files, c.store, id, got.files)
+            await run_in_threadpool(partial(c.jobs.submit, id, from_upload=True))
+            c.forget_simulation(id)
+    total = len(sim.files) + len(got.files)
+    message = "Log files uploaded successfully" if got.files else "No new log files: every file is already stored"
+    return schemas.UploadResponse(message=message, uploadedFiles=len(got.files), totalFiles=total,
+                                  uploadedFileNames=[f.stored_name for f in got.files],
+                                  duplicates=_duplicates(got), skippedMembers=skipped)  # fmt: skip
 
 
 @router.post("/simulations/{id}/process", status_code=202, response_model=schemas.ProcessResponse,
              responses=errors(400, 401, 404, 409))  # fmt: skip
 def process(id: HexId, c: Ctx, who: Caller) -> schemas.ProcessResponse:
-    """(Re)process every file of the simulation in the background; poll ``GET /simulations/{id}``."""
+    """(Re)process every file of the simulation in the background; poll ``GET /simulations/{id}``. 409 while
+    it is already queued or processed, or while an upload to it is still streaming."""
     sim = sim_for(c, who, id)
     if not sim.files:
         raise InputError("No log files available for processing")
