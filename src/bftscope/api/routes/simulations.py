@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -143,11 +144,22 @@ async def create_simulation(
     if ctype.startswith("application/json"):
         try:
             body = schemas.SimulationCreate.model_validate_json(await request.body())
-        except ValueError as exc:
-            raise InputError("name is required" if "name" in str(exc) else "Invalid JSON format") from exc
+        except ValidationError as exc:
+            raise InputError(_json_problem(exc)) from exc
         sim = await run_in_threadpool(sims.create_simulation, c.store, projectId, userId, body.name, body.description)
         return schemas.SimulationCreated(**convert.simulation(sim).model_dump())
     raise UnsupportedMediaTypeError("Content-Type must be application/json or multipart/form-data")
+
+
+def _json_problem(exc: ValidationError) -> str:
+    """The first thing wrong with a JSON create body, in the original's words where it had some."""
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return "Invalid JSON format"
+    field = ".".join(str(p) for p in first["loc"]) or "body"
+    if field == "name" and first["type"] in ("missing", "string_too_short", "string_pattern_mismatch"):
+        return "name is required"
+    return f"{field}: {first['msg']}"
 
 
 @router.get("/users/{userId}/simulations", response_model=list[schemas.Simulation], responses=errors(400, 401, 403))
