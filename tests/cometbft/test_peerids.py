@@ -30,7 +30,7 @@ LOGGED_IDS = {
 }
 Runs = tuple[DuckDBStore, dict[str, int], IngestResult]
 ONE_HOP = ("links", "clock_skew", "network_pair_stats", "network_node_stats", "network_overview", "success_rate",
-           "pairwise")  # fmt: skip
+           "pairwise", "topology")  # fmt: skip
 
 
 def wal_only_copy(src: Path, dst: Path, edit: Callable[[Path], None] | None = None) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from bftscope.cometbft import analyzer, metrics, participation, timeline
+from bftscope.cometbft import analyzer, metrics, participation, timeline, topology
 from bftscope.cometbft.analyzer import WHOLE_RUN, Window
 from bftscope.store.base import Store
 from bftscope.timeutil import format_ns
@@ -77,6 +77,7 @@ METRICS: dict[str, Metric] = {
     "extra_rounds": _whole(timeline.round_explanations),
     "step_durations": _whole(timeline.step_durations),
     "run_counts": _whole(run_counts),
+    "topology": _whole(topology.topology),
 }
 
 
