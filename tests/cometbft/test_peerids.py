@@ -157,3 +157,50 @@ def test_config_peer_lists_name_a_node_that_leaves_itself_out(tmp_path: Path) ->
         assert i["p2p_id"] == LOGGED_IDS[i["label"]]
         assert i["sources"] == [peerids.WAL_FASTEST, peerids.WAL_ABSENT, peerids.CONFIG_LISTS]
     store.close()
+
+
+def _add_gentxs(home: Path, gentxs: dict[str, str]) -> None:
+    """Give a copied genesis.json the gentxs a Cosmos SDK chain has: validator name → memo, with that validator's
+    real consensus key (protobuf-JSON layout of SDK ≥ 0.40)."""
+    path = home / "config" / "genesis.json"
+    genesis = json.loads(path.read_text())
+    keys = {v["name"]: v["pub_key"]["value"] for v in genesis["validators"]}
+    genesis["app_state"] = {"genutil": {"gen_txs": [
+        {"body": {"messages": [{"@type": "/cosmos.staking.v1beta1.MsgCreateValidator", "description": {"moniker": name},
+                                "pubkey": {"@type": "/cosmos.crypto.ed25519.PubKey", "key": keys[name]}}],
+                  "memo": memo}}
+        for name, memo in gentxs.items()
+    ]}}  # fmt: skip
+    path.write_text(json.dumps(genesis))
+
+
+def test_genesis_gentx_memos_name_ids_and_a_wrong_one_is_reported(tmp_path: Path, settings: Settings) -> None:
+    """A gentx memo is the validator's own ``<id>@<ip>:<port>``: it names node2's id (agreeing with the WAL);
+    a memo giving node3 node0's id disagrees with the WAL, and that is reported, never silently settled."""
+    gentxs = {
+        "node2": f"{LOGGED_IDS['node2']}@192.167.10.4:26656",
+        "node3": f"{LOGGED_IDS['node0']}@192.167.10.5:26656",
+    }
+
+    def edit(d: Path) -> None:
+        for label in LOGGED_IDS:
+            _add_gentxs(d / label, gentxs)
+
+    homes = wal_only_copy(require_data(TESTNET), tmp_path / "homes", edit)
+    store = DuckDBStore.open(settings.store_path, settings)
+    result = ingest(store, "gentx", [homes], settings, workers=1)
+    ids = {i["label"]: i for i in result.identities}
+    assert ids["node2"]["sources"] == [peerids.GENTX, peerids.WAL_FASTEST, peerids.WAL_ABSENT]
+    assert ids["node2"]["conflicts"] == []
+    # node3: the gentx (the strongest inferred source) names node0's id, against node3's own WAL evidence; that
+    # id is then claimed for two nodes, so it is left to neither, and both disagreements are reported
+    assert ids["node3"]["p2p_id"] is None and ids["node0"]["p2p_id"] is None
+    disagree, shared = ids["node3"]["conflicts"]
+    assert f"{peerids.GENTX} says {LOGGED_IDS['node0']}" in disagree
+    assert f"{peerids.WAL_FASTEST} says {LOGGED_IDS['node3']}" in disagree
+    assert shared == f"p2p id {LOGGED_IDS['node0']} is claimed for node3 and for node0; left unknown"
+    assert ids["node0"]["conflicts"] == [shared.replace("node3 and for node0", "node0 and for node3")]
+    assert ids["node1"]["p2p_id"] == LOGGED_IDS["node1"]  # the others are untouched
+    summary = {n["label"]: n for n in run_summary(store, "gentx")["nodes"]}
+    assert summary["node3"]["identity_conflicts"] == [disagree, shared] and summary["node0"]["p2p_id"] is None
+    store.close()
