@@ -78,9 +78,12 @@ def record_home(store: Store, run_id: int, node: int, home: Path | None, ident: 
     _write_meta(store, run_id, node, meta)
 
 
-def _wal_evidence(store: Store, run_id: int) -> tuple[dict[int, set[str]], dict[str, list[tuple[str, float]]]]:
-    """Per node, the peer ids it received from or sent to; per validator, ``(peer, median ms)`` of every peer
-    that delivered its votes, fastest first."""
+def _wal_evidence(
+    store: Store, run_id: int, validators: list[str]
+) -> tuple[dict[int, set[str]], dict[str, list[tuple[str, float]]]]:
+    """Per node, the peer ids it received from or sent to; for each of ``validators``, ``(peer, median ms)``
+    of every peer that delivered its votes, fastest first (only for nodes whose id is not stated: on a large
+    logged run, where every node states its id, the per-vote scan is not made)."""
     peers: dict[int, set[str]] = defaultdict(set)
     for node, peer in store.query(
         "SELECT DISTINCT node, peer FROM events WHERE run_id = ? AND peer IS NOT NULL"
@@ -88,13 +91,16 @@ def _wal_evidence(store: Store, run_id: int) -> tuple[dict[int, set[str]], dict[
         [run_id],
     ):
         peers[int(node)].add(str(peer))
-    q = DIALECTS[getattr(store, "dialect", "duckdb")].quantile("(ts - signer_ts) / 1e6", 0.5)
     deliverers: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    if not validators:
+        return peers, deliverers
+    q = DIALECTS[getattr(store, "dialect", "duckdb")].quantile("(ts - signer_ts) / 1e6", 0.5)
+    marks = ", ".join("?" for _ in validators)
     for validator, peer, median in store.query(
         f"SELECT validator, peer, {q} FROM events WHERE run_id = ? AND kind = 'msg_received' AND msg_type = 'vote'"
-        " AND validator IS NOT NULL AND peer IS NOT NULL AND signer_ts IS NOT NULL"
+        f" AND validator IN ({marks}) AND peer IS NOT NULL AND signer_ts IS NOT NULL"
         f" GROUP BY validator, peer HAVING count(*) >= {_MIN_VOTES} ORDER BY 3, 2",
-        [run_id],
+        [run_id, *validators],
     ):
         deliverers[str(validator)].append((str(peer), float(median)))
     return peers, deliverers
@@ -106,17 +112,17 @@ class _Run:
     def __init__(self, store: Store, run_id: int) -> None:
         self.nodes = store.nodes(run_id)
         self.meta = _meta(store, run_id)
-        self.peers, self.deliverers = _wal_evidence(store, run_id)
         self.lists = {n.node: [tuple(p) for p in self.meta[n.node]["home"]["peers"]] for n in self.nodes
                       if (self.meta[n.node].get("home") or {}).get("peers")}  # fmt: skip
         self.gentx = [g for m in self.meta.values() for g in (m.get("home") or {}).get("gentx", [])]
-        self.known = {p for ps in self.peers.values() for p in ps} | {p for ps in self.lists.values() for p, _ in ps}
-        self.known |= {g["id"] for g in self.gentx}
         # An id this module set is inferred again; any other (node_key.json, logs, a run stored before
         # inference existed) is stated.
         self.stated = {n.node: n.p2p_id for n in self.nodes
                        if n.p2p_id and not self.meta[n.node].get("p2p_id_inferred")}  # fmt: skip
-        self.known |= set(self.stated.values())
+        unstated = sorted({n.validator for n in self.nodes if n.validator and n.node not in self.stated})
+        self.peers, self.deliverers = _wal_evidence(store, run_id, unstated)
+        self.known = {p for ps in self.peers.values() for p in ps} | {p for ps in self.lists.values() for p, _ in ps}
+        self.known |= {g["id"] for g in self.gentx} | set(self.stated.values())
 
     def claims(self, node: int, placed: dict[int, str]) -> dict[str, str]:
         """source → id for every rule that names exactly one id for ``node``."""
