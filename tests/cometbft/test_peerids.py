@@ -13,6 +13,7 @@ import pytest
 
 from bftscope.cometbft import peerids
 from bftscope.cometbft.home import home_network
+from bftscope.cometbft.report import build_report
 from bftscope.cometbft.rollups import answer
 from bftscope.cometbft.summary import run_summary
 from bftscope.config import Settings
@@ -135,6 +136,10 @@ def test_config_against_wal_disagreement_is_reported(tmp_path: Path, settings: S
     assert f"{peerids.WAL_FASTEST} says {LOGGED_IDS['node1']}" in conflict
     summary = {n["label"]: n for n in run_summary(store, "edited")["nodes"]}
     assert summary["node1"]["identity_conflicts"] == [conflict]
+    report = build_report(store, result.run_id)  # `bftscope report` says it too
+    assert next(i for i in report["identities"] if i["label"] == "node1")["conflicts"] == [conflict]
+    counts = answer(store, result.run_id, "run_counts")  # and the API's summary
+    assert next(n for n in counts["nodes"] if n["label"] == "node1")["identityConflicts"] == [conflict]
     assert all(not summary[x]["identity_conflicts"] for x in ("node0", "node2", "node3"))
     store.close()
 

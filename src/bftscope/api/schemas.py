@@ -311,6 +311,8 @@ class NodeInfo(Model):
     events: int
     firstHeight: int | None
     lastHeight: int | None
+    nodeIdSources: list[str] = []  # where nodeId came from (stated, or inferred: docs/event-model.md)
+    identityConflicts: list[str] = []  # sources that disagreed on it, reported rather than settled silently
 
 
 class RunSummary(Model):

@@ -40,7 +40,7 @@ from bftscope.cometbft.identity import Identity
 from bftscope.store.base import Store
 from bftscope.store.dialect import DIALECTS
 
-__all__ = ["SOURCES", "identity_provenance", "record_home", "resolve"]
+__all__ = ["SOURCES", "identity_provenance", "node_identities", "record_home", "resolve"]
 
 STATED = "stated"
 GENTX = "genesis gentx memo"
@@ -218,3 +218,10 @@ def identity_provenance(store: Store, run_id: int) -> dict[int, dict[str, list[s
     """Per node: where its p2p id came from (``sources``) and the disagreements found (``conflicts``)."""
     return {node: {"sources": m.get("p2p_id_sources", []), "conflicts": m.get("p2p_id_conflicts", [])}
             for node, m in _meta(store, run_id).items()}  # fmt: skip
+
+
+def node_identities(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """Per node: ``label``, ``p2p_id``, its ``sources`` and ``conflicts`` (for reports)."""
+    ids = identity_provenance(store, run_id)
+    return [{"label": n.label, "p2p_id": n.p2p_id, **ids.get(n.node, {"sources": [], "conflicts": []})}
+            for n in store.nodes(run_id)]  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bftscope.cometbft import metrics, topology
+from bftscope.cometbft import metrics, peerids, topology
 from bftscope.cometbft.rollups import answer
 from bftscope.store.base import Store
 
@@ -20,6 +20,7 @@ def build_report(store: Store, run_id: int) -> dict[str, Any]:
     report = {name: answer(store, run_id, name) for name in _SECTIONS}
     report["links"] = metrics.link_latency(store, run_id, by_type=False)
     report["vote_matrix"] = topology.mark_paths(report["vote_matrix"], report["topology"])
+    report["identities"] = peerids.node_identities(store, run_id)
     return report
 
 
@@ -33,8 +34,11 @@ def _ms(v: float | None) -> str:
 
 def render_report(out: Console, rep: dict[str, Any], *, top: int = 20) -> None:
     """Print the report's tables; long tables keep their ``top`` most telling rows and say so."""
+    for n in rep["identities"]:  # an inferred or disputed p2p id says so: every one-hop answer rests on it
+        out.print(f"{n['label']}: p2p id {n['p2p_id'] or 'unknown'} from {'; '.join(n['sources']) or 'nowhere'}"
+                  + "".join(f"\n  [yellow]conflict[/yellow] {c}" for c in n["conflicts"]))  # fmt: skip
     topo = rep["topology"]
-    out.print(f"Topology: {topo['description']}" + (f" [from {topo['source']}]" if topo["source"] else ""))
+    out.print(f"Topology: {topo['description']}" + (f" (from {topo['source']})" if topo["source"] else ""))
     t = Table("signer", "receiver", "votes", "p50 ms", "p95 ms", "p99 ms", "max ms", "path",
               title="Vote propagation (signer's timestamp → first receipt)")  # fmt: skip
     for r in rep["vote_matrix"]:
