@@ -139,6 +139,10 @@ def _print_summary(s: dict[str, Any]) -> None:
         nodes.add_row(str(n["node"]), n["label"], n["p2p_id"] or "-", n["validator"] or "-", f"{n['events']:,}",
                       f"{h['min']}–{h['max']}" if h else "-")  # fmt: skip
     out.print(nodes)
+    for n in s["nodes"]:  # where each p2p id came from: inferred ids say so (cometbft/peerids.py)
+        out.print(f"  {n['label']}: p2p id from " + ("; ".join(n["p2p_id_sources"]) or "nowhere (unknown)"))
+        for c in n["identity_conflicts"]:
+            err.print(f"[yellow]identity conflict[/yellow] {c}")
     kinds = Table("kind", "events", title="Events by kind")
     for k, c in s["events_by_kind"].items():
         kinds.add_row(k, f"{c:,}")
@@ -167,7 +171,7 @@ def ingest_cmd(
         _print_json({
             "run": result.run, "seconds": round(result.seconds, 3), "bytes": result.bytes_total,
             "phases": {k: round(v, 3) for k, v in result.phases.items()},
-            "events": result.events, "skipped": result.skipped,
+            "events": result.events, "skipped": result.skipped, "identities": result.identities,
             "files": [{"name": f.name, "format": f.format, "node": f.node, "status": f.status, "reason": f.reason,
                        "lines": f.report.lines, "events": f.report.events, "skipped": dict(f.report.skipped),
                        "warnings": f.report.warnings, "examples": f.report.examples} for f in result.files],

@@ -19,7 +19,7 @@ METRICS = ("latency/votes", "latency/pairwise", "latency/timeseries", "latency/s
            "network/latency/overview")  # fmt: skip
 ANALYTICS = ("summary", "analytics/vote-matrix", "analytics/links", "analytics/clock-skew",
              "analytics/clock-offsets", "analytics/timeline", "analytics/participation", "analytics/proposers",
-             "analytics/node-ranking")  # fmt: skip
+             "analytics/node-ranking", "analytics/topology")  # fmt: skip
 
 
 def _all_events(client: TestClient, sid: str, h: dict[str, str], limit: int) -> list[dict[str, Any]]:
@@ -106,6 +106,8 @@ def test_upload_process_page_and_read_every_metric(client: TestClient, api_setti
     assert [d["node"] for d in detail] == ["node0", "node1", "node2", "node3"]
     part = client.get(f"/v1/simulations/{sid}/analytics/participation", headers=h).json()
     assert part["missed"] == [] and len(part["validators"]) == 4
+    topo = client.get(f"/v1/simulations/{sid}/analytics/topology", headers=h).json()
+    assert topo["shape"] == "full mesh" and len(topo["edges"]) == 6  # every node received from the three others
 
     # a window narrows the answer; a bad one is refused
     first, last = summary["firstTimestamp"], summary["lastTimestamp"]

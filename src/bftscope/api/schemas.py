@@ -360,6 +360,8 @@ class NodeInfo(Model):
     events: int
     firstHeight: int | None
     lastHeight: int | None
+    nodeIdSources: list[str] = []  # where nodeId came from (stated, or inferred: docs/event-model.md)
+    identityConflicts: list[str] = []  # sources that disagreed on it, reported rather than settled silently
 
 
 class RunSummary(Model):
@@ -386,6 +388,25 @@ class Participation(Model):
     missed: list[dict[str, Any]]
     late: list[dict[str, Any]]
     edge: list[dict[str, Any]]
+
+
+class TopologyPair(Model):
+    a: str
+    b: str
+    hops: int | None  # 1: directly connected; 2+: relayed; None: no path seen
+
+
+class Topology(Model):
+    """Direct links between a run's nodes (cometbft/topology.py)."""
+
+    nodes: list[str]
+    edges: list[list[str]]  # undirected [labelA, labelB]
+    source: str | None  # observed messages, or configured peers when nothing was observed
+    shape: str  # full mesh, star, line, ring, split, partial mesh, unknown, single node
+    description: str
+    pairs: list[TopologyPair]
+    outside_peers: int  # peer ids seen that belong to no node of the run
+    unidentified_nodes: list[str]  # nodes without a p2p id: their links cannot be seen
 
 
 class Timeline(Model):

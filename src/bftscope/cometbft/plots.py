@@ -131,10 +131,13 @@ def _html(run: str, report: dict[str, Any], images: list[Path], path: Path) -> N
     part = [[c["label"], c["voted"], c["late"], c["nil"], c["missing"], c["edge_missing"]]
             for c in report["participation"]["validators"].values()]  # fmt: skip
     rounds = [[r["height"], r["round"], r["proposer"], r["reason"]] for r in report["extra_rounds"]]
+    paths = [[r["signer"], r["receiver"], ms(r["p50_ms"]), r.get("path", "-")] for r in report["vote_matrix"]]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bftscope report: {html.escape(run)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}img{{max-width:100%;margin:1em 0}}
 table{{border-collapse:collapse;margin-bottom:1em}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
-th{{background:#eee}}</style></head><body><h1>bftscope report: {html.escape(run)}</h1>{imgs}
+th{{background:#eee}}</style></head><body><h1>bftscope report: {html.escape(run)}</h1>
+<p>Topology: {html.escape(report["topology"]["description"])}</p>{imgs}
+{_table("Vote propagation: one hop or relayed", ["signer", "receiver", "p50 ms", "path"], paths)}
 {_table("Nodes slowing the network", ["rank", "node", "median lateness ms", "last to arrive"], ranking)}
 {_table("Slowest one-hop links", ["sender", "receiver", "sent", "received", "p50 ms", "p95 ms"], slow)}
 {_table("Participation", ["node", "voted", "late", "nil", "missing", "missing at capture edge"], part)}

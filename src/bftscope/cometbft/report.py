@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bftscope.cometbft import metrics
+from bftscope.cometbft import metrics, peerids, topology
 from bftscope.cometbft.rollups import answer
 from bftscope.store.base import Store
 
@@ -19,11 +19,13 @@ def build_report(store: Store, run_id: int) -> dict[str, Any]:
     """The report's tables, from the run's rollups (computed live for a run that has none)."""
     report = {name: answer(store, run_id, name) for name in _SECTIONS}
     report["links"] = metrics.link_latency(store, run_id, by_type=False)
+    report["vote_matrix"] = topology.mark_paths(report["vote_matrix"], report["topology"])
+    report["identities"] = peerids.node_identities(store, run_id)
     return report
 
 
 _SECTIONS = ("vote_matrix", "clock_skew", "clock_offsets", "participation", "proposers", "node_ranking", "heights",
-             "extra_rounds", "step_durations")  # fmt: skip
+             "extra_rounds", "step_durations", "topology")  # fmt: skip
 
 
 def _ms(v: float | None) -> str:
@@ -32,11 +34,16 @@ def _ms(v: float | None) -> str:
 
 def render_report(out: Console, rep: dict[str, Any], *, top: int = 20) -> None:
     """Print the report's tables; long tables keep their ``top`` most telling rows and say so."""
-    t = Table("signer", "receiver", "votes", "p50 ms", "p95 ms", "p99 ms", "max ms",
+    for n in rep["identities"]:  # an inferred or disputed p2p id says so: every one-hop answer rests on it
+        out.print(f"{n['label']}: p2p id {n['p2p_id'] or 'unknown'} from {'; '.join(n['sources']) or 'nowhere'}"
+                  + "".join(f"\n  [yellow]conflict[/yellow] {c}" for c in n["conflicts"]))  # fmt: skip
+    topo = rep["topology"]
+    out.print(f"Topology: {topo['description']}" + (f" (from {topo['source']})" if topo["source"] else ""))
+    t = Table("signer", "receiver", "votes", "p50 ms", "p95 ms", "p99 ms", "max ms", "path",
               title="Vote propagation (signer's timestamp → first receipt)")  # fmt: skip
     for r in rep["vote_matrix"]:
         t.add_row(r["signer"], r["receiver"], str(r["count"]), _ms(r["p50_ms"]), _ms(r["p95_ms"]),
-                  _ms(r["p99_ms"]), _ms(r["max_ms"]))  # fmt: skip
+                  _ms(r["p99_ms"]), _ms(r["max_ms"]), r.get("path", "-"))  # fmt: skip
     out.print(t)
     links = sorted(rep["links"], key=lambda r: -(r["p50_ms"] or 0))
     title = f"Slowest one-hop links (receiver clock − sender clock), {min(top, len(links))} of {len(links)}"

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from bftscope.cometbft import analyzer, metrics, participation, timeline
+from bftscope.cometbft import analyzer, metrics, participation, peerids, timeline, topology
 from bftscope.cometbft.analyzer import WHOLE_RUN, Window
 from bftscope.store.base import Store
 from bftscope.timeutil import format_ns
@@ -45,13 +45,16 @@ def run_counts(store: Store, run_id: int) -> dict[str, Any]:
     span = store.query("SELECT count(*), min(ts), max(ts), min(height), max(height) FROM events WHERE run_id = ?",
                        [run_id])[0]  # fmt: skip
     kinds = store.query("SELECT kind, count(*) FROM events WHERE run_id = ? GROUP BY kind ORDER BY 2 DESC, 1", [run_id])
+    ids = peerids.identity_provenance(store, run_id)
     return {
         "events": int(span[0]), "firstTimestamp": format_ns(span[1]) if span[1] is not None else None,
         "lastTimestamp": format_ns(span[2]) if span[2] is not None else None, "firstHeight": span[3],
         "lastHeight": span[4], "eventsByKind": {k: int(v) for k, v in kinds},
         "nodes": [{"node": n.node, "label": n.label, "nodeId": n.p2p_id, "validatorAddress": n.validator,
                    "events": int(per_node.get(n.node, (0,))[0]), "firstHeight": per_node.get(n.node, (0, None))[1],
-                   "lastHeight": per_node.get(n.node, (0, None, None))[2]} for n in store.nodes(run_id)],
+                   "lastHeight": per_node.get(n.node, (0, None, None))[2],
+                   "nodeIdSources": ids.get(n.node, {}).get("sources", []),
+                   "identityConflicts": ids.get(n.node, {}).get("conflicts", [])} for n in store.nodes(run_id)],
     }  # fmt: skip
 
 
@@ -78,6 +81,7 @@ METRICS: dict[str, Metric] = {
     "extra_rounds": _whole(timeline.round_explanations),
     "step_durations": _whole(timeline.step_durations),
     "run_counts": _whole(run_counts),
+    "topology": _whole(topology.topology),
 }
 
 

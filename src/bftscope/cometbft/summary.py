@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bftscope.cometbft.peerids import identity_provenance
 from bftscope.store.base import Store
 from bftscope.timeutil import format_ns
 
@@ -32,6 +33,7 @@ def run_summary(store: Store, run_name: str) -> dict[str, Any]:
     (span,) = store.query(
         "SELECT count(*), min(ts), max(ts), min(height), max(height) FROM events WHERE run_id = ?", [rid]
     )
+    provenance = identity_provenance(store, rid)
     sources = store.sources(rid)
     skipped: dict[str, int] = {}
     for s in sources:
@@ -51,6 +53,9 @@ def run_summary(store: Store, run_name: str) -> dict[str, Any]:
                 "node": n.node,
                 "label": n.label,
                 "p2p_id": n.p2p_id,
+                # where the p2p id came from, and disagreements between sources (cometbft/peerids.py)
+                "p2p_id_sources": provenance.get(n.node, {}).get("sources", []),
+                "identity_conflicts": provenance.get(n.node, {}).get("conflicts", []),
                 "validator": n.validator,
                 "moniker": n.moniker,
                 "events": int(per_node[n.node][0]) if n.node in per_node else 0,

@@ -8,7 +8,8 @@
 3. **Write**: this process appends batches to the store as they arrive (the store's single
    writer) and closes each source with its merged parse report. A source that fails is removed
    with its events and reported; the others are kept.
-4. **Derive**: the run's derived tables (vote arrivals, deliveries) are rebuilt in SQL.
+4. **Derive**: nodes' p2p ids that no file stated are inferred (``cometbft/peerids.py``), then the run's
+   derived tables (vote arrivals, deliveries) are rebuilt in SQL.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import xxhash
 
-from bftscope.cometbft import rollups
+from bftscope.cometbft import peerids, rollups
 from bftscope.cometbft.derive import rebuild
 from bftscope.cometbft.formats import FORMATS, format_by_name
 from bftscope.cometbft.home import genesis_validator_names, home_identity
@@ -65,8 +66,10 @@ class IngestResult:
     seconds: float
     bytes_total: int
     derived: dict[str, int] = field(default_factory=dict)  # row counts of the rebuilt derived tables
+    # Per node: its p2p id, where it came from and any disagreement between sources (cometbft/peerids.py).
+    identities: list[dict[str, Any]] = field(default_factory=list)
     # Seconds per phase (keys of PHASES): "parse_store" (planning, parsing, normalizing, storing),
-    # "derive" (derived tables), "rollups" (whole-run metric answers).
+    # "derive" (inferred node ids, derived tables), "rollups" (whole-run metric answers).
     phases: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -168,6 +171,7 @@ def _plan(
             run_id, p2p_id=ident.p2p_id, validator=ident.validator, moniker=ident.moniker, label=label
         )
         p.result.node = p.node.label
+        peerids.record_home(store, run_id, p.node.node, p.file.home, ident)
         if p.result.status == "ingesting":
             p.source_id = store.begin_source(
                 run_id, p.node.node, p.file.name, p.fmt_name, p.content_hash, p.result.size
@@ -292,12 +296,14 @@ def _finish(
         phases[key] = time.perf_counter() - t
         return value
 
+    identities: list[dict[str, Any]] = []
     if any(p.result.status == "ingested" for p in plans):
-        derived = phase("derive", lambda: rebuild(store, run.id))
+        # Inferred p2p ids are derived data too: deliveries need them to tie a receipt to its sender.
+        identities, derived = phase("derive", lambda: (peerids.resolve(store, run.id), rebuild(store, run.id)))
         derived["rollups"] = phase("rollups", lambda: rollups.refresh(store, run.id))
     total = sum(p.result.size for p in plans if p.result.status in ("ingested", "failed"))
     result = IngestResult(
-        run.name, run.id, [p.result for p in plans], time.perf_counter() - t0, total, derived, phases
+        run.name, run.id, [p.result for p in plans], time.perf_counter() - t0, total, derived, identities, phases
     )
     if not any(f.status in ("ingested", "duplicate") for f in result.files):
         reasons = "; ".join(f"{f.name}: {f.reason or 'no events'}" for f in result.files) or "no input files found"

@@ -6,7 +6,8 @@ Each is the whole-run answer from the rollups (see ``docs/metrics.md`` for every
 link and message type), ``/analytics/clock-skew`` and ``/analytics/clock-offsets`` (clock offsets with their
 intervals and status), ``/analytics/timeline`` (per height, extra rounds with
 their reason, step durations), ``/analytics/participation`` (voted / late / nil / missing),
-``/analytics/proposers``, ``/analytics/node-ranking`` and ``/compare/{otherId}``.
+``/analytics/proposers``, ``/analytics/node-ranking``, ``/analytics/topology`` (direct links between nodes, the
+shape in words, hops per pair) and ``/compare/{otherId}``.
 """
 
 from __future__ import annotations
@@ -79,6 +80,17 @@ async def participation(id: HexId, c: Ctx, who: Caller) -> Response:
     if run_id is None:
         return _json({"validators": {}, "missed": [], "late": [], "edge": []})
     return await answer_async(c, id, run_id, "participation", WHOLE_RUN)
+
+
+@router.get("/analytics/topology", response_model=schemas.Topology, responses=errors(400, 401, 404))
+async def topology(id: HexId, c: Ctx, who: Caller) -> Response:
+    """Who is directly connected to whom (from the messages each node received), the shape in words, and
+    every node pair's hop count (one hop or relayed)."""
+    _, run_id = await simulation_owner_async(c, who, id)
+    if run_id is None:
+        return _json({"nodes": [], "edges": [], "source": None, "shape": "unknown", "pairs": [], "outside_peers": 0,
+                      "description": "nothing ingested yet", "unidentified_nodes": []})  # fmt: skip
+    return await answer_async(c, id, run_id, "topology", WHOLE_RUN)
 
 
 @router.get("/analytics/timeline/{height}", response_model=schemas.Table, responses=errors(400, 401, 404))
