@@ -387,11 +387,11 @@ class MessageMapper:
         extra = None
         if isinstance(line.dur, str):
             try:
-                extra = _extra({"duration_ns": parse_go_duration_ns(line.dur)})
+                extra = K.timeout_extra(parse_go_duration_ns(line.dur))
             except ValueError:
                 raise Skip("malformed field") from None
         elif isinstance(line.dur, int):  # some encoders print durations as ns integers
-            extra = _extra({"duration_ns": line.dur})
+            extra = K.timeout_extra(line.dur)
         return (ts, kind, _i(line.height), _i(line.round), step, None, None, None, None, None, None, None, None,
                 None, None, seq, extra)  # fmt: skip
 
@@ -477,7 +477,7 @@ class MessageMapper:
     def _version_info(self, line: LogLine, ts: int | str, seq: int) -> Row:
         sw = line.software
         return (ts, K.NODE_INFO, None, None, None, None, None, None, None, None, None, None, None, None, None, seq,
-                _extra({"software": sw}) if sw is not None else None)  # fmt: skip
+                _extra({"startup": True, "software": sw}) if sw is not None else _extra({"startup": True}))  # fmt: skip
 
 
 def _opt_extra(key: str, value: Any) -> str | None:
