@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 from crc32c import crc32c
+from rich.console import Console
 
+from bftscope.cometbft.amino import AminoWalFormat
 from bftscope.cometbft.report import build_report, render_report
 from bftscope.cometbft.wal import WalFormat
-from bftscope.cometbft.amino import AminoWalFormat
 from bftscope.config import Settings
 from bftscope.errors import NothingIngestedError
 from bftscope.ingest.pipeline import ingest
 from bftscope.store import DuckDBStore
 from tests.conftest import require_data
-from rich.console import Console
 
 
 def _prefix(name: str) -> bytes:
@@ -105,6 +105,6 @@ def test_an_amino_wal_is_named_and_the_logs_are_read(tmp_path: Path) -> None:
 def test_an_amino_wal_alone_fails_with_the_reason(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "store")
     store = DuckDBStore.open(settings.store_path, settings)
-    with pytest.raises(NothingIngestedError, match="Tendermint ≤ 0.33 amino WAL: not supported"):
+    with pytest.raises(NothingIngestedError, match=r"Tendermint ≤ 0\.33 amino WAL: not supported"):
         ingest(store, "old", [_home(tmp_path, with_log=False)], settings)
     store.close()

@@ -11,8 +11,8 @@ from rich.table import Table
 from bftscope.cometbft import explain, metrics
 from bftscope.cometbft.restarts import restarts
 from bftscope.cometbft.rollups import answer
-from bftscope.timeutil import format_ns
 from bftscope.store.base import Store
+from bftscope.timeutil import format_ns
 
 __all__ = ["build_report", "render_report"]
 

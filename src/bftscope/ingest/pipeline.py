@@ -183,9 +183,10 @@ def _explain_unsupported(plans: list[_Plan]) -> None:
         why = getattr(format_by_name(p.fmt_name), "unsupported", None) if p.fmt_name else None
         if why is None:
             continue
-        read = [q for q in plans if q is not p and q.fmt_name and q.file.home is not None
-                and q.file.home == p.file.home and not getattr(format_by_name(q.fmt_name), "unsupported", None)]  # fmt: skip
-        p.result.reason = f"{why} ({'logs of this node were read' if read else 'no other file of this node was given'})"
+        read = any(q is not p and q.fmt_name and q.file.home is not None and q.file.home == p.file.home
+                   and not getattr(format_by_name(q.fmt_name), "unsupported", None) for q in plans)  # fmt: skip
+        note = "logs of this node were read" if read else "no other file of this node was given"
+        p.result.reason = f"{why} ({note})"
         p.result.report.warn(p.result.reason)
 
 
