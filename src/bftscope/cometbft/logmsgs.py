@@ -516,7 +516,8 @@ def scan_identity(stream: BinaryIO, limit_bytes: int, decode: Callable[[bytes], 
     """Identity facts from the identity lines in the first ``limit_bytes`` of a log, whatever its framing.
 
     ``decode`` turns one raw line into a :class:`LogLine` (``None`` if it cannot). Identity lines come
-    first in a node's log, so small chunks are read and the scan stops once p2p id and address are known.
+    first in a node's log, so small chunks are read and the scan stops once p2p id, address and moniker
+    (the label people know the node by) are known.
     """
     ident = Identity()
     report = ParseReport()
@@ -535,6 +536,6 @@ def scan_identity(stream: BinaryIO, limit_bytes: int, decode: Callable[[bytes], 
                 ident.evidence.append("log line 'This node is a validator'")
             elif line.msg == "Started node" and isinstance(line.nodeInfo, str):
                 ident.merge(started_node_identity(node_info_fields(line.nodeInfo)))
-            if ident.p2p_id and ident.validator:
+            if ident.p2p_id and ident.validator and ident.moniker:  # "Started node" (moniker) comes last
                 return ident
     return ident
