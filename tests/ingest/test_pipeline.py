@@ -81,11 +81,14 @@ def test_real_testnet_folder(wal_testnet: Path, settings: Settings) -> None:
 def test_reingesting_adds_nothing(wal_testnet: Path, settings: Settings) -> None:
     store = _store(settings)
     first = ingest(store, "r", [wal_testnet / "node1"], settings)
+    count = "SELECT count(*) FROM events WHERE run_id = ?"
+    before = store.query(count, [first.run_id])[0][0]
+    assert before == first.events + first.derived["node_restarts"]  # the restart is derived, not parsed
     again = ingest(store, "r", [wal_testnet / "node1"], settings)
     assert first.events > 0 and again.events == 0
     assert {f.status for f in again.files} == {"duplicate"}
     run = store.get_run("r")
-    assert store.query("SELECT count(*) FROM events WHERE run_id = ?", [run.id])[0][0] == first.events
+    assert store.query(count, [run.id])[0][0] == before  # nor is a restart found twice
     # a different run is a different question: the same file goes in again there
     other = ingest(store, "r2", [wal_testnet / "node1"], settings)
     assert other.events == first.events
