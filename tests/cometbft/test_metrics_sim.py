@@ -115,3 +115,17 @@ def test_extra_rounds_are_explained(simulated: tuple[DuckDBStore, int, GroundTru
 
 def _label_of(store: DuckDBStore, rid: int, p2p_id: str) -> str:
     return next(n.label for n in store.nodes(rid) if n.p2p_id == p2p_id)
+
+
+def test_a_network_that_never_restarted_has_no_restarts(simulated: tuple[DuckDBStore, int, GroundTruth]) -> None:
+    store, rid, _ = simulated
+    assert store.query("SELECT count(*) FROM events WHERE run_id = ? AND kind = 'node_restart'", [rid]) == [(0,)]
+    assert all(h["downtime_ms"] == 0 and h["restarts"] == [] for h in timeline.heights(store, rid))
+
+
+def test_simulated_nodes_are_labelled_like_the_ground_truth(simulated: tuple[DuckDBStore, int, GroundTruth]) -> None:
+    store, rid, truth = simulated
+    by_id = {n["node_id"]: n["index"] for n in truth.nodes}
+    assert {n.label: f"node{by_id[n.p2p_id]}" for n in store.nodes(rid) if n.p2p_id} == {
+        f"node{i}": f"node{i}" for i in range(len(truth.nodes))
+    }

@@ -124,7 +124,8 @@ def expected_rows(data: bytes) -> list[tuple[Any, ...]]:
         elif which == "timeout_info":
             ti = rec.msg.timeout_info
             row.update(kind="timeout_fired", height=ti.height, round=ti.round, step=_STEP_BY_NUMBER[ti.step])
-            row["extra"] = {"duration_ns": _ts(ti.duration)}
+            d = _ts(ti.duration)  # a timeout due in the past waited 0 ns, the rest is how overdue it was
+            row["extra"] = {"duration_ns": d} if d >= 0 else {"duration_ns": 0, "overdue_ns": -d}
         elif which == "end_height":
             row.update(kind="height_end", height=rec.msg.end_height.height)
         else:

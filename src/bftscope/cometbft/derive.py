@@ -21,6 +21,7 @@ Everything is plain SQL over the events table: the same statements will run on C
 
 from __future__ import annotations
 
+from bftscope.cometbft.restarts import rebuild as rebuild_restarts
 from bftscope.store.base import Store
 
 __all__ = ["rebuild"]
@@ -126,6 +127,7 @@ def rebuild(store: Store, run_id: int) -> dict[str, int]:
     params = {"run": run_id}
     for table in ("vote_arrivals", "deliveries", "unmatched_receipts"):
         store.execute(f"DELETE FROM {table} WHERE run_id = $run", params)
+    restarts = rebuild_restarts(store, run_id)
     store.execute(_VOTE_ARRIVALS, params)
     for name, sql in (("_sends", _SENDS), ("_receives", _RECEIVES)):
         store.execute(sql, params)
@@ -137,7 +139,9 @@ def rebuild(store: Store, run_id: int) -> dict[str, int]:
         store.execute(_LOGICAL_DELIVERIES, params)
     for table in ("_sends", "_receives"):
         store.execute(f"DROP TABLE IF EXISTS {table}")
-    return {
+    counts = {
         table: int(store.query(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id])[0][0])
         for table in ("vote_arrivals", "deliveries", "unmatched_receipts")
     }
+    counts["node_restarts"] = restarts
+    return counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bftscope.cometbft.amino import AminoWalFormat
 from bftscope.cometbft.jsonlog import JsonLogFormat
 from bftscope.cometbft.textlog import TextLogFormat
 from bftscope.cometbft.wal import WalFormat
@@ -9,8 +10,9 @@ from bftscope.ingest.source import FileFormat
 
 __all__ = ["FORMATS", "format_by_name"]
 
-# The binary format first: its check (a CRC over the first record) never accepts text.
-FORMATS: tuple[FileFormat, ...] = (WalFormat(), JsonLogFormat(), TextLogFormat())
+# The binary formats first: their check (a CRC over the first record) never accepts text. The amino WAL
+# of Tendermint ≤ 0.33 is recognised only to say it is not supported.
+FORMATS: tuple[FileFormat, ...] = (WalFormat(), AminoWalFormat(), JsonLogFormat(), TextLogFormat())
 _BY_NAME = {f.name: f for f in FORMATS}
 
 

@@ -7,7 +7,7 @@ from. ``docs/event-model.md`` has the full table with the columns each kind fill
 
 from __future__ import annotations
 
-__all__ = ["ALL_KINDS", "STEPS"]
+__all__ = ["ALL_KINDS", "STEPS", "timeout_extra"]
 
 # Node identity / start-up facts (This node is a validator, P2P Node ID, Started node, Version info).
 NODE_INFO = "node_info"
@@ -48,14 +48,27 @@ BLOCK_COMMITTED = "block_committed"  # "Committed block"
 BLOCK_EXECUTED = "block_executed"  # text/JSON "Executed block"
 STATE_COMMITTED = "state_committed"  # "Committed state"
 HEIGHT_END = "height_end"  # WAL EndHeight marker
+# The node's process started again after it had been recording: found after ingest from a log's start-up
+# lines and from a WAL falling silent before a timeout that was already due (cometbft/restarts.py).
+NODE_RESTART = "node_restart"
 
 ALL_KINDS: tuple[str, ...] = (
     NODE_INFO, STEP, STEP_INVALID, PROPOSER_TURN, PROPOSAL_SIGNED, PROPOSAL_RECEIVED, BLOCK_COMPLETE,
     VOTE_SIGNED, VOTE_ADDING, VOTE_ADDED, VOTE_GOSSIP, MSG_RECEIVED, MSG_INTERNAL, P2P_SEND, P2P_RECV,
     P2P_PACKET, TIMEOUT_SCHEDULED, TIMEOUT_FIRED, POLKA_LOCK, VALID_BLOCK, COMMIT_FINALIZING,
-    BLOCK_COMMITTED, BLOCK_EXECUTED, STATE_COMMITTED, HEIGHT_END,
+    BLOCK_COMMITTED, BLOCK_EXECUTED, STATE_COMMITTED, HEIGHT_END, NODE_RESTART,
 )  # fmt: skip
 
 STEPS: tuple[str, ...] = (
     "new_height", "new_round", "propose", "prevote", "prevote_wait", "precommit", "precommit_wait", "commit",
 )  # fmt: skip
+
+
+def timeout_extra(duration_ns: int) -> str:
+    """``extra`` of a timeout event. A timeout is scheduled relative to the round's start time; when
+    that lies in the past (a node that just restarted, or a block that took longer to apply than
+    ``timeout_commit``) CometBFT records a negative duration and the timer fires at once. The wait was
+    then zero: ``duration_ns`` is 0 and ``overdue_ns`` says how far past due it was."""
+    if duration_ns < 0:
+        return f'{{"duration_ns":0,"overdue_ns":{-duration_ns}}}'
+    return f'{{"duration_ns":{duration_ns}}}'

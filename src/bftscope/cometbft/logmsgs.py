@@ -387,11 +387,11 @@ class MessageMapper:
         extra = None
         if isinstance(line.dur, str):
             try:
-                extra = _extra({"duration_ns": parse_go_duration_ns(line.dur)})
+                extra = K.timeout_extra(parse_go_duration_ns(line.dur))
             except ValueError:
                 raise Skip("malformed field") from None
         elif isinstance(line.dur, int):  # some encoders print durations as ns integers
-            extra = _extra({"duration_ns": line.dur})
+            extra = K.timeout_extra(line.dur)
         return (ts, kind, _i(line.height), _i(line.round), step, None, None, None, None, None, None, None, None,
                 None, None, seq, extra)  # fmt: skip
 
@@ -477,7 +477,7 @@ class MessageMapper:
     def _version_info(self, line: LogLine, ts: int | str, seq: int) -> Row:
         sw = line.software
         return (ts, K.NODE_INFO, None, None, None, None, None, None, None, None, None, None, None, None, None, seq,
-                _extra({"software": sw}) if sw is not None else None)  # fmt: skip
+                _extra({"startup": True, "software": sw}) if sw is not None else _extra({"startup": True}))  # fmt: skip
 
 
 def _opt_extra(key: str, value: Any) -> str | None:
@@ -516,7 +516,8 @@ def scan_identity(stream: BinaryIO, limit_bytes: int, decode: Callable[[bytes], 
     """Identity facts from the identity lines in the first ``limit_bytes`` of a log, whatever its framing.
 
     ``decode`` turns one raw line into a :class:`LogLine` (``None`` if it cannot). Identity lines come
-    first in a node's log, so small chunks are read and the scan stops once p2p id and address are known.
+    first in a node's log, so small chunks are read and the scan stops once p2p id, address and moniker
+    (the label people know the node by) are known.
     """
     ident = Identity()
     report = ParseReport()
@@ -535,6 +536,6 @@ def scan_identity(stream: BinaryIO, limit_bytes: int, decode: Callable[[bytes], 
                 ident.evidence.append("log line 'This node is a validator'")
             elif line.msg == "Started node" and isinstance(line.nodeInfo, str):
                 ident.merge(started_node_identity(node_info_fields(line.nodeInfo)))
-            if ident.p2p_id and ident.validator:
+            if ident.p2p_id and ident.validator and ident.moniker:  # "Started node" (moniker) comes last
                 return ident
     return ident

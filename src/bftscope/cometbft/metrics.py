@@ -120,7 +120,8 @@ def node_ranking(store: Store, run_id: int) -> list[dict[str, Any]]:
     time minus the median arrival time of that vote type at that receiver (the same clock, so no
     skew enters). A node's score is the median lateness of its votes; the node with the largest
     score is the one holding rounds back. ``late_share`` is how often its vote was the last to
-    arrive. Silent validators have no votes and are ranked by participation instead.
+    arrive; nodes tied on the median are ranked by it (the report says so). Silent validators have no
+    votes and are ranked by participation instead.
     """
     d = _dialect(store)
     labels = _labels(store, run_id)
@@ -134,7 +135,7 @@ def node_ranking(store: Store, run_id: int) -> list[dict[str, Any]]:
             FROM vote_arrivals WHERE run_id = ? AND signer IS NOT NULL
         )
         SELECT signer, {d.quantile("lateness / 1e6", 0.5)}, avg(last::INTEGER), count(*)
-        FROM a GROUP BY signer ORDER BY 2 DESC
+        FROM a GROUP BY signer ORDER BY 2 DESC, 3 DESC, 1
         """,
         [run_id],
     )

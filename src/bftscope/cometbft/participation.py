@@ -139,7 +139,8 @@ ORDER BY 1, 2
 def proposers(store: Store, run_id: int) -> list[dict[str, Any]]:
     """Per validator: rounds designated, rounds proposed, proposals committed, designated rounds without a
     proposal seen, and those rounds (height, round). Logs name the designated proposer; WALs only show
-    who did propose, so ``designated`` is 0 for WAL-only runs."""
+    who did propose, so for a run where nothing names one ``designated`` and ``missed`` are None (not
+    known), never 0."""
     labels = {n.validator: n.label for n in store.nodes(run_id) if n.validator}
     stats: dict[str, dict[str, Any]] = {}
 
@@ -157,4 +158,7 @@ def proposers(store: Store, run_id: int) -> list[dict[str, Any]]:
             entry(proposed)["proposed"] += 1
             if committed:
                 entry(proposed)["committed"] += 1
+    if not any(s["designated"] for s in stats.values()):
+        for s in stats.values():
+            s["designated"] = s["missed"] = None
     return sorted(stats.values(), key=lambda s: (s["label"], s["validator"]))

@@ -5,15 +5,18 @@
   heights that needed more than one round marked, and the spread of commit times across nodes;
 * ``latency-distribution.png`` — vote propagation latency per signer (box plots, 1–99 % whiskers) and
   one-hop delivery latency per message type (histograms);
-* ``report.html`` — one self-contained page (plots inlined) with the headline tables.
+* ``report.html`` — one self-contained page (plots inlined) with everything the text report has
+  (:mod:`bftscope.cometbft.report_html`).
+
+Empty panels say "no data" and which input would fill them.
 
 Rendering uses matplotlib's non-interactive Agg backend, so it works on a machine without a screen.
 """
 
 from __future__ import annotations
 
-import base64
-import html
+import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +27,43 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bftscope.cometbft.explain import NEEDS
+from bftscope.cometbft.report_html import write_html
 from bftscope.store.base import Store
 
 __all__ = ["write_plots"]
 
 
+def _natural(label: str) -> tuple[Any, ...]:
+    """``node2`` before ``node10``."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", label))
+
+
+def _no_data(ax: Any, why: str) -> None:
+    """An empty panel says so, and what would fill it, instead of showing bare axes."""
+    ax.text(0.5, 0.5, "no data\n" + textwrap.fill(why, 60), ha="center", va="center", fontsize=9, color="0.3",
+            transform=ax.transAxes)  # fmt: skip
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _text_colour(rgba: Any) -> str:
+    """Black on light cells, white on dark ones (relative luminance, sRGB weights)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
+
+
 def _heatmap(report: dict[str, Any], path: Path) -> None:
     rows = report["vote_matrix"]
-    signers = sorted({r["signer"] for r in rows})
-    receivers = sorted({r["receiver"] for r in rows} | set(signers))
+    if not rows:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.set_title("Vote propagation p50 (ms): signer's timestamp → first receipt")
+        _no_data(ax, "needs " + NEEDS["vote_matrix"])
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return
+    signers = sorted({r["signer"] for r in rows}, key=_natural)
+    receivers = sorted({r["receiver"] for r in rows} | set(signers), key=_natural)
     grid = np.full((len(signers), len(receivers)), np.nan)
     for r in rows:
         grid[signers.index(r["signer"]), receivers.index(r["receiver"])] = r["p50_ms"]
@@ -47,21 +78,51 @@ def _heatmap(report: dict[str, Any], path: Path) -> None:
     if len(receivers) <= 12:
         for (i, j), v in np.ndenumerate(grid):
             if not np.isnan(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="tab:cyan")
+                colour = _text_colour(im.cmap(im.norm(v)))
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8, color=colour)
     fig.colorbar(im, ax=ax, label="ms")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def _clip_at(values: list[float]) -> float | None:
+    """A y limit that keeps ordinary bars readable when a few are outliers (None: no outliers)."""
+    if len(values) < 5:
+        return None
+    p90 = float(np.percentile(values, 90))
+    top = max(values)
+    return 2.0 * p90 if p90 > 0 and top > 3.0 * p90 else None
+
+
 def _heights(report: dict[str, Any], path: Path) -> None:
     hs = [h for h in report["heights"] if h["duration_ms"] is not None]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
-    x = [h["height"] for h in hs]
-    colors = ["tab:red" if h["rounds"] > 1 else "tab:blue" for h in hs]
-    top.bar(x, [h["duration_ms"] for h in hs], color=colors, width=0.9)
-    top.set_ylabel("height duration (ms)")
     top.set_title("Per height: first node starting it → last commit (red: needed more than one round)")
+    if not hs:
+        _no_data(top, "needs " + NEEDS["heights"])
+        _no_data(bottom, "commit spread: needs commits of several nodes")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return
+    x = [h["height"] for h in hs]
+    durations = [h["duration_ms"] for h in hs]
+    colors = ["tab:red" if h["rounds"] > 1 else "tab:blue" for h in hs]
+    top.bar(x, durations, color=colors, width=0.9)
+    top.set_ylabel("height duration (ms)")
+    clip = _clip_at(durations)
+    if clip is not None:  # outliers: cut the axis and write their values on them
+        top.set_ylim(0, clip)
+        for h, d in zip(x, durations, strict=True):
+            if d > clip:
+                top.annotate(f"{d / 1e3:,.1f} s ▲", (h, clip), xytext=(0, -2), textcoords="offset points",
+                             ha="center", va="top", fontsize=7, rotation=90, color="white")  # fmt: skip
+        top.set_title(top.get_title() + f"\naxis cut at {clip:,.0f} ms; taller bars are labelled", fontsize=10)
+    for h in hs:
+        if h.get("restarts"):
+            top.axvline(h["height"], color="tab:orange", linestyle="--", linewidth=1)
+            top.annotate(f"restart: {', '.join(h['restarts'])}", (h["height"], top.get_ylim()[1]), xytext=(3, -3),
+                         textcoords="offset points", ha="left", va="top", fontsize=7, color="tab:orange")  # fmt: skip
     bottom.bar(x, [h["commit_spread_ms"] or 0 for h in hs], color="tab:gray", width=0.9)
     bottom.set_ylabel("commit spread (ms)")
     bottom.set_xlabel("height")
@@ -89,10 +150,12 @@ def _distributions(store: Store, run_id: int, path: Path) -> None:
     for mtype, ms in hops:
         by_type.setdefault(mtype, []).append(ms)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    names = sorted(by_signer)
+    names = sorted(by_signer, key=_natural)
     if names:
         left.boxplot([by_signer[n] for n in names], whis=(1, 99), showfliers=False)
         left.set_xticks(range(1, len(names) + 1), names, rotation=60, ha="right", fontsize=8)
+    else:
+        _no_data(left, "needs " + NEEDS["vote_matrix"])
     left.set_ylabel("ms")
     left.set_title("Vote propagation latency by signer")
     for mtype in sorted(by_type, key=lambda t: -len(by_type[t]))[:5]:
@@ -104,46 +167,11 @@ def _distributions(store: Store, run_id: int, path: Path) -> None:
     right.set_title("One-hop delivery latency by message type")
     if by_type:
         right.legend(fontsize=8)
+    else:
+        _no_data(right, "needs " + NEEDS["links"])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _table(title: str, header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table>"
-
-
-def _html(run: str, report: dict[str, Any], images: list[Path], path: Path) -> None:
-    imgs = "".join(
-        f'<img alt="{html.escape(p.stem)}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-        for p in images
-    )
-
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v:,.1f}"
-
-    ranking = [[r["rank"], r["node"], f"{r['median_lateness_ms']:+.1f}", f"{100 * r['late_share']:.0f}%"]
-               for r in report["node_ranking"]]  # fmt: skip
-    links = sorted(report["links"], key=lambda r: -(r["p50_ms"] or 0))[:20]
-    slow = [[r["sender"], r["receiver"], r["sent"], r["received"], ms(r["p50_ms"]), ms(r["p95_ms"])] for r in links]
-    part = [[c["label"], c["voted"], c["late"], c["nil"], c["missing"], c["edge_missing"]]
-            for c in report["participation"]["validators"].values()]  # fmt: skip
-    rounds = [[r["height"], r["round"], r["proposer"], r["reason"]] for r in report["extra_rounds"]]
-    paths = [[r["signer"], r["receiver"], ms(r["p50_ms"]), r.get("path", "-")] for r in report["vote_matrix"]]
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bftscope report: {html.escape(run)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}img{{max-width:100%;margin:1em 0}}
-table{{border-collapse:collapse;margin-bottom:1em}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
-th{{background:#eee}}</style></head><body><h1>bftscope report: {html.escape(run)}</h1>
-<p>Topology: {html.escape(report["topology"]["description"])}</p>{imgs}
-{_table("Vote propagation: one hop or relayed", ["signer", "receiver", "p50 ms", "path"], paths)}
-{_table("Nodes slowing the network", ["rank", "node", "median lateness ms", "last to arrive"], ranking)}
-{_table("Slowest one-hop links", ["sender", "receiver", "sent", "received", "p50 ms", "p95 ms"], slow)}
-{_table("Participation", ["node", "voted", "late", "nil", "missing", "missing at capture edge"], part)}
-{_table("Rounds of heights that needed more than one", ["height", "round", "proposer", "why"], rounds)}
-</body></html>"""
-    path.write_text(page, encoding="utf-8")
 
 
 def write_plots(store: Store, run_id: int, run: str, report: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -154,5 +182,5 @@ def write_plots(store: Store, run_id: int, run: str, report: dict[str, Any], out
     _heights(report, images[1])
     _distributions(store, run_id, images[2])
     page = out_dir / "report.html"
-    _html(run, report, images, page)
+    write_html(run, report, images, page)
     return [*images, page]

@@ -58,6 +58,8 @@ class Engine(Node):
         self.log(n, lambda ts: L.validator_line(s.addrs[i], s.pub_keys[i], ts))
         n.now += 40_000  # the p2p layer comes up after the consensus state
         self.log(n, lambda ts: L.node_id_line(s.node_ids[i], f"{s.home}/node{i}/config/node_key.json", ts))
+        # Its moniker labels the node as the ground truth does (node0 …).
+        self.log(n, lambda ts: L.started_node_line(s.node_ids[i], f"node{i}", s.chain_id, ts))
         n.now += 900_000
         n.start_time = n.now + s.commit_us[i]  # genesis: StartTime = now + timeout_commit
         self.schedule_timeout(n, n.start_time - n.now, 1, 0, NEWHEIGHT)

@@ -450,6 +450,15 @@ def node_id_line(node_id: str, file: str, ts: str) -> str:
     return f'{{"ID":"{node_id}","_msg":"P2P Node ID","file":"{file}","level":"info","module":"p2p","ts":"{ts}"}}\n'
 
 
+def started_node_line(node_id: str, moniker: str, chain_id: str, ts: str) -> str:
+    """CometBFT's "Started node" line: its nodeInfo names the moniker, which labels the node as the ground
+    truth does (``node0`` …)."""
+    info = (f"{{ProtocolVersion:{{P2P:9 Block:11 App:0}} DefaultNodeID:{node_id} ListenAddr:tcp://0.0.0.0:26656 "
+            f"Network:{chain_id} Version:1.0.1 Channels:40202122233038606100 Moniker:{moniker} "
+            "Other:{TxIndex:on RPCAddress:tcp://0.0.0.0:26657}}")  # fmt: skip
+    return f'{{"_msg":"Started node","level":"info","module":"main","nodeInfo":"{info}","ts":"{ts}"}}\n'
+
+
 class Wire:
     """The fixed text of one direction of one connection, as node ``local`` sees peer ``remote``.
 

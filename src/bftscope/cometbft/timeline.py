@@ -9,8 +9,10 @@ came late" from "votes split".
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from bftscope.cometbft.restarts import network_downtime, overlap_ns, restarts
 from bftscope.store.base import Store
 from bftscope.store.dialect import DIALECTS
 from bftscope.timeutil import format_ns
@@ -19,18 +21,20 @@ __all__ = ["height_detail", "heights", "round_explanations", "step_durations"]
 
 
 def step_durations(store: Store, run_id: int) -> list[dict[str, Any]]:
-    """p50/p95/max of time spent in each step, per node (ms)."""
+    """p50/p95/max of time spent in each step, per node (ms). A step its node's restart cut short has no
+    duration (the node was down, not in the step) and is left out."""
     q = DIALECTS[getattr(store, "dialect", "duckdb")].quantile
     labels = {n.node: n.label for n in store.nodes(run_id)}
     rows = store.query(
         f"""
         WITH s AS (
-            SELECT node, step, ts, lead(ts) OVER (PARTITION BY node ORDER BY ts, id) AS next_ts
-            FROM events WHERE run_id = ? AND kind = 'step'
+            SELECT node, kind, step, ts, lead(ts) OVER w AS next_ts, lead(kind) OVER w AS next_kind
+            FROM events WHERE run_id = ? AND kind IN ('step', 'node_restart')
+            WINDOW w AS (PARTITION BY node ORDER BY ts, id)
         )
         SELECT node, step, count(*), {q("(next_ts - ts) / 1e6", 0.5)}, {q("(next_ts - ts) / 1e6", 0.95)},
                max(next_ts - ts) / 1e6
-        FROM s WHERE next_ts IS NOT NULL GROUP BY node, step ORDER BY node, step
+        FROM s WHERE kind = 'step' AND next_kind = 'step' GROUP BY node, step ORDER BY node, step
         """,
         [run_id],
     )
@@ -40,7 +44,9 @@ def step_durations(store: Store, run_id: int) -> list[dict[str, Any]]:
 
 def heights(store: Store, run_id: int) -> list[dict[str, Any]]:
     """One row per height: rounds used, time from the first node starting it to the last commit,
-    the spread of commit times across nodes, and timeouts fired by step."""
+    the spread of commit times across nodes, and timeouts fired by step. Time when every node was down
+    (see :mod:`bftscope.cometbft.restarts`) is not part of a height: ``duration_ms`` leaves it out and
+    ``downtime_ms`` says how much that was; ``restarts`` lists the nodes that came back during the height."""
     rows = store.query(
         """
         WITH st AS (
@@ -55,18 +61,24 @@ def heights(store: Store, run_id: int) -> list[dict[str, Any]]:
             SELECT height, step, count(*) AS n FROM events
             WHERE run_id = $run AND kind = 'timeout_fired' GROUP BY height, step
         )
-        SELECT st.height, st.max_round + 1, (c.last_commit - st.first_ts) / 1e6,
+        SELECT st.height, st.max_round + 1, st.first_ts, c.last_commit,
                (c.last_commit - c.first_commit) / 1e6, c.nodes,
                (SELECT list(struct_pack(step := t.step, n := t.n)) FROM t WHERE t.height = st.height)
         FROM st LEFT JOIN c USING (height) ORDER BY st.height
         """,
         {"run": run_id},
     )
-    return [
-        {"height": r[0], "rounds": r[1], "duration_ms": r[2], "commit_spread_ms": r[3], "nodes_committed": r[4],
-         "timeouts": {x["step"]: x["n"] for x in (r[5] or [])}}
-        for r in rows
-    ]  # fmt: skip
+    down = network_downtime(store, run_id)
+    back = [(r["up_ns"], r["node"]) for r in restarts(store, run_id)]
+    out = []
+    for height, rounds, first, last, spread, nodes, timeouts in rows:
+        gap = 0 if last is None else overlap_ns(first, last, down)
+        came_back = sorted({n for t, n in back if last is not None and first < t <= last})
+        out.append({"height": height, "rounds": rounds,
+                    "duration_ms": None if last is None else (last - first - gap) / 1e6, "downtime_ms": gap / 1e6,
+                    "restarts": came_back, "commit_spread_ms": spread, "nodes_committed": nodes,
+                    "timeouts": {x["step"]: x["n"] for x in (timeouts or [])}})  # fmt: skip
+    return out
 
 
 def round_explanations(store: Store, run_id: int) -> list[dict[str, Any]]:
@@ -118,32 +130,43 @@ def height_detail(store: Store, run_id: int, height: int) -> list[dict[str, Any]
     """One height at every node: each step entered (round, step, time, ms since the node started the height,
     ms spent in it), the timeouts that fired and when the node committed — the raw material of "why did
     this height need three rounds", node by node, on each node's own clock. Times count from the node's
-    first step at the height (a timeout of the previous step can come just before it: negative ms)."""
+    first step at the height (a timeout of the previous step can come just before it: negative ms). A
+    node that restarted during the height lists each restart (``at_ms`` when it came back, ``down_ms``);
+    the step its restart cut short has no duration."""
     labels = {n.node: n.label for n in store.nodes(run_id)}
     rows = store.query(
         """
+        WITH e AS (
+            SELECT node, kind, round, step, ts, id, extra,
+                   lead(ts) OVER w AS next_ts, lead(kind) OVER w AS next_kind
+            FROM events
+            WHERE run_id = $run AND height = $height
+              AND kind IN ('step', 'timeout_fired', 'block_committed', 'height_end', 'node_restart')
+            WINDOW w AS (PARTITION BY node, kind IN ('step', 'node_restart') ORDER BY ts, id)
+        )
         SELECT node, kind, round, step, ts,
-               lead(ts) OVER (PARTITION BY node, kind = 'step' ORDER BY ts, id) AS next_ts
-        FROM events
-        WHERE run_id = ? AND height = ? AND kind IN ('step', 'timeout_fired', 'block_committed', 'height_end')
-        ORDER BY node, ts, id
+               CASE WHEN kind <> 'step' OR next_kind = 'step' THEN next_ts END,
+               CASE WHEN kind = 'node_restart' THEN extra END
+        FROM e ORDER BY node, ts, id
         """,
-        [run_id, height],
+        {"run": run_id, "height": height},
     )
     starts: dict[int, int] = {}
-    for node, kind, _, _, ts, _ in rows:  # a node starts the height at its first step there
+    for node, kind, _, _, ts, _, _ in rows:  # a node starts the height at its first step there
         if kind == "step":
             starts.setdefault(node, ts)
     nodes: dict[int, dict[str, Any]] = {}
-    for node, kind, rnd, step, ts, next_ts in rows:
+    for node, kind, rnd, step, ts, next_ts, restart in rows:
         entry = nodes.setdefault(node, {"node": labels.get(node, str(node)), "start_ts": starts.get(node, ts),
-                                        "steps": [], "timeouts": [], "committed_ms": None})  # fmt: skip
+                                        "steps": [], "timeouts": [], "restarts": [], "committed_ms": None})  # fmt: skip
         since = (ts - entry["start_ts"]) / 1e6
         if kind == "step":
             entry["steps"].append({"round": rnd, "step": step, "at_ms": since,
                                    "duration_ms": None if next_ts is None else (next_ts - ts) / 1e6})  # fmt: skip
         elif kind == "timeout_fired":
             entry["timeouts"].append({"round": rnd, "step": step, "at_ms": since})
+        elif kind == "node_restart":
+            entry["restarts"].append({"at_ms": since, "down_ms": (ts - json.loads(restart)["down_from_ns"]) / 1e6})
         elif entry["committed_ms"] is None:
             entry["committed_ms"] = since
     for entry in nodes.values():

@@ -374,7 +374,7 @@ class WalFormat:
                 append(
                     (ts, kinds.TIMEOUT_FIRED, height, rnd, step, None, None, None, None,
                      None, None, None, None, None, None, seq,
-                     None if duration is None else f'{{"duration_ns":{duration}}}')
+                     None if duration is None else kinds.timeout_extra(duration))
                 )  # fmt: skip
             else:  # end_height
                 append(

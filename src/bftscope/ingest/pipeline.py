@@ -52,7 +52,7 @@ class FileResult:
     name: str
     format: str | None
     node: str | None
-    status: str  # ingested | duplicate | unrecognized | failed
+    status: str  # ingested | duplicate | unrecognized | unsupported (recognised, not decoded) | failed
     reason: str | None = None
     report: ParseReport = field(default_factory=ParseReport)
     size: int = 0
@@ -158,6 +158,7 @@ def _plan(
             for c in ident.conflicts(p.identity):
                 p.result.report.warn(f"identity conflict with its node home ({c}); kept the first")
             ident.merge(p.identity)
+    _explain_unsupported(plans)
     for p in plans:
         if not p.fmt_name:
             continue
@@ -177,6 +178,20 @@ def _plan(
                 run_id, p.node.node, p.file.name, p.fmt_name, p.content_hash, p.result.size
             ).id
     return plans
+
+
+def _explain_unsupported(plans: list[_Plan]) -> None:
+    """A file of a recognised but unsupported format (a Tendermint ≤ 0.33 WAL) is ingested for the record
+    (its source says why it gave nothing); its reason says whether the node's other files were read."""
+    for p in plans:
+        why = getattr(format_by_name(p.fmt_name), "unsupported", None) if p.fmt_name else None
+        if why is None:
+            continue
+        read = any(q is not p and q.fmt_name and q.file.home is not None and q.file.home == p.file.home
+                   and not getattr(format_by_name(q.fmt_name), "unsupported", None) for q in plans)  # fmt: skip
+        note = "logs of this node were read" if read else "no other file of this node was given"
+        p.result.reason = f"{why} ({note})"
+        p.result.report.warn(p.result.reason)
 
 
 def _units_of(first_uid: int, plan_index: int, p: _Plan, settings: Settings) -> list[Unit]:
@@ -283,6 +298,8 @@ def _finish(
             store.finish_source(
                 p.source_id, lines=r.lines, events=r.events, skipped=dict(r.skipped), warnings=r.warnings + r.examples
             )
+            if getattr(format_by_name(p.fmt_name), "unsupported", None):
+                p.result.status = "unsupported"
         elif i in failed:
             store.discard_source(p.source_id)
     derived: dict[str, int] = {}
