@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bftscope.cli import app
-from bftscope.cometbft.plots import _html
+from bftscope.cometbft.report_html import write_html
 from bftscope.cometbft.rollups import answer
 from bftscope.cometbft.topology import OBSERVED, describe, hops, mark_paths
 from bftscope.config import Settings
@@ -40,7 +40,7 @@ def test_real_testnet_is_a_full_mesh_in_every_report(tmp_path: Path) -> None:
     assert len(matrix) == 12 and {(r["hops"], r["path"]) for r in matrix} == {(1, "one hop")}
     text = runner.invoke(app, ["report", "w", "--data-dir", d]).stdout
     assert "Topology: full mesh: every node is directly connected to every other (6 links)" in " ".join(text.split())
-    _html("w", report, [], tmp_path / "report.html")  # the page of `report --plots`, without drawing the plots
+    write_html("w", report, [], tmp_path / "report.html")  # the page of `report --plots`, without drawing the plots
     page = (tmp_path / "report.html").read_text()
     assert "Topology: full mesh" in page and "one hop" in page
 

@@ -23,6 +23,10 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:,.1f}"
 
 
+def _interval(iv: list[float] | None) -> str:
+    return "-" if iv is None else f"[{iv[0]:+.1f}, {iv[1]:+.1f}]"
+
+
 def _table(title: str, header: list[str], rows: list[list[Any]], note: str | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
@@ -52,7 +56,7 @@ def _sections(rep: dict[str, Any]) -> list[str]:
     out.append(
         _table(
             "Vote propagation (signer's timestamp → first receipt)",
-            ["signer", "receiver", "votes", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+            ["signer", "receiver", "votes", "p50 ms", "p95 ms", "p99 ms", "max ms", "path"],
             [
                 [
                     r["signer"],
@@ -62,6 +66,7 @@ def _sections(rep: dict[str, Any]) -> list[str]:
                     _ms(r["p95_ms"]),
                     _ms(r["p99_ms"]),
                     _ms(r["max_ms"]),
+                    r.get("path", "-"),
                 ]
                 for r in rep["vote_matrix"]
             ],
@@ -91,19 +96,46 @@ def _sections(rep: dict[str, Any]) -> list[str]:
         )
     )
     if rep.get("topology") is not None:
-        out.append(_generic("Topology", rep["topology"]))
-    skew = sorted(rep["clock_skew"], key=lambda r: -abs(r.get("b_ahead_of_a_ms") or 0))
-    if skew and {"a", "b", "b_ahead_of_a_ms", "one_way_ms"} <= set(skew[0]):
+        topo = rep["topology"]
+        out.append(f"<p>Topology: {html.escape(topo['description'])}"
+                   + (f" (from {html.escape(topo['source'])})" if topo.get("source") else "") + "</p>")
+    skew = sorted(rep["clock_skew"], key=lambda r: -abs(r.get("symmetric_floor_estimate_ms") or 0))
+    out.append(
+        _table(
+            "Clock skew (from minimum one-way delays; 'not determinable' where path asymmetry could explain it)",
+            ["a", "b", "b ahead of a (ms)", "interval (ms)", "status", "path asymmetry seen (ms)", "one-way (ms)"],
+            [
+                [
+                    r["a"],
+                    r["b"],
+                    "-" if r.get("b_ahead_of_a_ms") is None else f"{r['b_ahead_of_a_ms']:+.2f}",
+                    _interval(r.get("interval_ms")),
+                    r.get("status", "median-based (old run)"),
+                    _ms(r.get("asymmetry_ms")),
+                    _ms(r.get("one_way_ms")),
+                ]
+                for r in skew
+            ],
+            no_data.get("clock_skew"),
+        )
+    )
+    if rep.get("clock_offsets"):
+        offsets = rep["clock_offsets"]
         out.append(
             _table(
-                "Clock skew",
-                ["a", "b", "b ahead of a (ms)", "one-way (ms)"],
-                [[r["a"], r["b"], f"{r['b_ahead_of_a_ms']:+.2f}", _ms(r["one_way_ms"])] for r in skew],
-                no_data.get("clock_skew"),
+                f"Clock offset per node, relative to {offsets[0]['reference']}",
+                ["node", "offset (ms)", "interval (ms)", "status"],
+                [
+                    [
+                        r["node"],
+                        "-" if r["offset_ms"] is None else f"{r['offset_ms']:+.2f}",
+                        _interval(r["interval_ms"]),
+                        r["status"],
+                    ]
+                    for r in offsets
+                ],
             )
         )
-    else:  # the estimator's table may change shape: show whatever columns it has
-        out.append(_generic("Clock skew", skew) if skew else _table("Clock skew", [], [], no_data.get("clock_skew")))
     note = " ".join(n for n in (no_data.get("node_ranking"), rep.get("ranking_note")) if n) or None
     out.append(
         _table(
