@@ -22,6 +22,7 @@ from bftscope.api.routes import analytics, events, health, metrics, projects, si
 from bftscope.config import Settings
 from bftscope.control.jobs import ThreadJobRunner
 from bftscope.errors import InputError
+from bftscope.ingest.derived import rebuild_stale
 from bftscope.store.duckdb import DuckDBStore
 
 __all__ = ["check_bind", "create_app"]
@@ -56,6 +57,7 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
         st.execute("UPDATE simulations SET status = 'failed', processing_status = 'failed',"
                    " error_message = 'interrupted: the server stopped while processing; reprocess it'"
                    " WHERE processing_status IN ('pending', 'processing')")  # fmt: skip
+        rebuild_stale(st)  # runs whose derived tables a killed ingest left stale are served whole
         return ApiContext(store=st, settings=settings, jobs=jobs, telemetry=telemetry)
 
     @asynccontextmanager
