@@ -100,6 +100,8 @@ class DuckDBStore:
         try:
             yield
         except duckdb.InterruptException as exc:
+            if not fired.is_set():  # not our time limit: a Ctrl-C, to be handled as one
+                raise KeyboardInterrupt from exc
             raise QueryTimeoutError(
                 f"query exceeded its time limit of {self._settings.query_timeout_s:g} s"
             ) from exc
