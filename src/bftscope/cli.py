@@ -1,15 +1,16 @@
-"""The ``bftscope`` command line: ``ingest``, ``runs``, ``events``, ``summary``, ``simulate``, ``demo``,
-``serve`` and ``users create``.
+"""The ``bftscope`` command line: ``ingest``, ``runs``, ``events``, ``summary``, ``report``, ``compare``,
+``rebuild``, ``delete``, ``serve``, ``users create``, ``simulate``, ``demo``.
 
 Every command builds its :class:`Settings` once (``BFTSCOPE_*`` variables, ``--data-dir``),
 prints tables for people and ``--json`` for programs, and exits non-zero with a one-line reason
-when something is wrong (1: the request failed, 2: bad usage).
+when something is wrong (1: the request failed, 2: bad usage, 130: interrupted by Ctrl-C).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 import tempfile
 import time
@@ -20,13 +21,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from bftscope.cometbft.summary import run_summary
 from bftscope.config import Settings
 from bftscope.errors import BftscopeError, InputError
-from bftscope.ingest.pipeline import PHASES, IngestResult, ingest
+from bftscope.ingest import derived
+from bftscope.ingest.pipeline import PHASES, IngestInterrupted, IngestResult, ingest
 from bftscope.store import DuckDBStore, open_store
 from bftscope.store.eventquery import EventFilter, list_events
 from bftscope.timeutil import format_ns
@@ -57,7 +60,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _fail(exc: BftscopeError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc.message}")
+    err.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)  # one line, whatever the terminal width
     return typer.Exit(1)
 
 
@@ -164,16 +167,27 @@ def ingest_cmd(
 ) -> None:
     """Parse CometBFT/Tendermint logs and consensus WALs into a run."""
     settings = _settings(data_dir)
-    with _opened(settings) as store:
-        result = _run_ingest(store, paths, run, settings, workers, quiet=as_json)
-        summary = run_summary(store, run)
+    try:
+        with _opened(settings) as store:
+            result = _run_ingest(store, paths, run, settings, workers, quiet=as_json)
+            summary = run_summary(store, run)
+    except KeyboardInterrupt as exc:
+        # One line, not a traceback per process: what was kept, and how to finish.
+        again = shlex.join(["bftscope", "ingest", *map(str, paths), "--run", run]
+                           + (["--data-dir", str(data_dir)] if data_dir is not None else []))  # fmt: skip
+        kept = (f"kept {exc.events:,} events of {exc.files} file{'s' if exc.files != 1 else ''}"
+                if isinstance(exc, IngestInterrupted) else "nothing was written")  # fmt: skip
+        err.print(f"interrupted: {kept}; run `{again}` again to finish", markup=False, highlight=False,
+                  soft_wrap=True)  # fmt: skip
+        raise typer.Exit(130) from None
     if as_json:
         _print_json({
             "run": result.run, "seconds": round(result.seconds, 3), "bytes": result.bytes_total,
             "phases": {k: round(v, 3) for k, v in result.phases.items()},
             "events": result.events, "skipped": result.skipped, "identities": result.identities,
             "files": [{"name": f.name, "format": f.format, "node": f.node, "status": f.status, "reason": f.reason,
-                       "lines": f.report.lines, "events": f.report.events, "skipped": dict(f.report.skipped),
+                       "duplicate_of": f.duplicate_of, "start": f.start, "lines": f.report.lines,
+                       "events": f.report.events, "skipped": dict(f.report.skipped),
                        "warnings": f.report.warnings, "examples": f.report.examples} for f in result.files],
             "summary": summary,
         })  # fmt: skip
@@ -190,13 +204,48 @@ def runs_cmd(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     settings = _settings(data_dir)
     with _opened(settings) as store:
         runs = store.list_runs()
+    for r in runs:
+        # "stale": an ingest stopped before the derived tables and rollups were rebuilt; any reader
+        # that needs them, the next ingest or `bftscope rebuild` brings them up to date.
+        r["derived"] = "current" if r.pop("derived_version") == derived.DERIVED_VERSION else "stale"
     if as_json:
         _print_json(runs)
         return
-    t = Table("run", "chain", "nodes", "sources", "events", "created")
+    t = Table("run", "chain", "nodes", "sources", "events", "derived", "created")
     for r in runs:
-        t.add_row(r["name"], r["chain"], str(r["nodes"]), str(r["sources"]), f"{r['events']:,}", r["created_at"])
+        t.add_row(r["name"], r["chain"], str(r["nodes"]), str(r["sources"]), f"{r['events']:,}", r["derived"],
+                  r["created_at"])  # fmt: skip
     out.print(t)
+
+
+@app.command("rebuild")
+def rebuild_cmd(run: Annotated[str, typer.Argument()], data_dir: DataDir = None) -> None:
+    """Rebuild a run's derived tables (vote arrivals, deliveries) and metric rollups from its events."""
+    settings = _settings(data_dir)
+    with _opened(settings) as store:
+        rid = store.get_run(run).id
+        t = time.perf_counter()
+        with store.memory_limit(settings.ingest_derive_memory_limit):
+            counts = derived.build(store, rid)
+    out.print(f"rebuilt the derived tables and rollups of {run} in {time.perf_counter() - t:.2f} s: "
+              + ", ".join(f"{k} {v:,}" for k, v in counts.items()))  # fmt: skip
+
+
+@app.command("delete")
+def delete_cmd(
+    run: Annotated[str, typer.Argument()],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the run's events and everything derived go.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Delete a run with its nodes, sources, events, derived tables and rollups."""
+    if not yes:
+        err.print(f"refusing to delete run {run!r} without --yes", markup=False, highlight=False)
+        raise typer.Exit(2)
+    settings = _settings(data_dir)
+    with _opened(settings) as store:
+        r = store.get_run(run)
+        store.delete_run(r.id)
+    out.print(f"deleted run {run}")
 
 
 @app.command("summary")
@@ -266,6 +315,7 @@ def report_cmd(
     settings = _settings(data_dir)
     with _opened(settings) as store:
         rid = store.get_run(run).id
+        derived.ensure_current(store, rid)  # a run an interrupted ingest left stale is repaired first
         report = build_report(store, rid)
         written: list[Path] = []
         if plots is not None:
@@ -292,7 +342,10 @@ def compare_cmd(
 
     settings = _settings(data_dir)
     with _opened(settings) as store:
-        result = compare_runs(store, store.get_run(run_a).id, store.get_run(run_b).id)
+        ids = store.get_run(run_a).id, store.get_run(run_b).id
+        for rid in ids:
+            derived.ensure_current(store, rid)
+        result = compare_runs(store, *ids)
     if as_json:
         _print_json(result)
         return

@@ -121,9 +121,30 @@ def test_held_rows_fill_whole_row_groups_and_are_never_missed(settings: Settings
     store.discard_source(b.id)  # held rows of a discarded source go too
     assert store.query("SELECT source, count(*) FROM events GROUP BY 1") == [(a.id, 200_000)]
     store.append_events(run.id, 0, a.id, _batch(7), hold_partial=True)
+    store.finish_source(a.id, lines=200_007, events=200_007, skipped={}, warnings=[])
     store.close()  # closing writes held rows
     store = DuckDBStore.open(settings.store_path, settings)
     assert store.query("SELECT count(*) FROM events")[0][0] == 200_007
+    store.close()
+
+
+def test_opening_removes_what_a_dead_ingest_left_half_written(settings: Settings) -> None:
+    """Only one process writes the file: a source still "ingesting" when it is opened was left by a writer
+    that died. Its events go (they were never counted as ingested) and its run's derived tables are stale."""
+    store = DuckDBStore.open(settings.store_path, settings)
+    run = store.get_or_create_run("r", "cometbft")
+    done = store.begin_source(run.id, 0, "done", "x", "h1", 1)
+    store.append_events(run.id, 0, done.id, _batch(5))
+    store.finish_source(done.id, lines=5, events=5, skipped={}, warnings=[])
+    store.set_derived_version(run.id, 1)
+    cut = store.begin_source(run.id, 0, "cut", "x", "h2", 1)
+    store.append_events(run.id, 0, cut.id, _batch(9))
+    store.close()  # as if the process had been killed here
+    store = DuckDBStore.open(settings.store_path, settings)
+    assert [(s.name, s.status) for s in store.sources(run.id)] == [("done", "complete")]
+    assert store.query("SELECT source, count(*) FROM events GROUP BY 1") == [(done.id, 5)]
+    assert store.derived_version(run.id) is None
+    assert store.list_runs()[0]["events"] == 5
     store.close()
 
 

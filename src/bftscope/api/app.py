@@ -23,6 +23,7 @@ from bftscope.api.routes import analytics, events, health, metrics, projects, si
 from bftscope.config import Settings
 from bftscope.control.jobs import ThreadJobRunner, recover_after_crash
 from bftscope.errors import InputError
+from bftscope.ingest.derived import rebuild_stale
 from bftscope.store.duckdb import DuckDBStore
 
 __all__ = ["check_bind", "create_app"]
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
     def start(st: DuckDBStore) -> ApiContext:
         jobs = ThreadJobRunner(st, settings, on_done=lambda sim_id: app.state.ctx.forget_simulation(sim_id))
         recover_after_crash(st, settings.data_dir)
+        rebuild_stale(st)  # runs whose derived tables a killed ingest left stale are served whole
         return ApiContext(store=st, settings=settings, jobs=jobs, telemetry=telemetry)
 
     @asynccontextmanager

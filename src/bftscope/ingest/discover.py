@@ -2,35 +2,44 @@
 
 A path may be a file (any name: the format is detected from content), a node home directory
 (``config/`` + ``data/``: its consensus WALs and logs are taken, all attributed to that node), or
-a folder holding any number of those (a whole testnet). Inside folders only files that look like
-node output are considered (``*.log*``, ``*.json*``, ``*.txt``, ``*.gz``, ``cs.wal/wal*``) so a
-node's databases are not read. Symbolic links are not followed out of the named folders.
+a folder holding any number of those (a whole testnet). Every file found inside a folder is a
+candidate whatever its name — ``wal`` outside ``cs.wal/``, ``node.wal``, a file called ``b`` — and
+its content decides; nothing found is dropped silently: what is not read is returned as
+:class:`Skipped` with its reason. Only two things are skipped by name, and both are reported: node
+databases (``*.db/`` folders: large, never logs) and a node home's ``config/`` (read for the
+node's identity, see ``cometbft/home.py``). Symbolic links are followed, to files and folders,
+wherever they point; dangling links, link loops and folders reached a second time are reported.
+FIFOs, devices and sockets are reported as "not a regular file" and never opened (a FIFO would
+block the ingest). A path named on the command line that does not exist is reported the same
+way, and the other paths are still ingested.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import re
+import stat
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from bftscope.cometbft.home import is_node_home
-from bftscope.errors import InputError
 from bftscope.ingest.source import FileFormat
 
-__all__ = ["InputFile", "detect_format", "discover", "open_input"]
+__all__ = ["Discovery", "InputFile", "Skipped", "detect_format", "discover", "gzip_cut", "open_input"]
 
-_LOG_NAME = re.compile(r"\.(log|jsonl?|txt|out)(\.\d+)?(\.gz)?$|\.gz$", re.IGNORECASE)
 _WAL_NAME = re.compile(r"^wal(\.\d+)?$")
 HEAD_BYTES = 64 * 1024
-# Node state files that share a log-like extension.
+# Node state files: JSON, never logs. Only the reason given for them comes from the name.
 _NOT_LOGS = frozenset({"genesis.json", "node_key.json", "priv_validator_key.json", "priv_validator_state.json",
                        "addrbook.json", "ground_truth.json"})  # fmt: skip
+_KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+          (stat.S_ISSOCK, "socket"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,22 @@ class InputFile:
     name: str  # what reports show: relative to the folder the user named
     home: Path | None  # node home directory the file belongs to, if any
     gz: bool
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A path found and not read: ``status`` is "skipped" or "duplicate" (a file already found)."""
+
+    name: str
+    status: str
+    reason: str
+    duplicate_of: str | None = None
+
+
+@dataclass
+class Discovery:
+    files: list[InputFile] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def _is_gz(path: Path) -> bool:
@@ -58,20 +83,72 @@ def _home_of(path: Path, roots: list[Path]) -> Path | None:
     return None
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        # Skip node databases wholesale: they are large and never logs.
-        dirnames[:] = [d for d in dirnames if not d.endswith(".db")]
-        here = Path(dirpath)
-        if here.name == "config" and is_node_home(here.parent):
-            continue  # read for identity (cometbft/home.py), never as event sources
-        for fn in sorted(filenames):
-            p = here / fn
-            if fn in _NOT_LOGS or p.is_symlink() or not p.is_file():
-                continue
-            if (here.name == "cs.wal" and _WAL_NAME.match(fn)) or _LOG_NAME.search(fn):
-                yield p
+def _kind(path: Path) -> tuple[str, str | None]:
+    """``("file" | "dir" | "skip", reason)`` for a path, following symbolic links."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "skip", "dangling symbolic link" if path.is_symlink() else "no such file or directory"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "skip", "symbolic link loop"
+        return "skip", f"cannot be read: {exc.strerror or exc}"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir", None
+    if stat.S_ISREG(st.st_mode):
+        return "file", None
+    what = next((name for test, name in _KINDS if test(st.st_mode)), "special file")
+    return "skip", f"not a regular file ({what})"
+
+
+class _Finder:
+    """One discovery: the files found (each real file once) and what was skipped."""
+
+    def __init__(self) -> None:
+        self.found: dict[Path, InputFile] = {}
+        self.out = Discovery()
+
+    def add(self, path: Path, name: str, home: Path | None) -> None:
+        real = path.resolve()
+        first = self.found.get(real)
+        if first is not None:
+            self.out.skipped.append(Skipped(name, "duplicate", f"same file as {first.name}", first.name))
+            return
+        self.found[real] = InputFile(real, name, home, _is_gz(real))
+
+    def skip(self, name: str, reason: str) -> None:
+        self.out.skipped.append(Skipped(name, "skipped", reason))
+
+    def walk(self, given: Path) -> None:
+        root = given.absolute()
+        visited = {root.resolve()}
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            here = Path(dirpath)
+
+            def shown(leaf: str, here: Path = here) -> str:
+                return f"{given.name}/{(here / leaf).relative_to(root)}"
+
+            keep = []
+            for d in sorted(dirnames):
+                if d.endswith(".db"):  # node databases: large and never logs
+                    self.skip(shown(d), "node database (not read)")
+                    continue
+                real = (here / d).resolve()
+                if real in visited:
+                    self.skip(shown(d), "symbolic link loop (a folder already searched)")
+                    continue
+                visited.add(real)
+                keep.append(d)
+            dirnames[:] = keep
+            config = here.name == "config" and is_node_home(here.parent)
+            for fn in sorted(filenames):
+                kind, reason = _kind(here / fn)
+                if kind != "file":
+                    self.skip(shown(fn), reason or "not a regular file")
+                elif config:
+                    self.skip(shown(fn), "node configuration (read for the node's identity)")
+                else:
+                    self.add(here / fn, shown(fn), _home_of(here / fn, [root.parent]))
 
 
 def _wal_order(p: Path) -> tuple[str, int]:
@@ -82,40 +159,96 @@ def _wal_order(p: Path) -> tuple[str, int]:
     return (str(p), 0)
 
 
-def discover(paths: list[Path]) -> list[InputFile]:
-    """Expand user paths into input files, each at most once. Raises InputError for a missing path."""
-    out: dict[Path, InputFile] = {}
+def discover(paths: list[Path]) -> Discovery:
+    """Expand user paths into input files, each real file at most once, and what was skipped and why."""
+    finder = _Finder()
     for given in paths:
-        if not given.exists():
-            raise InputError(f"no such file or directory: {given}")
-        if given.is_file():
-            real = given.resolve()
-            home = _home_of(real, [])
-            out.setdefault(real, InputFile(real, given.name, home, _is_gz(real)))
-            continue
-        root = given.resolve()
-        for p in _walk(root):
-            real = p.resolve()
-            if not real.is_relative_to(root):
-                continue
-            name = str(p.relative_to(root))
-            home = _home_of(p, [root.parent])
-            out.setdefault(real, InputFile(real, f"{given.name}/{name}", home, _is_gz(real)))
-    return sorted(out.values(), key=lambda f: _wal_order(f.path))
+        kind, reason = _kind(given)
+        if kind == "dir":
+            finder.walk(given)
+        elif kind == "file":
+            finder.add(given, given.name, _home_of(given.resolve(), []))
+        else:
+            finder.skip(str(given), reason or "not a regular file")
+    out = finder.out
+    out.files = sorted(finder.found.values(), key=lambda f: _wal_order(f.path))
+    return out
+
+
+class _TolerantGzip:
+    """A gzip stream that ends where the compressed data ends, even when that is before the gzip
+    trailer (a file cut by a full disk or an interrupted copy): what decompressed is kept, and the cut
+    is recorded in :attr:`cut` for the parse report instead of raising ``EOFError`` and losing it all.
+    """
+
+    def __init__(self, gz: gzip.GzipFile) -> None:
+        self._gz = gz
+        self.cut: str | None = None  # why the stream stopped early, if it did
+        self.out = 0  # decompressed bytes delivered
+
+    def _stop(self, exc: Exception) -> None:
+        what = "truncated" if isinstance(exc, EOFError) else "corrupt"
+        self.cut = f"gzip stream {what} after {self.out:,} bytes ({exc})"
+
+    def read(self, n: int = -1) -> bytes:
+        parts: list[bytes] = []
+        want = n
+        while self.cut is None and want != 0:
+            try:
+                # read1: one decompression step at a time, so an error loses nothing decompressed before it
+                piece = self._gz.read1(want if want > 0 else 1 << 20)
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                self._stop(exc)
+                break
+            if not piece:
+                break
+            parts.append(piece)
+            self.out += len(piece)
+            if want > 0:
+                want -= len(piece)
+        return b"".join(parts)
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self.cut is not None:
+            return b""
+        try:
+            line = self._gz.readline(limit)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            self._stop(exc)
+            return b""
+        self.out += len(line)
+        return line
+
+    def seekable(self) -> bool:
+        return self._gz.seekable()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._gz.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._gz.tell()
 
 
 @contextmanager
 def open_input(f: InputFile) -> Iterator[tuple[BinaryIO, BinaryIO]]:
-    """Open an input: ``(stream to parse, raw file)``; the raw file's position tracks progress."""
+    """Open an input: ``(stream to parse, raw file)``; the raw file's position tracks progress.
+
+    A ``.gz`` stream is a :class:`_TolerantGzip`: check its ``cut`` after reading (:func:`gzip_cut`).
+    """
     raw = f.path.open("rb")
     try:
         if f.gz:
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                yield gz, raw  # type: ignore[misc]
+                yield _TolerantGzip(gz), raw  # type: ignore[misc]
         else:
             yield raw, raw
     finally:
         raw.close()
+
+
+def gzip_cut(stream: BinaryIO) -> str | None:
+    """Why a stream from :func:`open_input` ended before its data did (a cut ``.gz``), or None."""
+    return stream.cut if isinstance(stream, _TolerantGzip) else None
 
 
 def detect_format(f: InputFile, formats: list[FileFormat]) -> tuple[FileFormat | None, str | None]:
@@ -123,11 +256,14 @@ def detect_format(f: InputFile, formats: list[FileFormat]) -> tuple[FileFormat |
     try:
         with open_input(f) as (stream, _):
             head = stream.read(HEAD_BYTES)
+            cut = gzip_cut(stream)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         return None, f"unreadable: {exc}"
     if not head:
-        return None, "empty file"
+        return None, f"unreadable: {cut}" if cut else "empty file"
     for fmt in formats:
         if fmt.sniff(head):
             return fmt, None
+    if f.path.name in _NOT_LOGS:
+        return None, "node state file (not a log)"
     return None, "unrecognized format"

@@ -48,6 +48,9 @@ class SourceRecord:
     events: int
     skipped: dict[str, int]
     warnings: list[str]
+    start_offset: int = 0  # where reading began: > 0 when it continues an earlier, shorter version of the file
+    prefix_len: int | None = None  # the file's prefix this source completes (through its last whole line)
+    prefix_hash: str | None = None  # xxh3-128 of that prefix; None where the file cannot be continued
 
 
 class Store(Protocol):
@@ -74,8 +77,28 @@ class Store(Protocol):
     def find_source(self, run_id: int, content_hash: str) -> SourceRecord | None: ...
 
     def begin_source(
-        self, run_id: int, node: int, name: str, fmt: str, content_hash: str, size: int
+        self,
+        run_id: int,
+        node: int,
+        name: str,
+        fmt: str,
+        content_hash: str,
+        size: int,
+        *,
+        start_offset: int = 0,
+        prefix_len: int | None = None,
+        prefix_hash: str | None = None,
     ) -> SourceRecord: ...
+
+    def continuable_sources(self, run_id: int, fmt: str, size: int) -> list[SourceRecord]:
+        """Complete sources of the run in format ``fmt`` whose prefix a file of ``size`` bytes could start
+        with, longest prefix first."""
+        ...
+
+    def trim_source(self, source_id: int, from_seq: int) -> int:
+        """Remove the source's events from positions ``>= from_seq`` (a last line read while it was still
+        being written); returns how many."""
+        ...
 
     def finish_source(
         self, source_id: int, *, lines: int, events: int, skipped: dict[str, int], warnings: list[str]
@@ -107,5 +130,16 @@ class Store(Protocol):
     def query_arrow(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> pa.Table: ...
 
     def delete_run(self, run_id: int) -> None: ...
+
+    def derived_version(self, run_id: int) -> int | None:
+        """Version of the derived tables and rollups the run holds; None when events changed since."""
+        ...
+
+    def set_derived_version(self, run_id: int, version: int | None) -> None: ...
+
+    def recover_interrupted(self) -> int:
+        """Remove what an ingest that died left half-written (its unfinished sources and their events)
+        and mark their runs' derived tables stale; returns how many sources were removed."""
+        ...
 
     def close(self) -> None: ...

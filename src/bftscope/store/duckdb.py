@@ -69,7 +69,13 @@ class DuckDBStore:
             raise StoreError(f"cannot open the store at {target}: {exc}") from exc
         if not read_only:
             apply_migrations(con, "duckdb")
-        return cls(con, settings, read_only=read_only)
+        store = cls(con, settings, read_only=read_only)
+        if not read_only:
+            # Only one process can open the file for writing, so a source still "ingesting" now was left by
+            # an ingest that died (kill -9, power loss): without this, its events would count in one
+            # listing and not in another until the same file is ingested again.
+            store.recover_interrupted()
+        return store
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -94,6 +100,8 @@ class DuckDBStore:
         try:
             yield
         except duckdb.InterruptException as exc:
+            if not fired.is_set():  # not our time limit: a Ctrl-C, to be handled as one
+                raise KeyboardInterrupt from exc
             raise QueryTimeoutError(
                 f"query exceeded its time limit of {self._settings.query_timeout_s:g} s"
             ) from exc
@@ -156,7 +164,7 @@ class DuckDBStore:
     def list_runs(self) -> list[dict[str, Any]]:
         rows = self.query(
             """
-            SELECT r.id, r.name, r.chain, r.created_at,
+            SELECT r.id, r.name, r.chain, r.created_at, r.derived_version,
                    (SELECT count(*) FROM nodes n WHERE n.run_id = r.id) AS nodes,
                    (SELECT count(*) FROM sources s WHERE s.run_id = r.id AND s.status = 'complete') AS sources,
                    (SELECT coalesce(sum(s.events), 0) FROM sources s
@@ -165,8 +173,8 @@ class DuckDBStore:
             """
         )
         return [
-            {"id": r[0], "name": r[1], "chain": r[2], "created_at": r[3].isoformat(), "nodes": r[4],
-             "sources": r[5], "events": int(r[6])}
+            {"id": r[0], "name": r[1], "chain": r[2], "created_at": r[3].isoformat(), "derived_version": r[4],
+             "nodes": r[5], "sources": r[6], "events": int(r[7])}
             for r in rows
         ]
 
@@ -226,15 +234,17 @@ class DuckDBStore:
 
     # --- sources ---------------------------------------------------------------------------
 
-    _SOURCE_COLS = "id, run_id, node, name, format, content_hash, size, status, lines, events, skipped, warnings"
+    _SOURCE_COLS = ("id, run_id, node, name, format, content_hash, size, status, lines, events, skipped, warnings,"
+                    " start_offset, prefix_len, prefix_hash")  # fmt: skip
 
     @staticmethod
     def _source(row: tuple[Any, ...]) -> SourceRecord:
-        sid, run_id, node, name, fmt, content_hash, size, status, lines, events, skipped, warnings = row
+        sid, run_id, node, name, fmt, content_hash, size, status, lines, events, skipped, warnings, *prefix = row
         return SourceRecord(
             sid, run_id, node, name, fmt, content_hash, size, status, lines, events,
             skipped=json.loads(skipped) if skipped else {},
             warnings=json.loads(warnings) if warnings else [],
+            start_offset=prefix[0], prefix_len=prefix[1], prefix_hash=prefix[2],
         )
 
     def find_source(self, run_id: int, content_hash: str) -> SourceRecord | None:
@@ -248,8 +258,44 @@ class DuckDBStore:
         rows = self.query(f"SELECT {self._SOURCE_COLS} FROM sources WHERE run_id = ? ORDER BY id", [run_id])
         return [self._source(r) for r in rows]
 
+    def continuable_sources(self, run_id: int, fmt: str, size: int) -> list[SourceRecord]:
+        rows = self.query(
+            f"SELECT {self._SOURCE_COLS} FROM sources WHERE run_id = ? AND format = ? AND status = 'complete'"
+            " AND prefix_hash IS NOT NULL AND prefix_len > 0 AND prefix_len <= ? ORDER BY prefix_len DESC, id DESC",
+            [run_id, fmt, size],
+        )
+        return [self._source(r) for r in rows]
+
+    def trim_source(self, source_id: int, from_seq: int) -> int:
+        with self._lock:
+            rows = self._write(
+                "SELECT run_id, count(*) FROM events WHERE source = ? AND seq >= ? GROUP BY run_id",
+                [source_id, from_seq],
+            )
+            if not rows:
+                return 0
+            run_id, n = rows[0]
+            self._write(
+                "DELETE FROM events WHERE run_id = ? AND source = ? AND seq >= ?", [run_id, source_id, from_seq]
+            )
+            # The removed events came from one line (the one cut when the source was read), counted in `lines`.
+            self._write("UPDATE sources SET events = events - ?, lines = greatest(lines - 1, 0) WHERE id = ?",
+                        [n, source_id])  # fmt: skip
+            self._next_event_id.pop(run_id, None)
+            return int(n)
+
     def begin_source(
-        self, run_id: int, node: int, name: str, fmt: str, content_hash: str, size: int
+        self,
+        run_id: int,
+        node: int,
+        name: str,
+        fmt: str,
+        content_hash: str,
+        size: int,
+        *,
+        start_offset: int = 0,
+        prefix_len: int | None = None,
+        prefix_hash: str | None = None,
     ) -> SourceRecord:
         """Register a source about to be ingested. A half-ingested earlier attempt is discarded."""
         with self._lock:
@@ -262,11 +308,12 @@ class DuckDBStore:
                 self._next_event_id.pop(run_id, None)
             (sid,) = self._con.execute("SELECT coalesce(max(id), 0) + 1 FROM sources").fetchall()[0]
             self._write(
-                "INSERT INTO sources (id, run_id, node, name, format, content_hash, size, status, ingested_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 'ingesting', ?)",
-                [sid, run_id, node, name, fmt, content_hash, size, _now()],
+                "INSERT INTO sources (id, run_id, node, name, format, content_hash, size, status, ingested_at,"
+                " start_offset, prefix_len, prefix_hash) VALUES (?, ?, ?, ?, ?, ?, ?, 'ingesting', ?, ?, ?, ?)",
+                [sid, run_id, node, name, fmt, content_hash, size, _now(), start_offset, prefix_len, prefix_hash],
             )
-        return SourceRecord(sid, run_id, node, name, fmt, content_hash, size, "ingesting", 0, 0, {}, [])
+        return SourceRecord(sid, run_id, node, name, fmt, content_hash, size, "ingesting", 0, 0, {}, [],
+                            start_offset, prefix_len, prefix_hash)  # fmt: skip
 
     def finish_source(
         self, source_id: int, *, lines: int, events: int, skipped: dict[str, int], warnings: list[str]
@@ -426,6 +473,21 @@ class DuckDBStore:
                 self._con.execute("ROLLBACK")
                 raise
             self._next_event_id.pop(run_id, None)
+
+    def derived_version(self, run_id: int) -> int | None:
+        rows = self.query("SELECT derived_version FROM runs WHERE id = ?", [run_id])
+        return rows[0][0] if rows else None
+
+    def set_derived_version(self, run_id: int, version: int | None) -> None:
+        self._write("UPDATE runs SET derived_version = ? WHERE id = ?", [version, run_id])
+
+    def recover_interrupted(self) -> int:
+        with self._lock:
+            stale = self._write("SELECT id, run_id FROM sources WHERE status = 'ingesting'")
+            for sid, run_id in stale:
+                self.discard_source(sid)
+                self.set_derived_version(run_id, None)
+            return len(stale)
 
     def checkpoint(self) -> None:
         with self._lock:
