@@ -9,13 +9,15 @@ Rules, each an independent *claim* ``node → id`` with its source (strongest fi
 
 1. ``stated``: ``config/node_key.json`` or a log line (``P2P Node ID``, ``Started node``): kept as is.
 2. ``genesis gentx memo``: a gentx memo ``<id>@<ip>:<port>`` for the node's validator key or moniker.
-3. ``WAL: fastest deliverer of its own votes``: among the peers that delivered validator V's votes to
-   any node, the one whose deliveries came soonest after V's own timestamp (median), other than the
+Rules 3 and 4 read the sending peer of received messages, which WALs and debug logs both record.
+
+3. ``received messages: fastest deliverer of its own votes``: among the peers that delivered validator
+   V's votes to any node, the one whose deliveries came soonest after V's own timestamp (median), other than the
    peers V's own node received from (a node is never its own peer). A relay adds a hop, so V's node is
    the fastest — assuming some node of the run peers with V directly. Clear winners only: the best
    median must be under 0.8 × the next.
-4. ``WAL: the one known id never seen as its peer``: a node never receives from itself, so of every id
-   the run knows (configs' peer lists, other WALs' peers) minus those this node received from and those
+4. ``received messages: the one known id never seen as its peer``: a node never receives from itself, so
+   of every id the run knows (configs' peer lists, other WALs' peers) minus those this node received from and those
    already placed on other nodes, exactly one left is its own.
 5. ``config.toml peer host = moniker/external_address``: a peer entry whose host is the node's moniker or
    external address.
@@ -44,8 +46,8 @@ __all__ = ["SOURCES", "identity_provenance", "node_identities", "record_home", "
 
 STATED = "stated"
 GENTX = "genesis gentx memo"
-WAL_FASTEST = "WAL: fastest deliverer of its own votes"
-WAL_ABSENT = "WAL: the one known id never seen as its peer"
+WAL_FASTEST = "received messages: fastest deliverer of its own votes"
+WAL_ABSENT = "received messages: the one known id never seen as its peer"
 CONFIG_HOST = "config.toml peer host = moniker/external_address"
 CONFIG_LISTS = "config.toml peer lists (the one id missing from its own)"
 SOURCES = (STATED, GENTX, WAL_FASTEST, WAL_ABSENT, CONFIG_HOST, CONFIG_LISTS)  # strongest first
