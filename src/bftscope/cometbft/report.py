@@ -42,6 +42,8 @@ def render_report(out: Console, rep: dict[str, Any], *, top: int = 20) -> None:
     """Print the report's sections as terminal tables; a long table keeps its ``top`` most telling rows and says
     how many of how many. A section without data says which input would give it; statuses are defined at the end."""
     for s in sections(rep):
+        if s.title and not s.header:  # a section of prose only: its title as a heading
+            out.print(Text(s.title, style="bold"))
         for line in s.before:
             out.print(_line(line))
         if s.header:
@@ -49,7 +51,9 @@ def render_report(out: Console, rep: dict[str, Any], *, top: int = 20) -> None:
             if s.limit is not None:
                 rows = s.rows[:top]
                 title += f", {s.limit}{len(rows)} of {len(s.rows)}"
-            t = Table(*s.header, title=Text(title, style="table.title"))
+            t = Table(title=Text(title, style="table.title"))
+            for h in s.header:  # fold, not cut: a narrow terminal must not lose the end of an id or a number
+                t.add_column(h, overflow="fold")
             for r in rows:  # plain Text: a file name or reason with brackets is not rich markup
                 t.add_row(*(Text(c) for c in r))
             out.print(t)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,34 @@ def _line(line: Line) -> str:
     return f"<p{cls}>{html.escape(line.text)}</p>"
 
 
+# a number, percentage, interval, range or timestamp ("-" for none): right-aligned and unbroken, so that
+# columns of them line up
+_NUMERIC = re.compile(r"[-+\d.,%\[\] …]+|\d{4}-\d\d-\d\dT[\d:.]+Z")
+
+
+def _cell(c: str) -> str:
+    cls = ' class="num"' if _NUMERIC.fullmatch(c) else ""
+    return f"<td{cls}>{html.escape(c)}</td>"
+
+
 def _section(s: Section) -> str:
     out = [f"<h2>{html.escape(s.title)}</h2>"] if s.title else []
     out += [_line(x) for x in s.before]
-    if s.header and s.rows:  # a table without rows is only its title (and the note saying why, if any)
+    if s.header and s.rows:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in s.header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in s.rows)
+        body = "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in s.rows)
         out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    elif s.header and not s.after:  # an empty table without a note saying why: say it is empty, not broken
+        out.append('<p class="note">none</p>')
     out += [_line(x) for x in s.after]
     return "".join(out)
+
+
+_STYLE = """body{font-family:sans-serif;margin:2em;max-width:1300px} img{max-width:100%;margin:1em 0}
+table{border-collapse:collapse;margin-bottom:1em}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
+td.num{text-align:right;white-space:nowrap} th{background:#eee}
+.note{font-style:italic;color:#555} .warning{color:#a60}"""
 
 
 def write_html(run: str, rep: dict[str, Any], images: list[Path], path: Path) -> None:
@@ -41,9 +61,7 @@ def write_html(run: str, rep: dict[str, Any], images: list[Path], path: Path) ->
         for p in images
     )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bftscope report: {html.escape(run)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1300px}}img{{max-width:100%;margin:1em 0}}
-table{{border-collapse:collapse;margin-bottom:1em}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
-th{{background:#eee}}.note{{font-style:italic;color:#555}}.warning{{color:#a60}}</style></head><body>
+<style>{_STYLE}</style></head><body>
 <h1>bftscope report: {html.escape(run)}</h1>{imgs}{"".join(_section(s) for s in sections(rep))}
 </body></html>"""
     path.write_text(page, encoding="utf-8")

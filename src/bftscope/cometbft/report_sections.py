@@ -64,8 +64,7 @@ def _notes(rep: dict[str, Any], *names: str) -> list[Line]:
 def sections(rep: dict[str, Any]) -> list[Section]:
     """The report's sections, in the order both renderings show them."""
     return [
-        _identities(rep),
-        _topology(rep),
+        _nodes(rep),
         *_unread(rep),
         _vote_matrix(rep),
         _links(rep),
@@ -80,22 +79,18 @@ def sections(rep: dict[str, Any]) -> list[Section]:
     ]
 
 
-def _identities(rep: dict[str, Any]) -> Section:
-    # an inferred or disputed p2p id says so: every one-hop answer rests on it
-    lines = []
+def _nodes(rep: dict[str, Any]) -> Section:
+    """Each node's p2p id and where it came from, then the topology built on them. An inferred or disputed id
+    says so: every one-hop answer of the report rests on these ids."""
+    rows, after = [], []
     for n in rep.get("identities") or []:
-        source = "; ".join(n["sources"]) or "nowhere"
-        lines.append(Line(f"{n['label']}: p2p id {n['p2p_id'] or 'unknown'} from {source}"))
-        lines += [Line(f"conflict {c}", "warning") for c in n["conflicts"]]
-    return Section(None, before=lines)
-
-
-def _topology(rep: dict[str, Any]) -> Section:
+        rows.append([n["label"], n["p2p_id"] or "unknown", "; ".join(n["sources"]) or "nowhere"])
+        after += [Line(f"conflict {c}", "warning") for c in n["conflicts"]]
     topo = rep.get("topology")
-    if not topo:
-        return Section(None)
-    return Section(None, before=[Line(f"Topology: {topo['description']}"
-                                      + (f" (from {topo['source']})" if topo.get("source") else ""))])  # fmt: skip
+    if topo:
+        after.append(Line(f"Topology: {topo['description']}"
+                          + (f" (from {topo['source']})" if topo.get("source") else "")))  # fmt: skip
+    return Section("Nodes", ["node", "p2p id", "identified from"], rows, after=after)
 
 
 def _unread(rep: dict[str, Any]) -> list[Section]:
@@ -162,7 +157,7 @@ def _ranking(rep: dict[str, Any]) -> Section:
 def _heights(rep: dict[str, Any]) -> Section:
     slow = [h for h in rep["heights"] if h["rounds"] > 1]
     line = Line(f"{len(rep['heights'])} heights, {len(slow)} needed more than one round")
-    return Section(None, before=[line], after=_notes(rep, "heights"))
+    return Section("Heights", before=[line], after=_notes(rep, "heights"))
 
 
 def _restarts(rep: dict[str, Any]) -> list[Section]:
