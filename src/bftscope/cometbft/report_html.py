@@ -37,12 +37,12 @@ def _cell(c: str) -> str:
 def _section(s: Section) -> str:
     out = [f"<h2>{html.escape(s.title)}</h2>"] if s.title else []
     out += [_line(x) for x in s.before]
-    if s.header and s.rows:
+    if s.header:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in s.header)
         body = "".join("<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in s.rows)
         out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-    elif s.header and not s.after:  # an empty table without a note saying why: say it is empty, not broken
-        out.append('<p class="note">none</p>')
+        if not s.rows and not s.after:  # an empty table without a note saying why: say it is empty, not broken
+            out.append('<p class="note">none</p>')
     out += [_line(x) for x in s.after]
     return "".join(out)
 
