@@ -84,10 +84,10 @@ def test_upload_process_page_and_read_every_metric(client: TestClient, api_setti
         r = client.get(f"/v1/simulations/{sid}/metrics/{path}", headers=h)
         assert r.status_code == 200 and r.json(), path
     assert client.get(f"/v1/simulations/{sid}/metrics/latency/pairwise", headers=h).json() == \
-        analyzer.pairwise_latency(store, rid)  # fmt: skip
+        analyzer.round_ms(analyzer.pairwise_latency(store, rid))  # fmt: skip
     votes = client.get(f"/v1/simulations/{sid}/metrics/latency/votes?threshold=p50&perPage=5&page=2",
                        headers=h).json()  # fmt: skip
-    assert votes == analyzer.vote_latencies(store, rid, page=2, per_page=5, threshold="p50")
+    assert votes == analyzer.round_ms(analyzer.vote_latencies(store, rid, page=2, per_page=5, threshold="p50"))
     # a large answer goes out gzip-compressed to clients that accept it, and decodes to the same JSON
     url = f"/v1/simulations/{sid}/metrics/latency/timeseries"
     zipped = client.get(url, headers={**h, "Accept-Encoding": "gzip"})
