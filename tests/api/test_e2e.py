@@ -59,11 +59,16 @@ def test_upload_process_page_and_read_every_metric(client: TestClient, api_setti
     # every event exactly once, in (timestamp, id) order, with a page size that splits equal timestamps
     events = _all_events(client, sid, h, limit=997)
     ids = [e["id"] for e in events]
-    assert len(ids) == len(set(ids)) == summary["events"]
+    exchanges = [e for e in events if e["kind"] == "delivery"]  # the confirmed p2p exchanges, interleaved
+    assert len(ids) == len(set(ids)) == summary["events"] + len(exchanges) and len(exchanges) > 2000
     keys = [(e["timestamp"], e["id"]) for e in events]
     assert keys == sorted(keys)
     page = client.get(f"/v1/simulations/{sid}/events?limit=100&includeTotalCount=true", headers=h).json()
-    assert page["pagination"]["totalCount"] == summary["events"] and page["pagination"]["hasPrevious"] is False
+    assert page["pagination"]["totalCount"] == len(events) and page["pagination"]["hasPrevious"] is False
+    only = client.get(f"/v1/simulations/{sid}/events?limit=50000&kind=delivery&includeTotalCount=true",
+                      headers=h).json()  # fmt: skip
+    assert only["data"] == exchanges and only["pagination"]["totalCount"] == len(exchanges)
+    assert {e["eventType"] for e in exchanges} == {"p2pVote", "p2pProposal", "p2pBlockPart"}
     nxt = client.get(f"/v1/simulations/{sid}/events?limit=100&cursor={page['pagination']['nextCursor']}",
                      headers=h).json()  # fmt: skip
     back = client.get(f"/v1/simulations/{sid}/events?limit=100&before={nxt['pagination']['previousCursor']}",
@@ -74,7 +79,7 @@ def test_upload_process_page_and_read_every_metric(client: TestClient, api_setti
     steps = client.get(f"/v1/simulations/{sid}/events?limit=50000&kind=step&node=node1&height=5", headers=h).json()
     assert steps["data"] and all(e["kind"] == "step" and e["node"] == "node1" and e["height"] == 5
                                  for e in steps["data"])  # fmt: skip
-    assert all(e["eventType"].startswith("entering") for e in steps["data"])
+    assert all(e["eventType"].startswith("entering") or e["eventType"] == "proposeStep" for e in steps["data"])
     assert client.get(f"/v1/simulations/{sid}/events?cursor=yesterday", headers=h).status_code == 400
     assert client.get(f"/v1/simulations/{sid}/events?kind=nope", headers=h).status_code == 400
 
