@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Response
 from bftscope.api import schemas
 from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner
 from bftscope.api.errors import errors
-from bftscope.api.eventpage import decode_cursor, encode_cursor, fetch_page
+from bftscope.api.eventpage import decode_cursor, encode_cursor, fetch_page, lookup_tables
 from bftscope.cometbft.kinds import ALL_KINDS
 from bftscope.errors import InputError
 from bftscope.store.eventquery import DELIVERY, EventFilter
@@ -99,8 +99,14 @@ def events(
                 "SELECT count(*), min(ts), max(ts) FROM events WHERE run_id = ?", [run_id])[0])  # fmt: skip
             if c.owners.get(id) is not None:
                 c.answers.put((id, run_id, "span"), span)
+        # the run's lookups, kept like its span (both dropped when the simulation is reprocessed or deleted)
+        tables = c.answers.get((id, run_id, "lookups"))
+        if tables is None:
+            tables = lookup_tables(c.store, run_id)
+            if c.owners.get(id) is not None:
+                c.answers.put((id, run_id, "lookups"), tables)
         rows = fetch_page(c.store, run_id, flt, limit=size + 1, after=None if back else after, before=back,
-                          offset=offset, span=span)  # fmt: skip
+                          offset=offset, span=span, tables=tables)  # fmt: skip
         if includeTotalCount == "true":
             total = 0
             if flt.wants_events:
