@@ -162,3 +162,25 @@ def test_wal_events_take_the_names_of_the_same_observation_in_a_log(run: tuple[D
                if (e["height"], e["round"]) in proposers)  # fmt: skip
     got = [e for e in entries if e["eventType"] == "receivedProposal"]
     assert got and all(e["proposal"]["blockId"]["hash"] and e["proposer"] for e in got)
+
+
+def test_part_set_hashes_are_filled_where_the_data_has_them(run: tuple[DuckDBStore, int]) -> None:
+    """Proposals decoded from bytes (a WAL; the p2p packets of a debug log) carry the full part-set hash: every
+    proposal of that block and the votes for it show it. A log line prints only its first 6 bytes
+    (``hash:total:FINGERPRINT``), kept as ``parts_hash_fp`` — and they are the hash's."""
+    store, rid = run
+    entries = _entries(store, rid)
+    proposals = [e for e in entries if e.get("proposal") and e["proposal"]["blockId"]["hash"]]
+    votes = [e for e in entries if e.get("vote") and e["vote"]["blockId"]["hash"]]
+    assert proposals and votes
+    by_block = {e["proposal"]["blockId"]["hash"]: e["proposal"]["blockId"]["partSetHeader"] for e in proposals}
+    assert all(len(e["proposal"]["blockId"]["partSetHeader"]["hash"]) == 64 for e in proposals)
+    assert all(e["proposal"]["blockId"]["partSetHeader"] == by_block[e["proposal"]["blockId"]["hash"]]
+               for e in proposals)  # fmt: skip
+    assert all(e["vote"]["blockId"]["partSetHeader"] == by_block[e["vote"]["blockId"]["hash"]] for e in votes
+               if e["vote"]["blockId"]["hash"] in by_block)  # fmt: skip
+    assert sum(e["vote"]["blockId"]["hash"] in by_block for e in votes) > len(votes) // 2
+    printed = [e for e in proposals if "parts_hash_fp" in (e.get("extra") or {})]
+    wal = store.query("SELECT count(*) FROM sources WHERE run_id = ? AND format = 'cometbft-wal'", [rid])[0][0] > 0
+    assert wal or printed
+    assert all(e["proposal"]["blockId"]["partSetHeader"]["hash"][:12] == e["extra"]["parts_hash_fp"] for e in printed)

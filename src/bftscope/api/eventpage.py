@@ -181,9 +181,10 @@ def event_json(e: dict[str, Any], lk: Lookups) -> dict[str, Any]:
         out["hash"] = e["block_hash"] or ""
     if e["msg_type"] == "proposal":
         x = extra or {}
+        known = lk.blocks.get((e["height"], e["block_hash"]), (None, None))[1] if e["block_hash"] else None
         out["proposal"] = {"height": e["height"], "round": e["round"], "polRound": x.get("pol_round"),
                            "blockId": {"hash": e["block_hash"] or "", "partSetHeader": {
-                               "total": x.get("parts_total") or 0, "hash": x.get("parts_hash") or ""}},
+                               "total": x.get("parts_total") or 0, "hash": x.get("parts_hash") or known or ""}},
                            "timestamp": _ns(e["signer_ts"])}  # fmt: skip
     if e["peer"]:
         out["recipientPeerId" if kind == "p2p_send" else "sourcePeerId"] = e["peer"]
@@ -313,7 +314,7 @@ _FIELDS: dict[str, str] = {
       polRound := json_extract(e.extra, '$.pol_round')::BIGINT,
       blockId := struct_pack(hash := coalesce(e.block_hash, ''), partSetHeader := struct_pack(
           total := coalesce(json_extract(e.extra, '$.parts_total')::BIGINT, 0),
-          hash := coalesce(json_extract_string(e.extra, '$.parts_hash'), ''))),
+          hash := coalesce(json_extract_string(e.extra, '$.parts_hash'), bk.parts_hash, ''))),
       timestamp := {_TS.format(c="e.signer_ts")}) END""",
     "proposer": f"""CASE WHEN e.kind = 'proposer_turn' THEN coalesce(e.validator, '')
       WHEN {_WAL_PROPOSE} OR e.msg_type = 'proposal' THEN {_PROPOSER} END""",
@@ -324,13 +325,13 @@ _FIELDS: dict[str, str] = {
 # The fields of every entry (bftscope's columns, null where a row has none), then those of its kind, present only
 # on it: serializing every field of every row, most of them null, cost more than the rest of the page together.
 _COMMON = [*list(_FIELDS)[:17], "extra"]
-_STEP, _TURN = ["currentHeight", "currentRound", "currentStep"], ["isOurTurn", "proposer"]
+_STEP, _TURN = ["currentHeight", "currentRound", "currentStep", "sourcePeerId"], ["isOurTurn", "proposer"]
 _EXCHANGE = ["recipientPeerId", "sourcePeerId", "status", "senderPeerId", "sentTime", "receivedTime", "latency",
              "matchedBy"]  # fmt: skip
 _BY_MSG = [("'vote'", ["vote"]), ("'block_part'", ["part"]), ("'proposal'", ["proposal", "proposer"])]
 _SHAPES = [
     ("f_isOurTurn IS NOT NULL AND f_kind = 'step'", _STEP + _TURN), ("f_kind = 'step'", _STEP),
-    ("f_kind = 'proposer_turn'", _TURN), ("f_kind = 'block_complete'", ["hash"]),
+    ("f_kind = 'proposer_turn'", [*_TURN, "sourcePeerId"]), ("f_kind = 'block_complete'", ["hash", "sourcePeerId"]),
     *[(f"f_kind = '{kind}' AND f_msgType = {m}", [*peer, *more])
       for kind, peer in ((DELIVERY, _EXCHANGE), ("p2p_send", ["recipientPeerId"])) for m, more in _BY_MSG],
     (f"f_kind = '{DELIVERY}'", _EXCHANGE), ("f_kind = 'p2p_send'", ["recipientPeerId"]),
@@ -355,7 +356,7 @@ LEFT JOIN sources s ON s.id = e.source
 LEFT JOIN lk_votes vk ON e.msg_type = 'vote' AND vk.height = e.height AND vk.round = e.round
     AND vk.vote_type = e.vote_type AND vk.validator_index = e.validator_index
 LEFT JOIN lk_signers sg ON e.msg_type = 'vote' AND sg.validator_index = e.validator_index
-LEFT JOIN lk_blocks bk ON e.msg_type = 'vote' AND bk.height = e.height AND bk.block_hash = {_BLOCK}
+LEFT JOIN lk_blocks bk ON e.msg_type IN ('vote', 'proposal') AND bk.height = e.height AND bk.block_hash = {_BLOCK}
 LEFT JOIN lk_rounds rk ON rk.height = e.height AND rk.round = e.round
 LEFT JOIN nodes own ON own.run_id = e.run_id AND own.node = rk.own_node) x
 ORDER BY ts, id"""  # fmt: skip
