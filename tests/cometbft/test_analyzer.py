@@ -290,7 +290,9 @@ def test_rollups_equal_live_answers_and_windows_narrow(run: Run) -> None:
     store, rid, _ = run
     for name, fn in rollups.METRICS.items():
         assert rollups.answer(store, rid, name) == rollups.answer(store, rid, name, analyzer.Window(0, 2**62)), name
-        assert rollups.answer(store, rid, name) == orjson.loads(orjson.dumps(fn(store, rid, analyzer.WHOLE_RUN)))
+        live = fn(store, rid, analyzer.WHOLE_RUN)
+        want = analyzer.round_ms(live) if name in rollups.ANALYZER_METRICS else live
+        assert rollups.answer(store, rid, name) == orjson.loads(orjson.dumps(want)), name
     first, last = store.query("SELECT min(sent_ts), max(sent_ts) FROM deliveries WHERE run_id = ?", [rid])[0]
     half = analyzer.Window(first, first + (last - first) // 2)
     whole = sum(r["count"] for r in analyzer.pairwise_latency(store, rid))
@@ -300,6 +302,34 @@ def test_rollups_equal_live_answers_and_windows_narrow(run: Run) -> None:
     derive.rebuild(store, rid)
     rollups.refresh(store, rid)
     assert store.query("SELECT count(*) FROM rollups WHERE run_id = ?", [rid])[0][0] == len(rollups.METRICS)
+
+
+def _ms_floats(value: Any, ms: bool = False) -> list[float]:
+    """Every float under a millisecond key ("…Ms", a percentile or bound of a latency row, overview maps)."""
+    if isinstance(value, float):
+        return [value] if ms else []
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in _ms_floats(v, ms or k.endswith("Ms") or k in (
+            "p50", "p90", "p95", "p99", "max", "lower", "upper", "messageTypeLatency", "nodeLatencyContribution"))]
+    if isinstance(value, list):
+        return [x for v in value for x in _ms_floats(v, ms)]
+    return []
+
+
+def test_analyzer_answers_round_milliseconds_to_the_microsecond(run: Run) -> None:
+    store, rid, _ = run
+    changed = 0
+    for name in rollups.ANALYZER_METRICS:
+        live = _ms_floats(rollups.METRICS[name](store, rid, analyzer.WHOLE_RUN))
+        for answered in (rollups.answer(store, rid, name), rollups.answer(store, rid, name, analyzer.Window(0, 2**62))):
+            got = _ms_floats(answered)
+            assert len(got) == len(live), name
+            for g, v in zip(got, live, strict=True):
+                assert g == round(v, 3), (name, g, v)
+            changed += sum(g != v for g, v in zip(got, live, strict=True))
+    assert changed > 0  # the raw answers do carry sub-microsecond digits, so the rounding is exercised
+    page = analyzer.round_ms(analyzer.vote_latencies(store, rid, per_page=50, threshold="p50"))
+    assert page["data"] and all(r["latencyMs"] == round(r["latencyMs"], 3) for r in page["data"])
 
 
 def test_node_ranking_and_heights(run: Run) -> None:

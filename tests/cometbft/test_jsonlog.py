@@ -64,7 +64,7 @@ EXPECTED: list[dict[str, Any]] = [
         "round": 0,
         "msg_type": "proposal",
         "block_hash": "B5B87A0CB4173DB4843C223FDD880E46117D7FD2D45B0FDCA54F5A71A3EAC56F",
-        "extra": '{"pol_round":-1,"parts_total":1}',
+        "extra": '{"pol_round":-1,"parts_total":1,"parts_hash_fp":"5CF256DF4F94"}',
     },
     {
         "kind": "step",
@@ -185,7 +185,7 @@ EXPECTED: list[dict[str, Any]] = [
         "msg_type": "proposal",
         "validator": "14723CA6837129C61A873631CF7C865AEBBF63B1",
         "block_hash": "59E56586157743A042A6975F0320AAEB887A547FF01AF344321ABF8C7B2DE76B",
-        "extra": '{"pol_round":-1,"parts_total":1}',
+        "extra": '{"pol_round":-1,"parts_total":1,"parts_hash_fp":"711D142694C9"}',
     },
     {
         "kind": "msg_received",

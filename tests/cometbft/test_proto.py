@@ -316,8 +316,9 @@ def test_real_records_match_protobuf_runtime(real_payloads: list[bytes]) -> None
                 p = msg.proposal.proposal
                 assert (rec.msg.height, rec.msg.round, rec.msg.signer_ts) == (p.height, p.round, _ts(p.timestamp))
                 assert rec.msg.block_hash == p.block_id.hash.hex().upper()
+                psh = p.block_id.part_set_header
                 assert rec.msg.extra == (
-                    f'{{"pol_round":{p.pol_round},"parts_total":{p.block_id.part_set_header.total}}}'
+                    f'{{"pol_round":{p.pol_round},"parts_total":{psh.total},"parts_hash":"{psh.hash.hex().upper()}"}}'
                 )
             else:
                 bp = msg.block_part

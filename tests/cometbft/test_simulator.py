@@ -98,7 +98,7 @@ def test_encoder_edge_cases_decode_to_the_intended_values() -> None:
     assert (m.msg_type, m.height, m.round, m.block_hash, m.signer_ts) == (
         "proposal", 9, 1, "AB" * 32, 1_700_000_000_000_001_000,
     )  # fmt: skip
-    assert json.loads(m.extra or "") == {"pol_round": -1, "parts_total": 3}
+    assert json.loads(m.extra or "") == {"pol_round": -1, "parts_total": 3, "parts_hash": "CD" * 32}
     part = encode.msg_block_part(9, 1, 2, b"\x00" * 500, 3, 2, b"\x11" * 32, [b"\x22" * 32, b"\x33" * 32])
     m = decode_consensus_message(part)
     assert (m.msg_type, m.height, m.round, m.part_index) == ("block_part", 9, 1, 2)

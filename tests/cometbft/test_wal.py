@@ -142,7 +142,9 @@ def expected_rows(data: bytes) -> list[tuple[Any, ...]]:
                 p = info.msg.proposal.proposal
                 row.update(height=p.height, round=p.round, block_hash=p.block_id.hash.hex().upper() or None,
                            signer_ts=_ts(p.timestamp))  # fmt: skip
-                row["extra"] = {"pol_round": p.pol_round, "parts_total": p.block_id.part_set_header.total}
+                psh = p.block_id.part_set_header
+                row["extra"] = {"pol_round": p.pol_round, "parts_total": psh.total,
+                                "parts_hash": psh.hash.hex().upper()}  # fmt: skip
             else:
                 assert member == "block_part"
                 bp = info.msg.block_part

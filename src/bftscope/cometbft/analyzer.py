@@ -39,6 +39,7 @@ __all__ = [
     "network_overview_empty",
     "network_pair_stats",
     "pairwise_latency",
+    "round_ms",
     "success_rate",
     "vote_latencies",
     "vote_statistics",
@@ -46,6 +47,27 @@ __all__ = [
 ]
 
 THRESHOLDS = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+
+# Keys whose values are milliseconds besides the "…Ms" ones: the latency rows of vote statistics, the
+# histogram bounds, and the overview's per-type and per-node maps (every float inside them).
+_MS_KEYS = frozenset({"p50", "p90", "p95", "p99", "max", "lower", "upper", "messageTypeLatency",
+                      "nodeLatencyContribution"})  # fmt: skip
+
+
+def round_ms(value: Any, ms: bool = False) -> Any:
+    """``value`` with every millisecond float rounded to the microsecond (``218.077``, not ``218.07660733000006``).
+
+    The functions here compute at full precision (tests compare them with NumPy); this is applied once,
+    where an answer is serialized for the API (:mod:`bftscope.cometbft.rollups`, the votes page). Digits
+    below a microsecond are noise from the float division of nanoseconds, not measurement.
+    """
+    if isinstance(value, float):
+        return round(value, 3) if ms else value
+    if isinstance(value, dict):
+        return {k: round_ms(v, ms or k.endswith("Ms") or k in _MS_KEYS) for k, v in value.items()}
+    if isinstance(value, list):
+        return [round_ms(v, ms) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

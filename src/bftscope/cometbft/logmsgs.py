@@ -357,7 +357,8 @@ class MessageMapper:
         if p is None:
             raise Skip("unparsable proposal")
         proposer = line.proposer.upper() if isinstance(line.proposer, str) else None
-        extra = _extra({"pol_round": p.pol_round, "parts_total": p.parts_total})
+        fp = {"parts_hash_fp": p.parts_hash_fp} if p.parts_hash_fp else {}
+        extra = _extra({"pol_round": p.pol_round, "parts_total": p.parts_total, **fp})
         return (ts, kind, p.height, p.round, None, None, "proposal", proposer, None, None, None, p.block_hash,
                 p.signer_ts, None, None, seq, extra)  # fmt: skip
 

@@ -292,13 +292,13 @@ def _sole(buf: bytes) -> tuple[int, bytes]:
 
 def _proposal_fast(buf: bytes) -> ConsensusMsg:
     _, _typ, height, rnd, pol_round, bid, ts, _sig = _scan(buf, _PROPOSAL_W, _PROPOSAL_D)
-    total = 0
+    total, parts_hash = 0, b""
     block_hash = None
     if bid:
         _, h, psh = _scan(bid, _BLOCKID_W, _BLOCKID_D)
         block_hash = h.hex().upper() if h else None
         if psh:
-            total = _scan(psh, _PSH_W, _PSH_D)[1]
+            _, total, parts_hash = _scan(psh, _PSH_W, _PSH_D)
     return ConsensusMsg(
         "proposal",
         height,
@@ -310,8 +310,14 @@ def _proposal_fast(buf: bytes) -> ConsensusMsg:
         block_hash,
         None if ts is None else _timestamp_at(ts, 0, len(ts)),
         None,
-        f'{{"pol_round":{pol_round},"parts_total":{total}}}',
+        f'{{"pol_round":{pol_round},"parts_total":{total}{_parts_hash(parts_hash)}}}',
     )
+
+
+def _parts_hash(h: bytes) -> str:
+    """The part-set hash as a member of a proposal's ``extra`` (none when the proposal has none): the event
+    page's block ids show it (api/eventpage.py)."""
+    return f',"parts_hash":"{h.hex().upper()}"' if h else ""
 
 
 def _consensus_fast(buf: bytes) -> ConsensusMsg:

@@ -229,17 +229,19 @@ def _proposal(buf: bytes) -> ConsensusMsg:
     f = _fields(buf)
     ts = f.get(6)
     bid = _bytes(f, 5)
-    total = None
+    total, parts_hash = None, ""
     if bid:
         psh = _bytes(_fields(bid), 2)
         total = _int(_fields(psh), 1) if psh else 0
+        if h := _bytes(_fields(psh), 2) if psh else b"":
+            parts_hash = f',"parts_hash":"{h.hex().upper()}"'  # the part-set hash, when the proposal has one
     return ConsensusMsg(
         "proposal",
         height=_int(f, 2),
         round=_int(f, 3),
         block_hash=_block_hash(bid),
         signer_ts=_timestamp_ns(ts) if isinstance(ts, bytes) else None,
-        extra=f'{{"pol_round":{_int(f, 4)},"parts_total":{total if total is not None else 0}}}',
+        extra=f'{{"pol_round":{_int(f, 4)},"parts_total":{total if total is not None else 0}{parts_hash}}}',
     )
 
 

@@ -91,6 +91,8 @@ class ProposalText(NamedTuple):
     parts_total: int
     pol_round: int
     signer_ts: int
+    # A log prints the part-set hash as its first 6 bytes only (``hash:total:FINGERPRINT``): not the hash.
+    parts_hash_fp: str | None = None
 
 
 def parse_proposal(text: str) -> ProposalText | None:
@@ -102,7 +104,8 @@ def parse_proposal(text: str) -> ProposalText | None:
     except ValueError:
         return None
     return ProposalText(
-        int(m.group(1)), int(m.group(2)), m.group(3).upper() or None, int(m.group(4)), int(m.group(6)), ts
+        int(m.group(1)), int(m.group(2)), m.group(3).upper() or None, int(m.group(4)), int(m.group(6)), ts,
+        m.group(5).upper() or None,
     )
 
 

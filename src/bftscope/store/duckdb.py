@@ -120,6 +120,21 @@ class DuckDBStore:
         with self._time_limit(cur):
             return cur.execute(sql, params or []).fetchall()
 
+    def query_with(
+        self, sql: str, params: dict[str, Any] | list[Any] | None, tables: dict[str, pa.Table]
+    ) -> list[tuple[Any, ...]]:
+        """Like :meth:`query`, with Arrow ``tables`` readable by name for this query only (small lookups a
+        caller keeps between queries instead of computing them in each)."""
+        cur = self._cursor()
+        with self._time_limit(cur):
+            for name, table in tables.items():
+                cur.register(name, table)
+            try:
+                return cur.execute(sql, params or []).fetchall()
+            finally:
+                for name in tables:
+                    cur.unregister(name)
+
     def query_arrow(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> pa.Table:
         """Like :meth:`query`, as an Arrow table (a relation's result: no extra copy of the rows)."""
         cur = self._cursor()

@@ -13,9 +13,13 @@ from typing import Any
 from bftscope.model import ROW_COLUMNS
 from bftscope.store.base import Store
 
-__all__ = ["EVENT_COLUMNS", "EventFilter", "list_events"]
+__all__ = ["DELIVERY", "EVENT_COLUMNS", "EventFilter", "list_events"]
 
 EVENT_COLUMNS: tuple[str, ...] = ("id", "node", *ROW_COLUMNS)
+
+# The kind of the confirmed exchanges (rows of ``deliveries``) that event pages interleave with the events,
+# on the receiver at the receive time (api/eventpage.py). Not a column value of ``events``.
+DELIVERY = "delivery"
 
 
 @dataclass
@@ -48,6 +52,28 @@ class EventFilter:
         if self.to_ns is not None:
             clauses.append("ts <= ?")
             params.append(self.to_ns)
+        return " AND ".join(clauses), params
+
+    @property
+    def wants_events(self) -> bool:
+        return not self.kinds or any(k != DELIVERY for k in self.kinds)
+
+    @property
+    def wants_deliveries(self) -> bool:
+        return not self.kinds or DELIVERY in self.kinds
+
+    def delivery_where(self, run_id: int) -> tuple[str, list[Any]]:
+        """The filter on ``deliveries d`` (received only): a delivery belongs to its receiver, at the receive time."""
+        clauses = ["d.run_id = ?", "d.recv_ts IS NOT NULL"]
+        params: list[Any] = [run_id]
+        if self.nodes:
+            clauses.append(f"d.receiver IN ({', '.join('?' for _ in self.nodes)})")
+            params.extend(self.nodes)
+        for clause, value in (("d.height >= ?", self.min_height), ("d.height <= ?", self.max_height),
+                              ("d.recv_ts >= ?", self.from_ns), ("d.recv_ts <= ?", self.to_ns)):  # fmt: skip
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
         return " AND ".join(clauses), params
 
 

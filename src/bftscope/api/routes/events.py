@@ -4,7 +4,8 @@ Parameters as the original (``shared/reference/cometbft-analyzer.md`` §4), done
 (else 10 000), ``cursor`` (continue after), ``before`` (the page just before), ``segment`` (skip
 ``(segment − 1) × limit`` events after the filters and cursor), ``includeTotalCount=true``, ``from``/``to``
 (RFC 3339), plus filters ``node`` (label or p2p id), ``kind`` and ``height``/``minHeight``/``maxHeight``
-(repeat ``node``/``kind`` or separate values with commas).
+(repeat ``node``/``kind`` or separate values with commas). The confirmed exchanges (``p2pVote``, …) are entries
+of kind ``delivery``, on their receiver at the receive time (api/eventpage.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from fastapi import APIRouter, Query, Response
 from bftscope.api import schemas
 from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner
 from bftscope.api.errors import errors
-from bftscope.api.eventpage import decode_cursor, encode_cursor, fetch_page
+from bftscope.api.eventpage import decode_cursor, encode_cursor, fetch_page, lookup_tables
 from bftscope.cometbft.kinds import ALL_KINDS
 from bftscope.errors import InputError
-from bftscope.store.eventquery import EventFilter
+from bftscope.store.eventquery import DELIVERY, EventFilter
 from bftscope.timeutil import parse_rfc3339_ns
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -89,8 +90,8 @@ def events(
     nodes = c.store.nodes(run_id) if run_id is not None else []
     by_name = {x.label: x.node for x in nodes} | {x.p2p_id: x.node for x in nodes if x.p2p_id}
     kinds = _split(kind)
-    if unknown := [k for k in kinds if k not in ALL_KINDS]:
-        raise InputError(f"unknown kind {unknown[0]!r}; kinds: {', '.join(ALL_KINDS)}")
+    if unknown := [k for k in kinds if k not in ALL_KINDS and k != DELIVERY]:
+        raise InputError(f"unknown kind {unknown[0]!r}; kinds: {', '.join((*ALL_KINDS, DELIVERY))}")
     wanted_nodes = _split(node)
     if unknown := [x for x in wanted_nodes if x not in by_name]:
         raise InputError(f"no node {unknown[0]!r} in this simulation")
@@ -108,11 +109,22 @@ def events(
                 "SELECT count(*), min(ts), max(ts) FROM events WHERE run_id = ?", [run_id])[0])  # fmt: skip
             if c.owners.get(id) is not None:
                 c.answers.put((id, run_id, "span"), span)
+        # the run's lookups, kept like its span (both dropped when the simulation is reprocessed or deleted)
+        tables = c.answers.get((id, run_id, "lookups"))
+        if tables is None:
+            tables = lookup_tables(c.store, run_id)
+            if c.owners.get(id) is not None:
+                c.answers.put((id, run_id, "lookups"), tables)
         rows = fetch_page(c.store, run_id, flt, limit=size + 1, after=None if back else after, before=back,
-                          offset=offset, span=span)  # fmt: skip
+                          offset=offset, span=span, tables=tables)  # fmt: skip
         if includeTotalCount == "true":
-            where, params = flt.where(run_id)
-            total = int(c.store.query(f"SELECT count(*) FROM events WHERE {where}", params)[0][0])
+            total = 0
+            if flt.wants_events:
+                where, params = flt.where(run_id)
+                total += int(c.store.query(f"SELECT count(*) FROM events WHERE {where}", params)[0][0])
+            if flt.wants_deliveries:  # every received delivery has its receive event (derive.py), so no join
+                where, params = flt.delivery_where(run_id)
+                total += int(c.store.query(f"SELECT count(*) FROM deliveries d WHERE {where}", params)[0][0])
     elif includeTotalCount == "true":
         total = 0
     if back:  # the page just before: the extra row is at the front

@@ -142,10 +142,11 @@ def _votes_page(c: ApiContext, sim_id: str, run_id: int | None, win: Window, p: 
     if run_id is None:
         return orjson.dumps({"data": [], "pagination": {"page": p, "perPage": pp, "total": 0, "totalPages": 0}})
     if win != WHOLE_RUN:
-        return orjson.dumps(analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp, threshold=th))
+        return orjson.dumps(analyzer.round_ms(analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp,
+                                                                      threshold=th)))
     cut = orjson.loads(answer(c, sim_id, run_id, "vote_thresholds", win).body)[th]
-    body = orjson.dumps(analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp, threshold=th,
-                                                threshold_ns=cut))  # fmt: skip
+    body = orjson.dumps(analyzer.round_ms(analyzer.vote_latencies(c.store, run_id, win, page=p, per_page=pp,
+                                                                  threshold=th, threshold_ns=cut)))  # fmt: skip
     if c.owners.get(sim_id) is not None:
         c.answers.put((sim_id, run_id, "votes", p, pp, th), body)
     return body
