@@ -12,6 +12,11 @@ the bytes from there are read. Events are positioned by byte offset (``seq``), s
 was still being written when the earlier source was read is replaced by its complete version
 (:meth:`Store.trim_source`) instead of being counted twice. Compressed files and WALs are not
 continued (a WAL is not cut at line boundaries); a grown one is ingested again as a new source.
+
+The same holds within one ingest, where copies of one log taken at different moments meet (an API
+simulation holding a log and, re-uploaded later, its longer version): a file whose bytes are the
+beginning of an earlier file of the ingest is a duplicate of it, and a file that begins with an earlier
+one continues it from that one's last complete line.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class Plan:
     node: NodeRecord | None = None
     source_id: int = 0
     continues: SourceRecord | None = None  # the source this one continues (a grown file)
+    after: Plan | None = None  # the earlier file of this ingest that this one continues (a later copy of it)
     units_left: int = 0  # parse units not yet done
 
 
@@ -105,6 +111,38 @@ def _continued(path: Path, candidates: list[SourceRecord]) -> SourceRecord | Non
     return best
 
 
+def _same_start(a: Path, b: Path, n: int) -> bool:
+    """Whether the first ``n`` bytes of ``a`` and ``b`` are equal; reads in growing chunks, so two
+    unrelated logs are told apart after a few KiB."""
+    chunk = 4096
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while n > 0:
+            k = min(n, chunk)
+            x, y = fa.read(k), fb.read(k)
+            if len(x) < k or x != y:
+                return False
+            n -= k
+            chunk = min(chunk * 4, 1 << 20)
+    return True
+
+
+def _within_ingest(p: Plan, earlier: list[Plan]) -> tuple[Plan | None, Plan | None]:
+    """``(contains, continued)``: an earlier line file of this ingest whose bytes begin with all of
+    ``p``'s, and the longest earlier file (being ingested) whose bytes are the beginning of ``p``'s."""
+    size, continued = p.result.size, None
+    for q in earlier:
+        if q.fmt_name != p.fmt_name or q.result.size == 0:
+            continue
+        if q.result.size > size:
+            if _same_start(p.file.path, q.file.path, size):
+                return q, None
+        elif q.result.size < size and q.result.status == "ingesting":
+            longest = continued is None or q.result.size > continued.result.size
+            if longest and _same_start(p.file.path, q.file.path, q.result.size):
+                continued = q
+    return None, continued
+
+
 def _label(ident: Identity, names: dict[str, str], f: InputFile) -> str:
     if ident.validator and ident.validator in names:
         return names[ident.validator]
@@ -138,6 +176,7 @@ def _check(store: Store, run_id: int, p: Plan, seen: dict[str, Plan]) -> bool:
         p.result.status, p.result.duplicate_of = "duplicate", first.result.name
         p.result.reason = f"same content as {first.result.name}"
         return False
+    earlier = [q for q in seen.values() if q.result.status in ("ingesting", "duplicate")] if lines else []
     seen[p.content_hash] = p
     existing = store.find_source(run_id, p.content_hash)
     if existing is not None and existing.status == "complete":
@@ -145,11 +184,19 @@ def _check(store: Store, run_id: int, p: Plan, seen: dict[str, Plan]) -> bool:
         p.result.reason = f"already ingested into this run (same content as {existing.name})"
         return False
     if lines:
+        contains, after = _within_ingest(p, earlier)
+        if contains is not None:
+            p.result.status, p.result.duplicate_of = "duplicate", contains.result.name
+            p.result.reason = f"its content is the beginning of {contains.result.name} (a later copy of this log)"
+            return False
         candidates = [c for c in store.continuable_sources(run_id, fmt.name, p.result.size)
                       if (c.prefix_len or 0) < p.result.size]  # fmt: skip
         p.continues = _continued(p.file.path, candidates) if candidates else None
-        if p.continues is not None:
-            p.result.start = p.continues.prefix_len or 0
+        if after is not None and (p.continues is None or (after.prefix_len or 0) > (p.continues.prefix_len or 0)):
+            p.continues, p.after = None, after
+        start = p.after.prefix_len if p.after is not None else p.continues.prefix_len if p.continues else None
+        if p.continues is not None or p.after is not None:
+            p.result.start = start or 0
             p.result.reason = f"appended: read {p.result.size - p.result.start:,} new bytes"
     return True
 
