@@ -244,7 +244,7 @@ def _close_sources(store: Store, run: RunRecord, plans: list[Plan], *, interrupt
             written = dict(store.query(
                 "SELECT source, count(*) FROM events WHERE run_id = ? AND list_contains(?, source) GROUP BY source",
                 [run.id, ids]))  # fmt: skip
-    kept = []
+    kept: list[Plan] = []
     for p in plans:
         if p.result.status not in ("ingesting", "failed") or not p.source_id:
             continue
