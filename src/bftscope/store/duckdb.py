@@ -487,6 +487,11 @@ class DuckDBStore:
             for sid, run_id in stale:
                 self.discard_source(sid)
                 self.set_derived_version(run_id, None)
+            for run_id in {r for _, r in stale}:
+                # Its only sources were the dead ingest's: the run was that ingest's, which would have
+                # removed it on any other failure.
+                if not self._write("SELECT 1 FROM sources WHERE run_id = ? LIMIT 1", [run_id]):
+                    self.delete_run(run_id)
             return len(stale)
 
     def checkpoint(self) -> None:
