@@ -140,3 +140,27 @@ def test_three_copies_of_a_growing_log_cut_inside_lines(
     assert _count(store, "three") == result.events == 28  # each cut line read whole once, and only once
     assert sum(s.events for s in store.sources(store.get_run("three").id)) == 28
     store.close()
+
+
+def test_a_log_and_its_gzipped_copy_count_once(wal_testnet: Path, tmp_path: Path, settings: Settings) -> None:
+    """Found end to end: ``node0.log`` and ``node0.log.gz`` (the same lines) in one ingest gave 116
+    events instead of 58, and an API simulation holding both did the same: a ``.gz`` is known by the
+    bytes it decompresses to, like the plain file."""
+    import gzip
+
+    real = (wal_testnet / "node0" / "tendermint.log").read_bytes()
+    (tmp_path / "node0.log").write_bytes(real)
+    (tmp_path / "node0.log.gz").write_bytes(gzip.compress(real))
+    store = _store(settings)
+    once = ingest(store, "once", [tmp_path / "node0.log"], settings).events
+    both = ingest(store, "both", [tmp_path / "node0.log", tmp_path / "node0.log.gz"], settings)
+    assert _count(store, "both") == once == 58
+    assert sorted(f.status for f in both.files) == ["duplicate", "ingested"]
+    # across ingests, in either order
+    for first, then in (("node0.log.gz", "node0.log"), ("node0.log", "node0.log.gz")):
+        run = f"after-{first}"
+        ingest(store, run, [tmp_path / first], settings)
+        (f,) = ingest(store, run, [tmp_path / then], settings).files
+        assert f.status == "duplicate" and f.duplicate_of == first, f
+        assert _count(store, run) == once
+    store.close()

@@ -1,7 +1,8 @@
 """Planning an ingest: which files are new to the run, which repeat one already there, which continue
 one that has since grown, whose node each is, and the parse units each is cut into.
 
-Content identity: a file is known by the xxh3-128 of its bytes. Within one ingest the later copies
+Content identity: a file is known by the xxh3-128 of its bytes — a ``.gz`` by that of the bytes it
+decompresses to as well, so a log and its gzipped copy are one content. Within one ingest the later copies
 of the same bytes are duplicates of the first (a file and its copy under another name, or in another
 folder); across ingests a file whose hash is a complete source of the run is a duplicate of it.
 
@@ -32,7 +33,7 @@ from bftscope.cometbft.formats import FORMATS, format_by_name
 from bftscope.cometbft.home import genesis_validator_names, home_identity
 from bftscope.cometbft.identity import Identity
 from bftscope.config import Settings
-from bftscope.ingest.discover import InputFile, Skipped, detect_format, open_input
+from bftscope.ingest.discover import InputFile, Skipped, detect_format, gzip_cut, open_input
 from bftscope.ingest.report import ParseReport
 from bftscope.ingest.worker import Unit, WorkerPool
 from bftscope.store.base import NodeRecord, SourceRecord, Store
@@ -93,6 +94,21 @@ def _hash_file(path: Path, lines: bool) -> tuple[str, int | None, str | None]:
                 return full, None, None
             with memoryview(mm) as mv:
                 return full, cut, xxhash.xxh3_128(mv[:cut]).hexdigest()
+
+
+def _gz_content_hash(f: InputFile) -> str | None:
+    """xxh3-128 of what a ``.gz`` decompresses to (the hash its plain copy has); None for a cut or
+    unreadable stream, which is then known by its own bytes only."""
+    hasher = xxhash.xxh3_128()
+    try:
+        with open_input(f) as (stream, _):
+            while chunk := stream.read(1 << 20):
+                hasher.update(chunk)
+            if gzip_cut(stream):
+                return None
+    except (OSError, EOFError, ValueError):
+        return None
+    return hasher.hexdigest()
 
 
 def _continued(path: Path, candidates: list[SourceRecord]) -> SourceRecord | None:
@@ -171,15 +187,25 @@ def _check(store: Store, run_id: int, p: Plan, seen: dict[str, Plan]) -> bool:
             p.identity = fmt.identity(stream, IDENTITY_SCAN_BYTES)
     except (OSError, EOFError, ValueError) as exc:
         p.result.report.warn(f"identity scan stopped early: {exc}")
-    first = seen.get(p.content_hash)
+    keys = [p.content_hash]
+    inner = _gz_content_hash(p.file) if p.file.gz else None
+    if inner is not None:
+        keys.append(inner)
+    first = next((seen[k] for k in keys if k in seen), None)
     if first is not None:
         p.result.status, p.result.duplicate_of = "duplicate", first.result.name
         p.result.reason = f"same content as {first.result.name}"
         return False
-    earlier = [q for q in seen.values() if q.result.status in ("ingesting", "duplicate")] if lines else []
-    seen[p.content_hash] = p
-    existing = store.find_source(run_id, p.content_hash)
-    if existing is not None and existing.status == "complete":
+    earlier = [q for q in {id(q): q for q in seen.values()}.values() if not q.file.gz
+               and q.result.status in ("ingesting", "duplicate")] if lines else []  # fmt: skip
+    for k in keys:
+        seen[k] = p
+    # A .gz source is stored under its decompressed hash (one a plain copy matches); one ingested before
+    # that was stored under the hash of its compressed bytes, which is looked up too.
+    found = (store.find_source(run_id, k) for k in reversed(keys))
+    existing = next((s for s in found if s is not None and s.status == "complete"), None)
+    p.content_hash = keys[-1]
+    if existing is not None:
         p.result.status, p.result.duplicate_of = "duplicate", existing.name
         p.result.reason = f"already ingested into this run (same content as {existing.name})"
         return False
