@@ -86,6 +86,36 @@ def test_serve_refuses_unsafe_setups(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 1 and "single writer" in result.output
 
 
+def test_serve_on_a_store_another_process_holds_is_one_line(tmp_path: Path) -> None:
+    """Found end to end: a second ``serve`` (or ``serve`` during a CLI ingest) printed a 59-line double
+    traceback from the server's start-up and exited 3. It says in one line who holds the store."""
+    import socket
+    import subprocess
+    import sys
+
+    store = tmp_path / "store" / "bftscope.duckdb"
+    store.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(store)!r}); print('held', flush=True);"
+         " time.sleep(60)"], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = str(s.getsockname()[1])
+        for args in (["serve", "--port", port], ["users", "create", "ops", "--admin"], ["runs"]):
+            result = runner.invoke(app, [*args, "--data-dir", str(store.parent)])
+            assert result.exit_code == 1, (args, result.output)
+            assert "Traceback" not in result.output and f"PID {holder.pid}" in result.stderr, result.stderr
+            assert "another process" in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+
+
 def test_users_create_prints_the_token_once_and_closes_the_bootstrap(tmp_path: Path) -> None:
     d = str(tmp_path / "d")
     result = runner.invoke(app, ["users", "create", "ops", "--admin", "--data-dir", d])

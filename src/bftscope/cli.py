@@ -424,8 +424,9 @@ def serve_cmd(
         if workers != 1:
             raise InputError("the embedded store has a single writer: run one worker")
         check_bind(settings, host)
+        open_store(settings).close()  # held by another process: say so in one line, not from the lifespan
     except BftscopeError as exc:
-        raise _fail(exc) from exc
+        raise _fail(exc) from None
     import logging
 
     handler = logging.StreamHandler(sys.stderr)

@@ -66,6 +66,12 @@ class DuckDBStore:
         try:
             con = duckdb.connect(target, read_only=read_only, config=config)
         except duckdb.IOException as exc:
+            held = re.search(r"Conflicting lock is held in .*?\(PID (\d+)\)", str(exc))
+            if held:  # the usual case: one writer per store, and a server or an ingest is that writer
+                raise StoreError(
+                    f"cannot open the store at {target}: another process (PID {held.group(1)}) holds it — a"
+                    " running `bftscope serve` or ingest; stop it first, or use another --data-dir"
+                ) from exc
             raise StoreError(f"cannot open the store at {target}: {exc}") from exc
         if not read_only:
             apply_migrations(con, "duckdb")
