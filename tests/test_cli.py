@@ -86,6 +86,36 @@ def test_serve_refuses_unsafe_setups(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 1 and "single writer" in result.output
 
 
+def test_serve_on_a_store_another_process_holds_is_one_line(tmp_path: Path) -> None:
+    """Found end to end: a second ``serve`` (or ``serve`` during a CLI ingest) printed a 59-line double
+    traceback from the server's start-up and exited 3. It says in one line who holds the store."""
+    import socket
+    import subprocess
+    import sys
+
+    store = tmp_path / "store" / "bftscope.duckdb"
+    store.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(store)!r}); print('held', flush=True);"
+         " time.sleep(60)"], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = str(s.getsockname()[1])
+        for args in (["serve", "--port", port], ["users", "create", "ops", "--admin"], ["runs"]):
+            result = runner.invoke(app, [*args, "--data-dir", str(store.parent)])
+            assert result.exit_code == 1, (args, result.output)
+            assert "Traceback" not in result.output and f"PID {holder.pid}" in result.stderr, result.stderr
+            assert "another process" in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+
+
 def test_users_create_prints_the_token_once_and_closes_the_bootstrap(tmp_path: Path) -> None:
     d = str(tmp_path / "d")
     result = runner.invoke(app, ["users", "create", "ops", "--admin", "--data-dir", d])
@@ -99,3 +129,30 @@ def test_users_create_prints_the_token_once_and_closes_the_bootstrap(tmp_path: P
         assert [(u["username"], u["isAdmin"]) for u in me] == [("ops", True)]
         r = client.post("/v1/users", json={"username": "mallory", "email": "m@corp.io"})
         assert r.status_code == 401  # an operator-made admin closes the anonymous bootstrap
+
+
+def test_delete_and_ingest_refuse_the_run_of_an_api_simulation(wal_testnet: Path, tmp_path: Path) -> None:
+    """Found end to end: ``bftscope delete sim-<id>`` removed the run behind the API's back, which then
+    still said the simulation was ``processed`` (with 0 events). The simulation owns its run: the CLI
+    points at the API instead of changing it."""
+    from bftscope.control.projects import create_project
+    from bftscope.control.simulations import create_simulation, get_simulation
+    from bftscope.control.users import create_user
+    from bftscope.ingest.pipeline import ingest
+    from bftscope.store import open_store
+
+    settings = Settings(data_dir=tmp_path / "store")
+    store = open_store(settings)
+    user, _ = create_user(store, "alice", "alice@corp.io", is_admin=True)
+    sim = create_simulation(store, create_project(store, user.id, "testnet").id, user.id, "run1")
+    ingest(store, sim.run_name, [wal_testnet / "node0" / "tendermint.log"], settings)
+    store.close()
+    d = str(tmp_path / "store")
+    for args in (("delete", sim.run_name, "--yes"), ("ingest", str(wal_testnet / "node1"), "--run", sim.run_name)):
+        r = runner.invoke(app, [*args, "--data-dir", d])
+        assert r.exit_code == 1, r.stdout
+        assert f"/v1/simulations/{sim.id}" in r.stderr and "Traceback" not in r.stderr
+    store = open_store(settings)
+    assert get_simulation(store, sim.id).name == "run1"
+    assert store.query("SELECT count(*) FROM events WHERE run_id = ?", [store.get_run(sim.run_name).id]) == [(58,)]
+    store.close()

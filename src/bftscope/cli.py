@@ -64,6 +64,12 @@ def _fail(exc: BftscopeError) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _refuse_simulation_run(store: DuckDBStore, run: str, action: str) -> None:
+    from bftscope.control.simulations import refuse_simulation_run  # the API's records: only here
+
+    refuse_simulation_run(store, run, action)
+
+
 @contextmanager
 def _opened(settings: Settings) -> Iterator[DuckDBStore]:
     """The store for one command; a bftscope error becomes a one-line message and exit code 1."""
@@ -169,6 +175,7 @@ def ingest_cmd(
     settings = _settings(data_dir)
     try:
         with _opened(settings) as store:
+            _refuse_simulation_run(store, run, "change")
             result = _run_ingest(store, paths, run, settings, workers, quiet=as_json)
             summary = run_summary(store, run)
     except KeyboardInterrupt as exc:
@@ -244,6 +251,7 @@ def delete_cmd(
     settings = _settings(data_dir)
     with _opened(settings) as store:
         r = store.get_run(run)
+        _refuse_simulation_run(store, run, "delete")
         store.delete_run(r.id)
     out.print(f"deleted run {run}")
 
@@ -416,8 +424,9 @@ def serve_cmd(
         if workers != 1:
             raise InputError("the embedded store has a single writer: run one worker")
         check_bind(settings, host)
+        open_store(settings).close()  # held by another process: say so in one line, not from the lifespan
     except BftscopeError as exc:
-        raise _fail(exc) from exc
+        raise _fail(exc) from None
     import logging
 
     handler = logging.StreamHandler(sys.stderr)

@@ -188,3 +188,35 @@ def test_kill_9_mid_upload_keeps_nothing_and_process_excludes_a_streaming_upload
     log = server.log.read_text()
     assert "Traceback" not in log
     assert log.count("the client disconnected") == 1
+
+
+def test_a_stale_run_that_cannot_be_rebuilt_does_not_keep_the_server_down(
+    wal_testnet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Start-up rebuilds runs a killed ingest left stale; one that fails to rebuild (a full disk, a
+    query past its time limit) stays stale and is named in the log — the server still starts."""
+    from starlette.testclient import TestClient
+
+    from bftscope.api.app import create_app
+    from bftscope.cometbft import derive
+    from bftscope.config import Settings
+    from bftscope.errors import StoreError
+    from bftscope.ingest import derived
+    from bftscope.ingest.pipeline import ingest
+    from bftscope.store import DuckDBStore
+
+    settings = Settings(data_dir=tmp_path / "data")
+    store = DuckDBStore.open(settings.store_path, settings)
+    ingest(store, "v034", [wal_testnet / "node0"], settings)
+    store.set_derived_version(store.get_run("v034").id, None)
+    store.close()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(derive, "rebuild", broken)
+    with caplog.at_level("WARNING", logger="bftscope.api"), TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        store = client.app.state.ctx.store  # type: ignore[attr-defined]
+        assert not derived.is_current(store, store.get_run("v034").id)
+    assert any("v034" in r.getMessage() and "disk full" in r.getMessage() for r in caplog.records)

@@ -228,3 +228,15 @@ def test_start_up_removes_upload_debris_and_keeps_recorded_files(tmp_path: Path)
             "node0.log"]  # fmt: skip
     assert sorted(p.name for p in files.iterdir()) == ["node0.log"] and (files / "node0.log").read_bytes() == log
     assert not orphan.exists()
+
+
+def test_process_while_the_first_upload_streams_is_409_not_400(client: TestClient) -> None:
+    """Found end to end: ``/process`` on a simulation whose first upload was still streaming answered
+    400 "No log files available" (the files were not recorded yet) instead of the documented 409."""
+    h, sid = new_simulation(client)
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    with ctx.jobs.uploading(sid):  # what a streaming upload holds until its files are recorded
+        r = client.post(f"/v1/simulations/{sid}/process", headers=h)
+        assert r.status_code == 409 and "being uploaded" in r.json()["error"], r.text
+    r = client.post(f"/v1/simulations/{sid}/process", headers=h)
+    assert r.status_code == 400 and r.json()["error"] == "No log files available for processing"

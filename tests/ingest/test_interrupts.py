@@ -157,6 +157,16 @@ def test_parsers_exit_when_the_ingest_is_killed(big_log: Path, tmp_path: Path) -
                 os.kill(w, signal.SIGKILL)
 
 
+def test_a_kill_during_the_first_ingest_of_a_run_leaves_no_run(big_log: Path, tmp_path: Path) -> None:
+    """Found end to end: after kill -9 of the first ingest into a run, ``runs`` listed it with its
+    nodes, no source and no event; a run left without any source is removed, as a failed ingest's is."""
+    d = str(tmp_path / "store")
+    proc = _start("parse", "ingest", str(big_log), "--run", "big", "--workers", "1", "--json", "--data-dir", d)
+    _wait_paused(proc, "parse")
+    _kill(proc)
+    assert json.loads(_cli("runs", "--json", "--data-dir", d)[1]) == []
+
+
 @pytest.mark.parametrize("phase", ["derive", "rollups"])
 def test_a_kill_while_deriving_is_repaired_by_the_next_ingest(wal_testnet: Path, tmp_path: Path, phase: str) -> None:
     d, clean = str(tmp_path / "store"), str(tmp_path / "clean")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,8 @@ from bftscope.control.jobs import ThreadJobRunner, recover_after_crash
 from bftscope.errors import InputError
 from bftscope.ingest.derived import rebuild_stale
 from bftscope.store.duckdb import DuckDBStore
+
+log = logging.getLogger("bftscope.api")
 
 __all__ = ["check_bind", "create_app"]
 
@@ -55,7 +58,12 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
     def start(st: DuckDBStore) -> ApiContext:
         jobs = ThreadJobRunner(st, settings, on_done=lambda sim_id: app.state.ctx.forget_simulation(sim_id))
         recover_after_crash(st, settings.data_dir)
-        rebuild_stale(st)  # runs whose derived tables a killed ingest left stale are served whole
+        # Runs whose derived tables a killed ingest left stale are served whole; one that cannot be
+        # rebuilt now stays stale (its derived answers are incomplete) rather than keep the server down.
+        rebuilt = rebuild_stale(st, on_error=lambda run, exc: log.warning(
+            "run %s: derived tables stale, rebuild failed (%s); run `bftscope rebuild %s`", run, exc.message, run))
+        if rebuilt:
+            log.info("rebuilt the derived tables of %d stale run(s): %s", len(rebuilt), ", ".join(rebuilt))
         return ApiContext(store=st, settings=settings, jobs=jobs, telemetry=telemetry)
 
     @asynccontextmanager

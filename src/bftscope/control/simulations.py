@@ -19,7 +19,7 @@ from typing import Any
 
 from bftscope.control.records import SimFile, Simulation, check_text, new_id, now, set_text
 from bftscope.control.uploads import SavedFile
-from bftscope.errors import NotFoundError
+from bftscope.errors import ConflictError, NotFoundError
 from bftscope.store.base import Store
 
 __all__ = [
@@ -160,6 +160,22 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def refuse_simulation_run(store: Store, run: str, action: str) -> None:
+    """Raise :class:`ConflictError` when ``run`` is an API simulation's run: its row, files and status
+    live with its data, so only the API may change it (a command line that deleted or added events
+    behind it would leave the simulation saying ``processed`` over data it does not hold)."""
+    if not run.startswith("sim-"):
+        return
+    rows = store.query("SELECT id, name FROM simulations WHERE id = ?", [run.removeprefix("sim-")])
+    if rows:
+        sid, name = rows[0]
+        raise ConflictError(
+            f"run {run} belongs to the API simulation {name!r}; {action} it through the API instead:"
+            f" DELETE /v1/simulations/{sid} removes it with its files, POST /v1/simulations/{sid}/upload"
+            f" adds files, POST /v1/simulations/{sid}/process reprocesses them"
+        )
 
 
 def delete_simulation(store: Store, data_dir: Path, sim_id: str) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bftscope.cometbft import derive, peerids, rollups
+from bftscope.errors import BftscopeError
 from bftscope.store.base import Store
 
 __all__ = ["DERIVED_VERSION", "PHASES", "Phase", "build", "ensure_current", "is_current", "rebuild_stale"]
@@ -68,10 +69,19 @@ def ensure_current(store: Store, run_id: int, *, on_phase: Phase | None = None) 
     return True
 
 
-def rebuild_stale(store: Store) -> list[str]:
-    """Bring every run that has events up to date (a server starting after a crash); returns their names."""
+def rebuild_stale(store: Store, on_error: Callable[[str, BftscopeError], None] | None = None) -> list[str]:
+    """Bring every run that has events up to date (a server starting after a crash); returns their names.
+
+    A run that fails to rebuild (a full disk, a query past its time limit) is reported to ``on_error``
+    and left stale for ``bftscope rebuild``: one run must not keep a server from starting.
+    """
     rebuilt = []
     for run in store.list_runs():
-        if run["sources"] and ensure_current(store, int(run["id"])):
-            rebuilt.append(str(run["name"]))
+        try:
+            if run["sources"] and ensure_current(store, int(run["id"])):
+                rebuilt.append(str(run["name"]))
+        except BftscopeError as exc:
+            if on_error is None:
+                raise
+            on_error(str(run["name"]), exc)
     return rebuilt

@@ -244,11 +244,17 @@ def _close_sources(store: Store, run: RunRecord, plans: list[Plan], *, interrupt
             written = dict(store.query(
                 "SELECT source, count(*) FROM events WHERE run_id = ? AND list_contains(?, source) GROUP BY source",
                 [run.id, ids]))  # fmt: skip
-    kept = []
+    kept: list[Plan] = []
     for p in plans:
         if p.result.status not in ("ingesting", "failed") or not p.source_id:
             continue
         unfinished = interrupted and (p.units_left > 0 or written.get(p.source_id, 0) != p.result.report.events)
+        if p.after is not None and not any(k is p.after for k in kept) and p.result.status == "ingesting":
+            # It was read from where the earlier copy stops: without that copy its beginning is missing.
+            unfinished = True
+            if not interrupted:
+                p.result.status = "failed"
+                p.result.reason = f"continues {p.after.result.name}, which was not ingested; ingest both again"
         if p.result.status == "failed" or unfinished:
             store.discard_source(p.source_id)
             if p.result.status == "ingesting":
@@ -259,6 +265,8 @@ def _close_sources(store: Store, run: RunRecord, plans: list[Plan], *, interrupt
             p.result.report.warn("empty file")
         if p.continues is not None and p.continues.prefix_len is not None:
             store.trim_source(p.continues.id, p.continues.prefix_len)
+        if p.after is not None:  # the earlier copy's cut last line is read whole from this one
+            p.after.result.report.events -= store.trim_source(p.after.source_id, p.after.prefix_len or 0)
         r = p.result.report
         store.finish_source(
             p.source_id, lines=r.lines, events=r.events, skipped=dict(r.skipped), warnings=r.warnings + r.examples

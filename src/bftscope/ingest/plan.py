@@ -1,7 +1,8 @@
 """Planning an ingest: which files are new to the run, which repeat one already there, which continue
 one that has since grown, whose node each is, and the parse units each is cut into.
 
-Content identity: a file is known by the xxh3-128 of its bytes. Within one ingest the later copies
+Content identity: a file is known by the xxh3-128 of its bytes — a ``.gz`` by that of the bytes it
+decompresses to as well, so a log and its gzipped copy are one content. Within one ingest the later copies
 of the same bytes are duplicates of the first (a file and its copy under another name, or in another
 folder); across ingests a file whose hash is a complete source of the run is a duplicate of it.
 
@@ -12,6 +13,11 @@ the bytes from there are read. Events are positioned by byte offset (``seq``), s
 was still being written when the earlier source was read is replaced by its complete version
 (:meth:`Store.trim_source`) instead of being counted twice. Compressed files and WALs are not
 continued (a WAL is not cut at line boundaries); a grown one is ingested again as a new source.
+
+The same holds within one ingest, where copies of one log taken at different moments meet (an API
+simulation holding a log and, re-uploaded later, its longer version): a file whose bytes are the
+beginning of an earlier file of the ingest is a duplicate of it, and a file that begins with an earlier
+one continues it from that one's last complete line.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from bftscope.cometbft.formats import FORMATS, format_by_name
 from bftscope.cometbft.home import genesis_validator_names, home_identity
 from bftscope.cometbft.identity import Identity
 from bftscope.config import Settings
-from bftscope.ingest.discover import InputFile, Skipped, detect_format, open_input
+from bftscope.ingest.discover import InputFile, Skipped, detect_format, gzip_cut, open_input
 from bftscope.ingest.report import ParseReport
 from bftscope.ingest.worker import Unit, WorkerPool
 from bftscope.store.base import NodeRecord, SourceRecord, Store
@@ -62,6 +68,7 @@ class Plan:
     node: NodeRecord | None = None
     source_id: int = 0
     continues: SourceRecord | None = None  # the source this one continues (a grown file)
+    after: Plan | None = None  # the earlier file of this ingest that this one continues (a later copy of it)
     units_left: int = 0  # parse units not yet done
 
 
@@ -89,6 +96,21 @@ def _hash_file(path: Path, lines: bool) -> tuple[str, int | None, str | None]:
                 return full, cut, xxhash.xxh3_128(mv[:cut]).hexdigest()
 
 
+def _gz_content_hash(f: InputFile) -> str | None:
+    """xxh3-128 of what a ``.gz`` decompresses to (the hash its plain copy has); None for a cut or
+    unreadable stream, which is then known by its own bytes only."""
+    hasher = xxhash.xxh3_128()
+    try:
+        with open_input(f) as (stream, _):
+            while chunk := stream.read(1 << 20):
+                hasher.update(chunk)
+            if gzip_cut(stream):
+                return None
+    except (OSError, EOFError, ValueError):
+        return None
+    return hasher.hexdigest()
+
+
 def _continued(path: Path, candidates: list[SourceRecord]) -> SourceRecord | None:
     """The candidate with the longest prefix that this file begins with. One pass over the file: the
     hash is extended from one candidate's length to the next."""
@@ -103,6 +125,38 @@ def _continued(path: Path, candidates: list[SourceRecord]) -> SourceRecord | Non
             if hasher.hexdigest() == c.prefix_hash:
                 best = c
     return best
+
+
+def _same_start(a: Path, b: Path, n: int) -> bool:
+    """Whether the first ``n`` bytes of ``a`` and ``b`` are equal; reads in growing chunks, so two
+    unrelated logs are told apart after a few KiB."""
+    chunk = 4096
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while n > 0:
+            k = min(n, chunk)
+            x, y = fa.read(k), fb.read(k)
+            if len(x) < k or x != y:
+                return False
+            n -= k
+            chunk = min(chunk * 4, 1 << 20)
+    return True
+
+
+def _within_ingest(p: Plan, earlier: list[Plan]) -> tuple[Plan | None, Plan | None]:
+    """``(contains, continued)``: an earlier line file of this ingest whose bytes begin with all of
+    ``p``'s, and the longest earlier file (being ingested) whose bytes are the beginning of ``p``'s."""
+    size, continued = p.result.size, None
+    for q in earlier:
+        if q.fmt_name != p.fmt_name or q.result.size == 0:
+            continue
+        if q.result.size > size:
+            if _same_start(p.file.path, q.file.path, size):
+                return q, None
+        elif q.result.size < size and q.result.status == "ingesting":
+            longest = continued is None or q.result.size > continued.result.size
+            if longest and _same_start(p.file.path, q.file.path, q.result.size):
+                continued = q
+    return None, continued
 
 
 def _label(ident: Identity, names: dict[str, str], f: InputFile) -> str:
@@ -133,23 +187,42 @@ def _check(store: Store, run_id: int, p: Plan, seen: dict[str, Plan]) -> bool:
             p.identity = fmt.identity(stream, IDENTITY_SCAN_BYTES)
     except (OSError, EOFError, ValueError) as exc:
         p.result.report.warn(f"identity scan stopped early: {exc}")
-    first = seen.get(p.content_hash)
+    keys = [p.content_hash]
+    inner = _gz_content_hash(p.file) if p.file.gz else None
+    if inner is not None:
+        keys.append(inner)
+    first = next((seen[k] for k in keys if k in seen), None)
     if first is not None:
         p.result.status, p.result.duplicate_of = "duplicate", first.result.name
         p.result.reason = f"same content as {first.result.name}"
         return False
-    seen[p.content_hash] = p
-    existing = store.find_source(run_id, p.content_hash)
-    if existing is not None and existing.status == "complete":
+    earlier = [q for q in {id(q): q for q in seen.values()}.values() if not q.file.gz
+               and q.result.status in ("ingesting", "duplicate")] if lines else []  # fmt: skip
+    for k in keys:
+        seen[k] = p
+    # A .gz source is stored under its decompressed hash (one a plain copy matches); one ingested before
+    # that was stored under the hash of its compressed bytes, which is looked up too.
+    found = (store.find_source(run_id, k) for k in reversed(keys))
+    existing = next((s for s in found if s is not None and s.status == "complete"), None)
+    p.content_hash = keys[-1]
+    if existing is not None:
         p.result.status, p.result.duplicate_of = "duplicate", existing.name
         p.result.reason = f"already ingested into this run (same content as {existing.name})"
         return False
     if lines:
+        contains, after = _within_ingest(p, earlier)
+        if contains is not None:
+            p.result.status, p.result.duplicate_of = "duplicate", contains.result.name
+            p.result.reason = f"its content is the beginning of {contains.result.name} (a later copy of this log)"
+            return False
         candidates = [c for c in store.continuable_sources(run_id, fmt.name, p.result.size)
                       if (c.prefix_len or 0) < p.result.size]  # fmt: skip
         p.continues = _continued(p.file.path, candidates) if candidates else None
-        if p.continues is not None:
-            p.result.start = p.continues.prefix_len or 0
+        if after is not None and (p.continues is None or (after.prefix_len or 0) > (p.continues.prefix_len or 0)):
+            p.continues, p.after = None, after
+        start = p.after.prefix_len if p.after is not None else p.continues.prefix_len if p.continues else None
+        if p.continues is not None or p.after is not None:
+            p.result.start = start or 0
             p.result.reason = f"appended: read {p.result.size - p.result.start:,} new bytes"
     return True
 

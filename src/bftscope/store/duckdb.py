@@ -66,6 +66,12 @@ class DuckDBStore:
         try:
             con = duckdb.connect(target, read_only=read_only, config=config)
         except duckdb.IOException as exc:
+            held = re.search(r"Conflicting lock is held in .*?\(PID (\d+)\)", str(exc))
+            if held:  # the usual case: one writer per store, and a server or an ingest is that writer
+                raise StoreError(
+                    f"cannot open the store at {target}: another process (PID {held.group(1)}) holds it — a"
+                    " running `bftscope serve` or ingest; stop it first, or use another --data-dir"
+                ) from exc
             raise StoreError(f"cannot open the store at {target}: {exc}") from exc
         if not read_only:
             apply_migrations(con, "duckdb")
@@ -502,6 +508,11 @@ class DuckDBStore:
             for sid, run_id in stale:
                 self.discard_source(sid)
                 self.set_derived_version(run_id, None)
+            for run_id in {r for _, r in stale}:
+                # Its only sources were the dead ingest's: the run was that ingest's, which would have
+                # removed it on any other failure.
+                if not self._write("SELECT 1 FROM sources WHERE run_id = ? LIMIT 1", [run_id]):
+                    self.delete_run(run_id)
             return len(stale)
 
     def checkpoint(self) -> None:

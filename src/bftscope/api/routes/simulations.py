@@ -231,6 +231,7 @@ def process(id: HexId, c: Ctx, who: Caller) -> schemas.ProcessResponse:
     it is already queued or processed, or while an upload to it is still streaming."""
     sim = sim_for(c, who, id)
     if not sim.files:
+        c.jobs.refuse_if_active(id)  # a first upload still streaming records its files only at its end: 409
         raise InputError("No log files available for processing")
     c.jobs.submit(id)
     c.forget_simulation(id)
