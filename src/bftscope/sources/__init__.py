@@ -1,25 +1,2 @@
-"""Transports (how frames arrive) and the decoder protocol (what they mean); see :mod:`bftscope.sources.base`."""
-
-from bftscope.sources.base import (
-    Decoder,
-    DecoderFactory,
-    Frame,
-    LiveSourceSpec,
-    MockTransport,
-    Transport,
-    TransportClosed,
-    TransportError,
-    TransportFactory,
-)
-
-__all__ = [
-    "Decoder",
-    "DecoderFactory",
-    "Frame",
-    "LiveSourceSpec",
-    "MockTransport",
-    "Transport",
-    "TransportClosed",
-    "TransportError",
-    "TransportFactory",
-]
+"""Transports (how frames arrive: ``file``, ``sse``, ``websocket``, ``replay``) and the decoder protocol
+(what they mean); the shared vocabulary is in :mod:`bftscope.sources.base`."""
