@@ -14,6 +14,8 @@
     ├── StoreError                the store failed or refused                                 500
     │   └── QueryTimeoutError     a query ran past its time limit                             503
     ├── FormatError               a source file is not in the format it claims               422
+    ├── TransportError            a live source's connection failed (upstream)               502
+    │   └── TransportClosed       the connection ended (the peer closed it, or a file ended)  502
     └── ClientDisconnectedError   the client went away mid-request (logged and counted only) 499
 
 Every error renders to one JSON envelope: ``{"error": message, "code": code}`` plus the error's keyword
@@ -39,6 +41,8 @@ __all__ = [
     "PayloadTooLargeError",
     "QueryTimeoutError",
     "StoreError",
+    "TransportClosed",
+    "TransportError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
 ]
@@ -59,6 +63,7 @@ ERROR_CODES: dict[str, int] = {
     "rate_limited": 429,
     "client_disconnected": 499,
     "internal_error": 500,
+    "transport_error": 502,
     "store_error": 500,
     "query_timeout": 503,
 }
@@ -131,6 +136,18 @@ class QueryTimeoutError(StoreError):
 class FormatError(BftscopeError):
     code = "bad_format"
     status = 422
+
+
+class TransportError(BftscopeError):
+    """A source's connection failed: refused, reset, a bad status, a protocol error. A live runner
+    reconnects; the batch pipeline reports it as the file's error."""
+
+    code = "transport_error"
+    status = 502
+
+
+class TransportClosed(TransportError):
+    """The connection ended in order: the peer closed it, or a finite source (a file, a recording) ran out."""
 
 
 class ClientDisconnectedError(BftscopeError):

@@ -31,8 +31,9 @@ from typing import Any
 import pyarrow as pa
 
 from bftscope.cometbft.formats import format_by_name
-from bftscope.ingest.discover import InputFile, gzip_cut, open_input
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.discover import InputFile
+from bftscope.sources.file import FileRangeTransport
+from bftscope.sources.fileformat import FileFormatDecoder
 
 __all__ = ["WATCHDOG_S", "Message", "Unit", "WorkerPool", "run_inline", "run_unit"]
 
@@ -54,19 +55,18 @@ class Unit:
 
 
 def run_unit(unit: Unit, batch_rows: int, max_line_bytes: int) -> Iterator[Message]:
-    fmt = format_by_name(unit.fmt_name)
-    report = ParseReport()
-    with open_input(unit.file) as (stream, raw):
-        for table in fmt.parse(
-            stream, report, start=unit.start, end=unit.end, batch_rows=batch_rows, max_line_bytes=max_line_bytes
-        ):
-            yield ("batch", unit.uid, table, raw.tell())
-        cut = gzip_cut(stream)
-        if cut is not None:
-            # What decompressed was parsed; the rest of the file is lost and says so.
-            report.skip(cut.split(" after ")[0], f"offset {raw.tell()} of the compressed file")
-            report.warn(cut + "; kept what decompressed before it")
-        yield ("done", unit.uid, report, raw.tell())
+    """Read the unit's byte range through the file transport and decode it with its format's decoder."""
+    decoder = FileFormatDecoder(format_by_name(unit.fmt_name), batch_rows=batch_rows, max_line_bytes=max_line_bytes)
+    report = decoder.report
+    transport = FileRangeTransport(unit.file, unit.start, unit.end)
+    for table in decoder.decode_range(transport):
+        yield ("batch", unit.uid, table, transport.position)
+    cut, position = transport.last_cut, transport.last_position
+    if cut is not None:
+        # What decompressed was parsed; the rest of the file is lost and says so.
+        report.skip(cut.split(" after ")[0], f"offset {position} of the compressed file")
+        report.warn(cut + "; kept what decompressed before it")
+    yield ("done", unit.uid, report, position)
 
 
 def run_inline(units: list[Unit], batch_rows: int, max_line_bytes: int) -> Iterator[Message]:

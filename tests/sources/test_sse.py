@@ -1,0 +1,66 @@
+"""The SSE frame parser: the WHATWG rules one by one, and on the real Casper transcripts, any split of the
+bytes into chunks (and any line-ending style) gives the same events."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bftscope.sources.base import Frame
+from bftscope.sources.sse import SSEParser
+from tests.conftest import require_data
+
+
+def _parse(chunks: list[bytes]) -> list[Frame]:
+    parser = SSEParser()
+    out: list[Frame] = []
+    for c in chunks:
+        out.extend(parser.feed(c))
+    return out
+
+
+def _transcripts() -> list[bytes]:
+    folder = require_data("casper-sse")
+    files = sorted(folder.glob("*.sse"))
+    assert len(files) >= 4, files
+    return [f.read_bytes() for f in files]
+
+
+def test_fields_comments_multiline_data_and_ids() -> None:
+    text = (b"\xef\xbb\xbf: keep-alive\n"
+            b"event: add\ndata: first\ndata:  second\nid: 7\nretry: 1500\n\n"
+            b"data\n\n"  # a field with no colon: empty data, still an event
+            b"id\n: the id was reset to empty\nfoo: ignored\nretry: 2x\ndata:x\n\n"
+            b"event: lonely\n\n"  # no data: nothing dispatched
+            b"data: unterminated")  # fmt: skip
+    parser = SSEParser()
+    frames = parser.feed(text)
+    assert frames == [Frame(b"first\n second", id="7", event="add", retry=1500),
+                      Frame(b"", id="7", event="message", retry=1500),
+                      Frame(b"x", id="", event="message", retry=1500)]  # fmt: skip
+    assert parser.comments == 2 and parser.pending()  # the unterminated event is held, not dispatched
+
+
+def test_cr_lf_split_across_chunks_is_one_line_end() -> None:
+    assert _parse([b"data: a\r", b"\n\r", b"\ndata: b\r\r"]) == [Frame(b"a"), Frame(b"b")]
+    assert _parse([b"data: a\r\rdata: b\n\n"]) == [Frame(b"a"), Frame(b"b")]
+
+
+def test_real_transcripts_have_events() -> None:
+    frames = [f for t in _transcripts() for f in _parse([t])]
+    assert any(f.data.startswith(b'{"DeployAccepted"') and f.id == "21821471" for f in frames)
+    assert all(f.data for f in frames)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), eol=st.sampled_from([b"\n", b"\r\n", b"\r"]))
+def test_any_split_of_a_real_transcript_gives_the_same_events(data: st.DataObject, eol: bytes) -> None:
+    for raw in _transcripts():
+        text = raw.replace(b"\r\n", b"\n").replace(b"\n", eol)
+        whole = _parse([text])
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=40)))
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        assert _parse(pieces) == whole
+        # one byte at a time is the harshest split (only for the small transcripts: it is slow)
+        if len(text) < 20_000:
+            assert _parse([text[i : i + 1] for i in range(len(text))]) == whole
