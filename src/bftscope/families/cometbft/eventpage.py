@@ -403,28 +403,3 @@ def fetch_page(
             return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
         width *= 8
 
-
-class _Renderer:
-    """The family's :class:`~bftscope.families.base.EventRenderer`: this module's functions."""
-
-    def lookup_tables(self, store: Store, run_id: int) -> dict[str, pa.Table]:
-        return lookup_tables(store, run_id)
-
-    def fetch_page(
-        self,
-        store: Store,
-        run_id: int,
-        flt: EventFilter,
-        *,
-        limit: int,
-        after: tuple[int, int] | None,
-        before: tuple[int, int] | None,
-        offset: int,
-        span: tuple[int, int, int],
-        tables: dict[str, pa.Table] | None = None,
-    ) -> list[tuple[int, int, str]]:
-        return fetch_page(store, run_id, flt, limit=limit, after=after, before=before, offset=offset, span=span,
-                          tables=tables)  # fmt: skip
-
-
-RENDERER = _Renderer()

@@ -133,9 +133,9 @@ class CometBFT(Family):
         register(app)
 
     def events(self) -> EventRenderer:
-        from bftscope.families.cometbft.eventpage import RENDERER
+        import bftscope.families.cometbft.eventpage as page  # the module is the renderer (its functions)
 
-        return RENDERER
+        return page
 
 
 FAMILY = CometBFT()
