@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from bftscope.api.eventpage import event_json, fetch_page, list_entries, lookups
 from bftscope.cometbft.simulator import build_config, simulate
 from bftscope.config import Settings
+from bftscope.families.cometbft.eventpage import event_json, fetch_page, list_entries, lookups
 from bftscope.ingest.pipeline import ingest
 from bftscope.store import DuckDBStore
 from bftscope.store.eventquery import EventFilter

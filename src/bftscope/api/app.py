@@ -20,10 +20,11 @@ from bftscope.api.auth import AuthGateMiddleware
 from bftscope.api.context import ApiContext
 from bftscope.api.errors import install_error_handlers
 from bftscope.api.middleware import MiddlewareConfig, install_middleware
-from bftscope.api.routes import analytics, events, health, metrics, projects, simulations, users
+from bftscope.api.routes import events, health, projects, simulations, users
 from bftscope.config import Settings
 from bftscope.control.jobs import ThreadJobRunner, recover_after_crash
 from bftscope.errors import InputError
+from bftscope.families import registry
 from bftscope.ingest.derived import rebuild_stale
 from bftscope.store.duckdb import DuckDBStore
 
@@ -87,8 +88,12 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
                   description="Consensus observability for BFT blockchains: CometBFT runs, their events and metrics. "
                   "Errors are always {\"error\": message, \"code\": code}.")  # fmt: skip
     install_error_handlers(app)
-    for module in (users, projects, simulations, events, metrics, analytics, health):
+    for module in (users, projects, simulations, events):
         app.include_router(module.router)
+    for family in registry.families():  # each chain family's own routes (metrics, analytics, …)
+        for router in family.routers():
+            app.include_router(router)
+    app.include_router(health.router)
     app.add_middleware(AuthGateMiddleware)  # innermost: tokens are checked before any body is read
     install_middleware(app, _middleware_config(settings), telemetry.observe)
     if store is not None:  # the caller owns the store: the app is usable at once, even without a lifespan

@@ -179,7 +179,7 @@ class EventsPage(Model):
     pagination: EventsPagination
 
 
-# --- the original's metrics (bftscope.cometbft.analyzer) ---------------------------------------------
+# --- the original's metrics (the CometBFT family's analyzer) ---------------------------------------------
 
 
 class VoteLatencyRow(Model):

@@ -13,15 +13,15 @@ The stored value is the JSON the API sends, so the HTTP layer can return it with
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 
+from bftscope.analytics import rollups as engine
+from bftscope.analytics import summary
 from bftscope.cometbft import analyzer, metrics, participation, peerids, timeline, topology
 from bftscope.cometbft.analyzer import WHOLE_RUN, Window
-from bftscope.store.base import Store
-from bftscope.timeutil import format_ns
+from bftscope.store.base import NodeRecord, Store
 
 __all__ = ["ANALYZER_METRICS", "METRICS", "answer", "answer_json", "refresh"]
 
@@ -39,22 +39,22 @@ def _thresholds(store: Store, run_id: int, window: Window) -> dict[str, float | 
 
 def run_counts(store: Store, run_id: int) -> dict[str, Any]:
     """Events, time and height range of the run and of each node, and events by kind (camelCase, as served)."""
-    per_node = {r[0]: r[1:] for r in store.query(
-        "SELECT node, count(*), min(height), max(height) FROM events WHERE run_id = ? GROUP BY node",
-        [run_id])}  # fmt: skip
-    span = store.query("SELECT count(*), min(ts), max(ts), min(height), max(height) FROM events WHERE run_id = ?",
-                       [run_id])[0]  # fmt: skip
-    kinds = store.query("SELECT kind, count(*) FROM events WHERE run_id = ? GROUP BY kind ORDER BY 2 DESC, 1", [run_id])
+    counts = summary.run_counts(store, run_id)
     ids = peerids.identity_provenance(store, run_id)
+
+    def node(n: NodeRecord) -> dict[str, Any]:
+        c = counts.per_node.get(n.node)
+        return {
+            "node": n.node, "label": n.label, "nodeId": n.p2p_id, "validatorAddress": n.validator,
+            "events": c.events if c else 0, "firstHeight": c.min_height if c else None,
+            "lastHeight": c.max_height if c else None, "nodeIdSources": ids.get(n.node, {}).get("sources", []),
+            "identityConflicts": ids.get(n.node, {}).get("conflicts", []),
+        }  # fmt: skip
+
     return {
-        "events": int(span[0]), "firstTimestamp": format_ns(span[1]) if span[1] is not None else None,
-        "lastTimestamp": format_ns(span[2]) if span[2] is not None else None, "firstHeight": span[3],
-        "lastHeight": span[4], "eventsByKind": {k: int(v) for k, v in kinds},
-        "nodes": [{"node": n.node, "label": n.label, "nodeId": n.p2p_id, "validatorAddress": n.validator,
-                   "events": int(per_node.get(n.node, (0,))[0]), "firstHeight": per_node.get(n.node, (0, None))[1],
-                   "lastHeight": per_node.get(n.node, (0, None, None))[2],
-                   "nodeIdSources": ids.get(n.node, {}).get("sources", []),
-                   "identityConflicts": ids.get(n.node, {}).get("conflicts", [])} for n in store.nodes(run_id)],
+        "events": counts.events, "firstTimestamp": counts.first_timestamp, "lastTimestamp": counts.last_timestamp,
+        "firstHeight": counts.min_height, "lastHeight": counts.max_height, "eventsByKind": counts.by_kind,
+        "nodes": [node(n) for n in store.nodes(run_id)],
     }  # fmt: skip
 
 
@@ -98,27 +98,13 @@ def _encode(name: str, value: Any) -> bytes:
 
 
 def refresh(store: Store, run_id: int, *, threads: int = 2) -> int:
-    """Recompute and store every rollup of the run; returns how many were stored.
-
-    The metrics are read-only queries, computed on ``threads`` read cursors at once: most are small
-    and leave the store's own threads idle part of the time (a small gain: 0.79–1.05 s with two or
-    three against 0.90–1.14 s with one on the 1 GB benchmark run, on a noisy machine).
-    """
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        values = list(pool.map(lambda kv: _encode(kv[0], kv[1](store, run_id, WHOLE_RUN)).decode(), METRICS.items()))
-    store.execute("DELETE FROM rollups WHERE run_id = ?", [run_id])
-    for name, value in zip(METRICS, values, strict=True):
-        store.execute("INSERT INTO rollups VALUES (?, ?, ?)", [run_id, name, value])
-    return len(METRICS)
+    """Recompute and store every rollup of the run (:func:`bftscope.analytics.rollups.refresh`)."""
+    return engine.refresh(store, run_id, METRICS, _encode, WHOLE_RUN, threads=threads)
 
 
 def answer_json(store: Store, run_id: int, name: str, window: Window = WHOLE_RUN) -> bytes:
     """The metric's answer as JSON bytes: the stored rollup for the whole run, else computed live."""
-    if window == WHOLE_RUN:
-        rows = store.query("SELECT value FROM rollups WHERE run_id = ? AND name = ?", [run_id, name])
-        if rows:
-            return str(rows[0][0]).encode()
-    return _encode(name, METRICS[name](store, run_id, window))
+    return engine.answer_json(store, run_id, name, METRICS[name], _encode, window, whole=window == WHOLE_RUN)
 
 
 def answer(store: Store, run_id: int, name: str, window: Window = WHOLE_RUN) -> Any:

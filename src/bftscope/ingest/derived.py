@@ -7,8 +7,9 @@ re-ingesting found only duplicates. So the run records the version of what it ho
 (``runs.derived_version``): it is cleared before any event of the run changes and written only
 after both the derived tables and the rollups are complete. Whoever needs them — the next ingest
 (even when every file is a duplicate), the CLI's readers, the API at start-up, ``bftscope
-rebuild`` — calls :func:`ensure_current`, which rebuilds what is not current. Raising
-:data:`DERIVED_VERSION` (when what is derived changes) makes every older run rebuild the same way.
+rebuild`` — calls :func:`ensure_current`, which rebuilds what is not current. Raising the family's
+``derived_version`` (when what is derived changes) makes every older run rebuild the same way. What is
+derived, and which rollups, is the run's chain family's (:mod:`bftscope.families.registry`).
 """
 
 from __future__ import annotations
@@ -17,20 +18,30 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bftscope.cometbft import derive, peerids, rollups
 from bftscope.errors import BftscopeError
+from bftscope.families import registry
+from bftscope.families.base import ChainFamily
 from bftscope.store.base import Store
 
-__all__ = ["DERIVED_VERSION", "PHASES", "Phase", "build", "ensure_current", "is_current", "rebuild_stale"]
+__all__ = ["PHASES", "Phase", "build", "current_version", "ensure_current", "is_current", "rebuild_stale"]
 
-DERIVED_VERSION = 2  # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology
 # The phases of an ingest: key in IngestResult.phases → label shown to people.
 PHASES = {"parse_store": "parse and store", "derive": "derived tables", "rollups": "metric rollups"}
 Phase = Callable[[str], None]  # called with the label of each phase after parsing, as it starts
 
 
+def _family(store: Store, run_id: int) -> ChainFamily:
+    rows = store.query("SELECT chain FROM runs WHERE id = ?", [run_id])
+    return registry.family(str(rows[0][0])) if rows else registry.default_family()
+
+
+def current_version(chain: str) -> int:
+    """The derived version a run of this chain has when its derived tables and rollups are current."""
+    return registry.family(chain).derived_version
+
+
 def is_current(store: Store, run_id: int) -> bool:
-    return store.derived_version(run_id) == DERIVED_VERSION
+    return store.derived_version(run_id) == _family(store, run_id).derived_version
 
 
 def build(
@@ -38,6 +49,7 @@ def build(
 ) -> dict[str, int]:
     """Rebuild the run's derived tables, then its rollups, then mark them current. Returns row counts;
     the seconds of each phase go into ``phases``."""
+    family = _family(store, run_id)
     store.set_derived_version(run_id, None)
 
     def phase(key: str, work: Callable[[], Any]) -> Any:
@@ -49,11 +61,9 @@ def build(
             phases[key] = time.perf_counter() - t
         return value
 
-    # Through the modules (not names imported from them), so a test can stand in for either phase.
-    # Inferred p2p ids are derived data too: deliveries need them to tie a receipt to its sender.
-    counts: dict[str, int] = phase("derive", lambda: (peerids.resolve(store, run_id), derive.rebuild(store, run_id))[1])
-    counts["rollups"] = phase("rollups", lambda: rollups.refresh(store, run_id))
-    store.set_derived_version(run_id, DERIVED_VERSION)
+    counts: dict[str, int] = phase("derive", lambda: family.derive(store, run_id))
+    counts["rollups"] = phase("rollups", lambda: family.refresh_rollups(store, run_id))
+    store.set_derived_version(run_id, family.derived_version)
     return counts
 
 

@@ -7,7 +7,7 @@ candidate whatever its name — ``wal`` outside ``cs.wal/``, ``node.wal``, a fil
 its content decides; nothing found is dropped silently: what is not read is returned as
 :class:`Skipped` with its reason. Only two things are skipped by name, and both are reported: node
 databases (``*.db/`` folders: large, never logs) and a node home's ``config/`` (read for the
-node's identity, see ``cometbft/home.py``). Symbolic links are followed, to files and folders,
+node's identity; what a node home is, is the chain family's). Symbolic links are followed, to files and folders,
 wherever they point; dangling links, link loops and folders reached a second time are reported.
 FIFOs, devices and sockets are reported as "not a regular file" and never opened (a FIFO would
 block the ingest). A path named on the command line that does not exist is reported the same
@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import gzip
 import os
-import re
 import stat
 import zlib
 from collections.abc import Iterator
@@ -28,16 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from bftscope.cometbft.home import is_node_home
+from bftscope.families import registry
 from bftscope.ingest.source import FileFormat
 
 __all__ = ["Discovery", "InputFile", "Skipped", "detect_format", "discover", "gzip_cut", "open_input"]
 
-_WAL_NAME = re.compile(r"^wal(\.\d+)?$")
 HEAD_BYTES = 64 * 1024
-# Node state files: JSON, never logs. Only the reason given for them comes from the name.
-_NOT_LOGS = frozenset({"genesis.json", "node_key.json", "priv_validator_key.json", "priv_validator_state.json",
-                       "addrbook.json", "ground_truth.json"})  # fmt: skip
 _KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
           (stat.S_ISSOCK, "socket"))  # fmt: skip
 
@@ -72,6 +67,11 @@ def _is_gz(path: Path) -> bool:
             return fh.read(2) == b"\x1f\x8b"
     except OSError:
         return False
+
+
+def is_node_home(path: Path) -> bool:
+    """A directory that some chain family knows as one node's home."""
+    return any(fam.is_node_home(path) for fam in registry.families())
 
 
 def _home_of(path: Path, roots: list[Path]) -> Path | None:
@@ -151,11 +151,12 @@ class _Finder:
                     self.add(here / fn, shown(fn), _home_of(here / fn, [root.parent]))
 
 
-def _wal_order(p: Path) -> tuple[str, int]:
-    # wal.000, wal.001 … precede the head file "wal".
-    if p.parent.name == "cs.wal" and _WAL_NAME.match(p.name):
-        suffix = p.name[4:]
-        return (str(p.parent), int(suffix) if suffix else 1 << 30)
+def _file_order(p: Path) -> tuple[str, int]:
+    # A family may order its files (rotated files before their head file); others sort by path.
+    for fam in registry.families():
+        key = fam.file_order(p)
+        if key is not None:
+            return tuple(key)
     return (str(p), 0)
 
 
@@ -171,7 +172,7 @@ def discover(paths: list[Path]) -> Discovery:
         else:
             finder.skip(str(given), reason or "not a regular file")
     out = finder.out
-    out.files = sorted(finder.found.values(), key=lambda f: _wal_order(f.path))
+    out.files = sorted(finder.found.values(), key=lambda f: _file_order(f.path))
     return out
 
 
@@ -264,6 +265,7 @@ def detect_format(f: InputFile, formats: list[FileFormat]) -> tuple[FileFormat |
     for fmt in formats:
         if fmt.sniff(head):
             return fmt, None
-    if f.path.name in _NOT_LOGS:
-        return None, "node state file (not a log)"
+    for fam in registry.families():
+        if why := fam.not_a_log(f.path.name):
+            return None, why
     return None, "unrecognized format"

@@ -9,8 +9,8 @@
 3. **Write**: this process appends batches to the store as they arrive (the store's single
    writer) and closes each source with its merged parse report. A source that fails is removed
    with its events and reported; the others are kept.
-4. **Derive**: nodes' p2p ids that no file stated are inferred (``cometbft/peerids.py``), then the
-   run's derived tables and rollups are rebuilt unless current
+4. **Derive**: the run's chain family builds what it derives from the events (CometBFT first infers
+   the p2p ids no file stated), then the run's derived tables and rollups are rebuilt unless current
    (:mod:`bftscope.ingest.derived`) — also when every file was a duplicate, so a run left stale by
    a killed ingest is repaired by the next one.
 
@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bftscope.cometbft import peerids
-from bftscope.cometbft.formats import format_by_name
 from bftscope.config import Settings
 from bftscope.errors import NotFoundError, NothingIngestedError
+from bftscope.families import registry
+from bftscope.families.base import ChainFamily
+from bftscope.families.registry import format_by_name
 from bftscope.ingest import derived
 from bftscope.ingest.derived import PHASES, Phase
-from bftscope.ingest.discover import InputFile, Skipped, discover
+from bftscope.ingest.discover import InputFile, Skipped, detect_format, discover
 from bftscope.ingest.plan import FileResult, Plan, plan_files, skipped_result
 from bftscope.ingest.report import ParseReport
 from bftscope.ingest.worker import Unit, WorkerPool, run_inline
@@ -65,7 +66,7 @@ class IngestResult:
     # Seconds per phase (keys of PHASES): "parse_store" (planning, parsing, normalizing, storing),
     # "derive" (derived tables), "rollups" (whole-run metric answers).
     phases: dict[str, float] = field(default_factory=dict)
-    # Per node: its p2p id, where it came from and any disagreement between sources (cometbft/peerids.py).
+    # Per node: its identity, where it came from and any disagreement between sources (the family's).
     identities: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -103,12 +104,22 @@ def _no_second_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _run_exists(store: Store, name: str) -> bool:
+def _existing_run(store: Store, name: str) -> RunRecord | None:
     try:
-        store.get_run(name)
+        return store.get_run(name)
     except NotFoundError:
-        return False
-    return True
+        return None
+
+
+def _family_of(files: list[InputFile]) -> ChainFamily:
+    """The family of a new run: that of the first file whose format is recognised (the default family when
+    none is; the ingest then reports every file as unrecognised)."""
+    formats = registry.all_formats()
+    for f in files:
+        fmt, _ = detect_format(f, formats)
+        if fmt is not None:
+            return registry.family_of_format(fmt.name)
+    return registry.default_family()
 
 
 def ingest(
@@ -124,10 +135,12 @@ def ingest(
     """Ingest files and folders into a run (created if new). See the module docstring."""
     t0 = time.perf_counter()
     found = discover(paths)
-    existed = _run_exists(store, run_name)
-    run = store.get_or_create_run(run_name, "cometbft")
+    existing = _existing_run(store, run_name)
+    existed = existing is not None
+    family = registry.family(existing.chain) if existing is not None else _family_of(found.files)
+    run = store.get_or_create_run(run_name, family.name)
     try:
-        return _ingest(store, run, found.files, found.skipped, settings, t0, progress, workers, on_phase)
+        return _ingest(store, run, family, found.files, found.skipped, settings, t0, progress, workers, on_phase)
     except BaseException:
         with _no_second_interrupt():
             if not existed and not any(s.status == "complete" for s in store.sources(run.id)):
@@ -138,6 +151,7 @@ def ingest(
 def _ingest(
     store: Store,
     run: RunRecord,
+    family: ChainFamily,
     files: list[InputFile],
     skipped: list[Skipped],
     settings: Settings,
@@ -156,7 +170,7 @@ def _ingest(
     # stay within the ingest's budget whatever the input size; deriving gets the room the parsers left.
     try:
         with store.memory_limit(settings.ingest_parse_memory_limit):
-            _parse_and_write(store, run, plans, settings, pool, progress)
+            _parse_and_write(store, run, family, plans, settings, pool, progress)
     except KeyboardInterrupt:
         with _no_second_interrupt():
             if pool is not None:
@@ -182,13 +196,14 @@ def _ingest(
             run.name, sum(f.report.events for f in done), len(done), "derived tables and rollups"
         ) from None
     total = sum(p.result.size - p.result.start for p in plans if p.result.status in ("ingested", "failed"))
-    identities = peerids.node_identities(store, run.id)
+    identities = family.node_identities(store, run.id)
     return IngestResult(run.name, run.id, results, time.perf_counter() - t0, total, counts, phases, identities)
 
 
 def _parse_and_write(
     store: Store,
     run: RunRecord,
+    family: ChainFamily,
     plans: list[Plan],
     settings: Settings,
     pool: WorkerPool | None,
@@ -196,7 +211,7 @@ def _parse_and_write(
 ) -> None:
     """Plan, parse and write every source (a source that fails is marked so in its plan)."""
     units: list[Unit] = []
-    plan_files(store, run.id, plans, settings, units, pool)
+    plan_files(store, run.id, plans, settings, units, pool, family)
     if any(p.result.status == "ingesting" for p in plans):
         # Before the first event is written: from here until derived.build completes, the run's derived
         # tables are not current, whatever happens to this process.

@@ -28,13 +28,13 @@ from pathlib import Path
 
 import xxhash
 
-from bftscope.cometbft import peerids
-from bftscope.cometbft.formats import FORMATS, format_by_name
-from bftscope.cometbft.home import genesis_validator_names, home_identity
-from bftscope.cometbft.identity import Identity
 from bftscope.config import Settings
+from bftscope.families import registry
+from bftscope.families.base import ChainFamily
+from bftscope.families.registry import format_by_name
 from bftscope.ingest.discover import InputFile, Skipped, detect_format, gzip_cut, open_input
 from bftscope.ingest.report import ParseReport
+from bftscope.ingest.source import NodeIdentity
 from bftscope.ingest.worker import Unit, WorkerPool
 from bftscope.store.base import NodeRecord, SourceRecord, Store
 
@@ -64,7 +64,7 @@ class Plan:
     content_hash: str = ""
     prefix_len: int | None = None
     prefix_hash: str | None = None
-    identity: Identity = field(default_factory=Identity)
+    identity: NodeIdentity | None = None  # what the file says about its node (the family's type)
     node: NodeRecord | None = None
     source_id: int = 0
     continues: SourceRecord | None = None  # the source this one continues (a grown file)
@@ -159,25 +159,15 @@ def _within_ingest(p: Plan, earlier: list[Plan]) -> tuple[Plan | None, Plan | No
     return None, continued
 
 
-def _label(ident: Identity, names: dict[str, str], f: InputFile) -> str:
-    if ident.validator and ident.validator in names:
-        return names[ident.validator]
-    if ident.moniker:
-        return ident.moniker
-    if f.home is not None:
-        return f.home.name
-    if ident.p2p_id:
-        return ident.p2p_id[:12]
-    if ident.validator:
-        return ident.validator[:12]
-    return f.path.name.split(".")[0]
-
-
-def _check(store: Store, run_id: int, p: Plan, seen: dict[str, Plan]) -> bool:
+def _check(store: Store, run_id: int, p: Plan, seen: dict[str, Plan], family: ChainFamily) -> bool:
     """Detect, hash and identify one file; True when it is new to the run and must be parsed."""
-    fmt, reason = detect_format(p.file, list(FORMATS))
+    fmt, reason = detect_format(p.file, registry.all_formats())
     if fmt is None:
         p.result.status, p.result.reason = "unrecognized", reason
+        return False
+    if (other := registry.family_of_format(fmt.name)) is not family:
+        p.result.status = "skipped"
+        p.result.reason = f"a {other.name} file ({fmt.name}) in a {family.name} run: ingest it into a run of its own"
         return False
     p.fmt_name = p.result.format = fmt.name
     lines = fmt.splittable and not p.file.gz
@@ -244,16 +234,23 @@ def _units_of(first_uid: int, plan_index: int, p: Plan, settings: Settings) -> l
 
 
 def plan_files(
-    store: Store, run_id: int, plans: list[Plan], settings: Settings, units: list[Unit], pool: WorkerPool | None
+    store: Store,
+    run_id: int,
+    plans: list[Plan],
+    settings: Settings,
+    units: list[Unit],
+    pool: WorkerPool | None,
+    family: ChainFamily,
 ) -> None:
     """Check every file of ``plans`` (filled in place); a new source's parse units are queued to the pool
-    as soon as it is checked, so parsing starts while later files are still being hashed."""
+    as soon as it is checked, so parsing starts while later files are still being hashed. Nodes are
+    identified and named by the run's chain ``family``."""
     names: dict[str, str] = {}
     for home in {p.file.home for p in plans if p.file.home is not None}:
-        names.update(genesis_validator_names(home))
+        names.update(family.home_names(home))
     seen: dict[str, Plan] = {}
     for i, p in enumerate(plans):
-        if not _check(store, run_id, p, seen):
+        if not _check(store, run_id, p, seen, family):
             continue
         p.result.status = "ingesting"
         new_units = _units_of(len(units), i, p, settings)
@@ -262,10 +259,12 @@ def plan_files(
         if pool is not None:
             pool.submit(new_units)
     # Files of one node home share an identity; merge what each one revealed.
-    by_home: dict[Path, Identity] = {}
+    by_home: dict[Path, NodeIdentity] = {}
     for p in plans:
         if p.file.home is not None and p.fmt_name:
-            ident = by_home.setdefault(p.file.home, home_identity(p.file.home))
+            if p.identity is None:
+                p.identity = family.new_identity()
+            ident = by_home.setdefault(p.file.home, family.home_identity(p.file.home))
             for c in ident.conflicts(p.identity):
                 p.result.report.warn(f"identity conflict with its node home ({c}); kept the first")
             ident.merge(p.identity)
@@ -273,17 +272,16 @@ def plan_files(
     for p in plans:
         if not p.fmt_name:
             continue
-        ident = by_home.get(p.file.home, p.identity) if p.file.home is not None else p.identity
-        label = _label(ident, names, p.file)
+        found = by_home.get(p.file.home, p.identity) if p.file.home is not None else p.identity
+        # None: the identity scan failed before the format's identity was read
+        ident = found if found is not None else family.new_identity()
+        label = family.node_label(ident, names, p.file.home, p.file.path)
         if not ident.known:
             p.result.report.warn(
                 f"no node identity found in {p.file.name}; attributed to node '{label}' by its file/folder name"
             )
-        p.node = store.resolve_node(
-            run_id, p2p_id=ident.p2p_id, validator=ident.validator, moniker=ident.moniker, label=label
-        )
+        p.node = family.resolve_node(store, run_id, ident, label, p.file.home)
         p.result.node = p.node.label
-        peerids.record_home(store, run_id, p.node.node, p.file.home, ident)
         if p.result.status == "ingesting":
             p.source_id = store.begin_source(
                 run_id, p.node.node, p.file.name, p.fmt_name, p.content_hash, p.result.size,

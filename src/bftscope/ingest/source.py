@@ -9,14 +9,32 @@ read buffer in memory, whatever the input size.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import pyarrow as pa
 
-from bftscope.cometbft.identity import Identity
 from bftscope.ingest.report import ParseReport
 
-__all__ = ["FileFormat"]
+__all__ = ["FileFormat", "NodeIdentity"]
+
+
+class NodeIdentity(Protocol):
+    """Who a node is, as far as a file or a node home tells: the family's own type (its key and aliases)."""
+
+    evidence: list[str]  # where each fact came from, for the summary
+
+    @property
+    def known(self) -> bool:
+        """True when the node's key or an identifying alias was found."""
+        ...
+
+    def merge(self, other: Any) -> None:
+        """Fill unknown facts from another identity of the same family."""
+        ...
+
+    def conflicts(self, other: Any) -> list[str]:
+        """Facts the two identities disagree on, in words."""
+        ...
 
 
 class FileFormat(Protocol):
@@ -27,7 +45,7 @@ class FileFormat(Protocol):
         """True when ``head`` (the first ≤64 KiB of the decompressed stream) is this format."""
         ...
 
-    def identity(self, stream: BinaryIO, limit_bytes: int) -> Identity:
+    def identity(self, stream: BinaryIO, limit_bytes: int) -> NodeIdentity:
         """Identity facts found in at most ``limit_bytes`` from the start of the stream."""
         ...
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from bftscope.cometbft.formats import format_by_name
+from bftscope.families.registry import format_by_name
 from bftscope.ingest.discover import InputFile
 from bftscope.sources.file import FileRangeTransport
 from bftscope.sources.fileformat import FileFormatDecoder

@@ -18,9 +18,9 @@ from fastapi import APIRouter, Query, Response
 from bftscope.api import schemas
 from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner
 from bftscope.api.errors import errors
-from bftscope.api.eventpage import decode_cursor, encode_cursor, fetch_page, lookup_tables
-from bftscope.cometbft.kinds import ALL_KINDS
+from bftscope.api.eventpage import decode_cursor, encode_cursor, renderer
 from bftscope.errors import InputError
+from bftscope.families import registry
 from bftscope.store.eventquery import DELIVERY, EventFilter
 from bftscope.timeutil import parse_rfc3339_ns
 
@@ -88,10 +88,14 @@ def events(
     after = decode_cursor(cursor, "cursor", after=True) if cursor else None
     back = decode_cursor(before, "before", after=False) if before else None
     nodes = c.store.nodes(run_id) if run_id is not None else []
-    by_name = {x.label: x.node for x in nodes} | {x.p2p_id: x.node for x in nodes if x.p2p_id}
+    family = registry.family(c.store.query("SELECT chain FROM runs WHERE id = ?", [run_id])[0][0]) \
+        if run_id is not None else None  # fmt: skip
+    by_name = {x.label: x.node for x in nodes} | {a: x.node for x in nodes for a in family.aliases(x)} \
+        if family is not None else {}  # fmt: skip
     kinds = _split(kind)
-    if unknown := [k for k in kinds if k not in ALL_KINDS and k != DELIVERY]:
-        raise InputError(f"unknown kind {unknown[0]!r}; kinds: {', '.join((*ALL_KINDS, DELIVERY))}")
+    all_kinds = registry.all_kinds()
+    if unknown := [k for k in kinds if k not in all_kinds and k != DELIVERY]:
+        raise InputError(f"unknown kind {unknown[0]!r}; kinds: {', '.join((*all_kinds, DELIVERY))}")
     wanted_nodes = _split(node)
     if unknown := [x for x in wanted_nodes if x not in by_name]:
         raise InputError(f"no node {unknown[0]!r} in this simulation")
@@ -112,11 +116,12 @@ def events(
         # the run's lookups, kept like its span (both dropped when the simulation is reprocessed or deleted)
         tables = c.answers.get((id, run_id, "lookups"))
         if tables is None:
-            tables = lookup_tables(c.store, run_id)
+            tables = renderer(c.store, run_id).lookup_tables(c.store, run_id)
             if c.owners.get(id) is not None:
                 c.answers.put((id, run_id, "lookups"), tables)
-        rows = fetch_page(c.store, run_id, flt, limit=size + 1, after=None if back else after, before=back,
-                          offset=offset, span=span, tables=tables)  # fmt: skip
+        rows = renderer(c.store, run_id).fetch_page(c.store, run_id, flt, limit=size + 1,
+                                                    after=None if back else after, before=back, offset=offset,
+                                                    span=span, tables=tables)  # fmt: skip
         if includeTotalCount == "true":
             total = 0
             if flt.wants_events:

@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from bftscope.analytics.windows import parse_bounds
 from bftscope.api import schemas
 from bftscope.api.context import ApiContext
 from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner_async
@@ -23,7 +24,6 @@ from bftscope.api.errors import errors
 from bftscope.cometbft import analyzer, rollups
 from bftscope.cometbft.analyzer import WHOLE_RUN, Window
 from bftscope.errors import InputError
-from bftscope.timeutil import parse_rfc3339_ns
 
 router = APIRouter(prefix="/v1/simulations/{id}/metrics", tags=["metrics (original)"])
 
@@ -39,16 +39,8 @@ EMPTY: dict[str, Any] = {
 
 
 def window(from_: str | None, to: str | None) -> Window:
-    if from_ is None and to is None:
-        return WHOLE_RUN
-    try:
-        lo = parse_rfc3339_ns(from_) if from_ else None
-        hi = parse_rfc3339_ns(to) if to else None
-    except ValueError:
-        raise InputError("invalid time range") from None
-    if lo is not None and hi is not None and lo > hi:
-        raise InputError("invalid time range: from is after to")
-    return Window(lo, hi)
+    bounds = parse_bounds(from_, to)
+    return WHOLE_RUN if bounds is None else Window(*bounds)
 
 
 async def answer_async(c: ApiContext, sim_id: str, run_id: int | None, name: str, win: Window) -> Response:

@@ -1,0 +1,47 @@
+"""The rollup engine: every metric's whole-run answer, computed once after each ingest and stored as JSON.
+
+A metric over a large run reads millions of rows and sorts them for exact percentiles; operators mostly
+ask for the whole run, so :func:`refresh` stores each whole-run answer right after the derived tables
+are rebuilt and :func:`answer_json` serves it with one primary-key lookup. An answer for a narrower
+window, or for a run ingested before its rollups existed, is computed live by the same function, so a
+rollup never disagrees with a live answer. Which metrics there are, and how each is encoded, is the
+family's (:meth:`~bftscope.families.base.ChainFamily.rollups`, ``encode``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bftscope.families.base import Metric
+from bftscope.store.base import Store
+
+__all__ = ["Encoder", "answer_json", "refresh"]
+
+Encoder = Callable[[str, Any], bytes]
+
+
+def refresh(store: Store, run_id: int, metrics: Mapping[str, Metric], encode: Encoder, whole: Any,
+            *, threads: int = 2) -> int:  # fmt: skip
+    """Recompute and store every rollup of the run (``whole`` is the whole-run window); returns how many.
+
+    The metrics are read-only queries, computed on ``threads`` read cursors at once: most are small
+    and leave the store's own threads idle part of the time.
+    """
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        values = list(pool.map(lambda kv: encode(kv[0], kv[1](store, run_id, whole)).decode(), metrics.items()))
+    store.execute("DELETE FROM rollups WHERE run_id = ?", [run_id])
+    for name, value in zip(metrics, values, strict=True):
+        store.execute("INSERT INTO rollups VALUES (?, ?, ?)", [run_id, name, value])
+    return len(metrics)
+
+
+def answer_json(store: Store, run_id: int, name: str, metric: Metric, encode: Encoder, window: Any,
+                *, whole: bool) -> bytes:  # fmt: skip
+    """The metric's answer as JSON bytes: the stored rollup when ``whole`` (the whole run), else computed live."""
+    if whole:
+        rows = store.query("SELECT value FROM rollups WHERE run_id = ? AND name = ?", [run_id, name])
+        if rows:
+            return str(rows[0][0]).encode()
+    return encode(name, metric(store, run_id, window))

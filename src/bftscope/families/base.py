@@ -1,0 +1,240 @@
+"""What a chain family provides: the :class:`ChainFamily` protocol, and :class:`Family`, a base with neutral defaults.
+
+A family is everything bftscope knows about one kind of chain: the event kinds it writes, the file
+formats it reads (each one detects, identifies and parses a file, :class:`~bftscope.ingest.source.FileFormat`),
+its live sources, how it builds its derived tables from a run's events, the metrics it rolls up after
+each ingest, its API routers and CLI commands, how it names its events on ``/events``, and how it
+tells one node from another (a family-defined key with aliases). The generic layers ask the registry
+(:mod:`bftscope.families.registry`) for a family and call only what is declared here, so adding a chain
+is adding a package, not editing the layers.
+
+Node identity is the family's: a format's ``identity`` returns the family's own identity object, and
+only the family turns it into a label and a node of the store (:meth:`ChainFamily.resolve_node`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from fastapi import APIRouter
+
+    from bftscope.analytics.summary import NodeCounts
+    from bftscope.ingest.source import FileFormat, NodeIdentity
+    from bftscope.store.base import NodeRecord, Store
+    from bftscope.store.eventquery import EventFilter
+
+__all__ = ["ChainFamily", "EventRenderer", "Family", "Metric", "NamedNode"]
+
+# A metric: (store, run id, time window) → JSON-able answer. The window is the family's own type.
+Metric = Callable[["Store", int, Any], Any]
+
+
+class EventRenderer(Protocol):
+    """How a family's events are shown on ``/events``: a page of rows already in the API's JSON."""
+
+    def lookup_tables(self, store: Store, run_id: int) -> dict[str, pa.Table]:
+        """Facts of the whole run a page needs (kept by the server with the run's cached facts)."""
+        ...
+
+    def fetch_page(
+        self,
+        store: Store,
+        run_id: int,
+        flt: EventFilter,
+        *,
+        limit: int,
+        after: tuple[int, int] | None,
+        before: tuple[int, int] | None,
+        offset: int,
+        span: tuple[int, int, int],
+        tables: dict[str, pa.Table] | None = None,
+    ) -> list[tuple[int, int, str]]:
+        """``(ts, id, JSON)`` of the entries of the page, oldest first."""
+        ...
+
+
+@runtime_checkable
+class ChainFamily(Protocol):
+    name: str  # the chain name stored on each run (``runs.chain``)
+    kinds: Sequence[str]  # the ``kind`` values its events take
+    formats: Sequence[FileFormat]  # tried in this order when sniffing a file
+    live_sources: Sequence[Any]  # the live sources it offers (none yet for CometBFT)
+    identity_key: str  # the alias that identifies a node best ("p2p_id", a public key, a peer id …)
+    identity_aliases: tuple[str, ...]  # every alias a node is known by, strongest first
+    derived_version: int  # raise it when what derive/rollups compute changes: older runs rebuild
+    whole_run: Any  # the window (of the family's metrics) that covers the whole run: its answers are stored
+
+    def is_node_home(self, path: Path) -> bool:
+        """A directory holding one node's files (its identity is read from it)."""
+        ...
+
+    def file_order(self, path: Path) -> Any:
+        """Sort key of a found file (rotated files before their head file); None for 'by path'."""
+        ...
+
+    def not_a_log(self, name: str) -> str | None:
+        """Why a file the formats did not recognise is not an input, known by its name (else None)."""
+        ...
+
+    def new_identity(self) -> NodeIdentity:
+        """An identity that knows nothing yet (a file whose identity scan failed)."""
+        ...
+
+    def home_identity(self, home: Path) -> NodeIdentity: ...
+
+    def home_names(self, home: Path) -> dict[str, str]:
+        """Names of nodes that a node home declares (labels), keyed by an identity alias."""
+        ...
+
+    def node_label(self, ident: NodeIdentity, names: dict[str, str], home: Path | None, path: Path) -> str: ...
+
+    def aliases(self, node: NodeRecord) -> list[str]:
+        """What else a node may be called by (beside its label) when a client names it."""
+        ...
+
+    def resolve_node(self, store: Store, run_id: int, ident: NodeIdentity, label: str, home: Path | None) -> NodeRecord:
+        """The run's node for this identity (created or merged by its aliases), recording where it came from."""
+        ...
+
+    def derive(self, store: Store, run_id: int) -> dict[str, int]:
+        """Rebuild the run's derived tables; returns row counts."""
+        ...
+
+    def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
+        """Per node: where its identity came from and conflicts between sources (for the summary)."""
+        ...
+
+    def node_identities(self, store: Store, run_id: int) -> list[dict[str, Any]]:
+        """Per node: its identity and where it came from (an ingest's result)."""
+        ...
+
+    def rollups(self) -> Mapping[str, Metric]:
+        """The metrics stored after each ingest (name → metric), in the order they are stored."""
+        ...
+
+    def refresh_rollups(self, store: Store, run_id: int) -> int:
+        """Store every rollup of the run through the engine (:func:`bftscope.analytics.rollups.refresh`)."""
+        ...
+
+    def encode(self, name: str, value: Any) -> bytes:
+        """A metric's answer as the JSON the API sends."""
+        ...
+
+    def summary_node(self, node: NodeRecord, counts: NodeCounts | None, provenance: dict[str, Any]) -> dict[str, Any]:
+        """One node of ``bftscope summary`` (see :mod:`bftscope.analytics.summary`)."""
+        ...
+
+    def routers(self) -> Sequence[APIRouter]:
+        """Its API routers, mounted by the app."""
+        ...
+
+    def register_cli(self, app: Any) -> None:
+        """Add its commands to the command line (a ``typer.Typer``)."""
+        ...
+
+    def events(self) -> EventRenderer: ...
+
+
+@dataclass
+class NamedNode:
+    """The simplest identity: a node known by one name (a family without richer identity uses it)."""
+
+    name: str | None = None
+    evidence: list[str] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return self.name is not None
+
+    def merge(self, other: Any) -> None:
+        if self.name is None:
+            self.name = other.name
+        self.evidence.extend(e for e in other.evidence if e not in self.evidence)
+
+    def conflicts(self, other: Any) -> list[str]:
+        return [f"name {self.name} vs {other.name}"] if self.name and other.name and self.name != other.name else []
+
+
+class Family:
+    """Neutral defaults for every hook, so a family declares only what it has."""
+
+    name = ""
+    kinds: Sequence[str] = ()
+    formats: Sequence[FileFormat] = ()
+    live_sources: Sequence[Any] = ()
+    identity_key = "name"
+    identity_aliases: tuple[str, ...] = ("name",)
+    derived_version = 1
+    whole_run: Any = None
+
+    def is_node_home(self, path: Path) -> bool:
+        return False
+
+    def file_order(self, path: Path) -> Any:
+        return None
+
+    def not_a_log(self, name: str) -> str | None:
+        return None
+
+    def new_identity(self) -> NodeIdentity:
+        return NamedNode()
+
+    def home_identity(self, home: Path) -> NodeIdentity:
+        raise NotImplementedError(f"the {self.name} family has no node homes")
+
+    def home_names(self, home: Path) -> dict[str, str]:
+        return {}
+
+    def node_label(self, ident: NodeIdentity, names: dict[str, str], home: Path | None, path: Path) -> str:
+        name = getattr(ident, "name", None)
+        return str(name) if name else home.name if home is not None else path.name.split(".")[0]
+
+    def aliases(self, node: NodeRecord) -> list[str]:
+        return []
+
+    def resolve_node(self, store: Store, run_id: int, ident: NodeIdentity, label: str, home: Path | None) -> NodeRecord:
+        return store.resolve_node(run_id, p2p_id=None, validator=None, moniker=None, label=label)
+
+    def derive(self, store: Store, run_id: int) -> dict[str, int]:
+        return {}
+
+    def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
+        return {}
+
+    def node_identities(self, store: Store, run_id: int) -> list[dict[str, Any]]:
+        return [{"node": n.node, "label": n.label} for n in store.nodes(run_id)]
+
+    def rollups(self) -> Mapping[str, Metric]:
+        return {}
+
+    def refresh_rollups(self, store: Store, run_id: int) -> int:
+        from bftscope.analytics import rollups
+
+        return rollups.refresh(store, run_id, self.rollups(), self.encode, self.whole_run)
+
+    def encode(self, name: str, value: Any) -> bytes:
+        import orjson
+
+        return orjson.dumps(value)
+
+    def summary_node(self, node: NodeRecord, counts: NodeCounts | None, provenance: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "node": node.node,
+            "label": node.label,
+            "events": counts.events if counts else 0,
+            "height_range": {"min": counts.min_height, "max": counts.max_height} if counts else None,
+        }
+
+    def routers(self) -> Sequence[APIRouter]:
+        return ()
+
+    def register_cli(self, app: Any) -> None:
+        return None
+
+    def events(self) -> EventRenderer:
+        raise NotImplementedError(f"the {self.name} family does not list events")

@@ -1,0 +1,141 @@
+"""The CometBFT family: its kinds, formats, identity, derived tables, rollups, routers, commands and event names.
+
+Nodes are known by their p2p id (the key) and also by validator address and moniker (aliases); the
+store keeps the three as columns of ``nodes``. A node home (``config/`` + ``data/``) holds one node's
+files and says who it is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bftscope.cometbft import derive, home, peerids, rollups
+from bftscope.cometbft.analyzer import WHOLE_RUN
+from bftscope.cometbft.formats import FORMATS
+from bftscope.cometbft.identity import Identity
+from bftscope.cometbft.kinds import ALL_KINDS
+from bftscope.families.base import EventRenderer, Family, Metric
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from bftscope.analytics.summary import NodeCounts
+    from bftscope.store.base import NodeRecord, Store
+
+__all__ = ["FAMILY", "CometBFT"]
+
+_WAL_NAME = re.compile(r"^wal(\.\d+)?$")
+# Node state files: JSON, never logs. Only the reason given for them comes from the name.
+_NOT_LOGS = frozenset({"genesis.json", "node_key.json", "priv_validator_key.json", "priv_validator_state.json",
+                       "addrbook.json", "ground_truth.json"})  # fmt: skip
+
+
+class CometBFT(Family):
+    name = "cometbft"
+    kinds = ALL_KINDS
+    formats = FORMATS
+    live_sources: Sequence[Any] = ()  # RPC subscriptions come with the sources package
+    identity_key = "p2p_id"
+    identity_aliases = ("p2p_id", "validator", "moniker")
+    derived_version = 2  # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology
+    whole_run = WHOLE_RUN
+
+    def is_node_home(self, path: Path) -> bool:
+        return home.is_node_home(path)
+
+    def file_order(self, path: Path) -> Any:
+        # wal.000, wal.001 … precede the head file "wal".
+        if path.parent.name == "cs.wal" and _WAL_NAME.match(path.name):
+            suffix = path.name[4:]
+            return (str(path.parent), int(suffix) if suffix else 1 << 30)
+        return None
+
+    def not_a_log(self, name: str) -> str | None:
+        return "node state file (not a log)" if name in _NOT_LOGS else None
+
+    def new_identity(self) -> Identity:
+        return Identity()
+
+    def home_identity(self, home_dir: Path) -> Identity:
+        return home.home_identity(home_dir)
+
+    def home_names(self, home_dir: Path) -> dict[str, str]:
+        return home.genesis_validator_names(home_dir)
+
+    def node_label(self, ident: Any, names: dict[str, str], home_dir: Path | None, path: Path) -> str:
+        if ident.validator and ident.validator in names:
+            return str(names[ident.validator])
+        if ident.moniker:
+            return str(ident.moniker)
+        if home_dir is not None:
+            return home_dir.name
+        if ident.p2p_id:
+            return str(ident.p2p_id[:12])
+        if ident.validator:
+            return str(ident.validator[:12])
+        return path.name.split(".")[0]
+
+    def aliases(self, node: NodeRecord) -> list[str]:
+        return [node.p2p_id] if node.p2p_id else []
+
+    def resolve_node(self, store: Store, run_id: int, ident: Any, label: str, home_dir: Path | None) -> NodeRecord:
+        node = store.resolve_node(run_id, p2p_id=ident.p2p_id, validator=ident.validator, moniker=ident.moniker,
+                                  label=label)  # fmt: skip
+        peerids.record_home(store, run_id, node.node, home_dir, ident)
+        return node
+
+    def derive(self, store: Store, run_id: int) -> dict[str, int]:
+        # Through the modules (not names imported from them), so a test can stand in for either step.
+        # Inferred p2p ids are derived data too: deliveries need them to tie a receipt to its sender.
+        peerids.resolve(store, run_id)
+        return derive.rebuild(store, run_id)
+
+    def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
+        return peerids.identity_provenance(store, run_id)
+
+    def node_identities(self, store: Store, run_id: int) -> list[dict[str, Any]]:
+        return peerids.node_identities(store, run_id)
+
+    def rollups(self) -> Mapping[str, Metric]:
+        return rollups.METRICS
+
+    def refresh_rollups(self, store: Store, run_id: int) -> int:
+        return rollups.refresh(store, run_id)  # through the module: a test stands in for it
+
+    def encode(self, name: str, value: Any) -> bytes:
+        return rollups._encode(name, value)
+
+    def summary_node(self, node: NodeRecord, counts: NodeCounts | None, provenance: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "node": node.node,
+            "label": node.label,
+            "p2p_id": node.p2p_id,
+            # where the p2p id came from, and disagreements between sources (cometbft/peerids.py)
+            "p2p_id_sources": provenance.get("sources", []),
+            "identity_conflicts": provenance.get("conflicts", []),
+            "validator": node.validator,
+            "moniker": node.moniker,
+            "events": counts.events if counts else 0,
+            "height_range": {"min": counts.min_height, "max": counts.max_height} if counts else None,
+        }
+
+    def routers(self) -> Sequence[APIRouter]:
+        from bftscope.families.cometbft.api import ROUTERS
+
+        return ROUTERS
+
+    def register_cli(self, app: Any) -> None:
+        from bftscope.families.cometbft.cli import register
+
+        register(app)
+
+    def events(self) -> EventRenderer:
+        import bftscope.families.cometbft.eventpage as page  # the module is the renderer (its functions)
+
+        return page
+
+
+FAMILY = CometBFT()
