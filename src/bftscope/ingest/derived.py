@@ -22,7 +22,7 @@ from bftscope.store.base import Store
 
 __all__ = ["DERIVED_VERSION", "PHASES", "Phase", "build", "ensure_current", "is_current", "rebuild_stale"]
 
-DERIVED_VERSION = 2  # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology
+DERIVED_VERSION = 3  # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology; 3: deliveries' event ids
 # The phases of an ingest: key in IngestResult.phases → label shown to people.
 PHASES = {"parse_store": "parse and store", "derive": "derived tables", "rollups": "metric rollups"}
 Phase = Callable[[str], None]  # called with the label of each phase after parsing, as it starts
