@@ -44,6 +44,8 @@ class Delivery:
     vote_type: str | None
     sent: int
     recv: int | None
+    send_event: int | None = None  # the ids of the two events paired
+    recv_event: int | None = None
 
     @property
     def latency(self) -> int | None:
@@ -69,26 +71,27 @@ def deliveries(store: DuckDBStore, rid: int) -> list[Delivery]:
     for key, ss in sends.items():
         rr = recvs.get(key, [])
         for k, s in enumerate(ss):
+            r = rr[k] if k < len(rr) else None
             out.append(Delivery(key[0], key[1], s.msg_type or "", s.height, s.vote_type, s.ts,
-                                rr[k].ts if k < len(rr) else None))  # fmt: skip
+                                r.ts if r else None, s.id, r.id if r else None))  # fmt: skip
     # logical matching for nodes whose own messages are recorded but never sent over the wire (WAL runs)
     wire_senders = {e.node for e in evs if e.kind == "p2p_send"}
 
     def key(e: Ev) -> tuple[Any, ...]:
         return (e.msg_type, e.height, e.round, e.vote_type, e.validator_index, e.part_index)
 
-    own: dict[tuple[Any, ...], int] = {}
+    own: dict[tuple[Any, ...], Ev] = {}
     for e in evs:
         if e.kind == "msg_internal" and e.node not in wire_senders:
-            own.setdefault((e.node, *key(e)), e.ts)  # events are in time order: the first is the minimum
-    got: dict[tuple[Any, ...], int] = {}
+            own.setdefault((e.node, *key(e)), e)  # events are in (ts, id) order: the first is the minimum
+    got: dict[tuple[Any, ...], Ev] = {}
     for e in evs:
         if e.kind == "msg_received" and e.peer in by_p2p:
-            got.setdefault((by_p2p[e.peer], e.node, *key(e)), e.ts)
-    for (sender, receiver, *k), ts in got.items():
-        sent = own.get((sender, *k))
-        if sent is not None:
-            out.append(Delivery(sender, receiver, k[0], k[1], k[3], sent, ts))
+            got.setdefault((by_p2p[e.peer], e.node, *key(e)), e)
+    for (sender, receiver, *k), r in got.items():
+        o = own.get((sender, *k))
+        if o is not None:
+            out.append(Delivery(sender, receiver, k[0], k[1], k[3], o.ts, r.ts, o.id, r.id))
     return out
 
 

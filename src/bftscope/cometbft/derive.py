@@ -15,6 +15,11 @@ events that carry both (so a validator set is assumed fixed within a run).
   proposal, block part) and B received *from A* (``msg_received`` with peer A), matched by message
   key (type, height, round, vote type, validator index, part index).
 
+Each delivery keeps the ids of the two events it paired (``send_event``, ``recv_event``); a receive is paired
+at most once, so ``recv_event`` identifies a received delivery (``/events`` ties it to its receive event by it).
+Every choice among events is made on ``(ts, id)``, never on ``ts`` alone, so equal timestamps (common: a
+log prints microseconds, several receipts share one) are broken the same way on every rebuild.
+
 Peers are resolved to nodes of the run by p2p id; traffic with nodes outside the run is left out.
 Everything is plain SQL over the events table: the same statements will run on ClickHouse.
 """
@@ -75,16 +80,19 @@ _RECEIVES = _WIRE_SIDE.format(name="_receives", sender="pn.node", receiver="e.no
 _HAS_REPEATS = "SELECT EXISTS (SELECT 1 FROM {name} GROUP BY sender, receiver, msg_key HAVING count(*) > 1)"
 _NUMBERED = """
 CREATE OR REPLACE TEMP TABLE {name} AS
-SELECT * EXCLUDE (id), row_number() OVER (PARTITION BY sender, receiver, msg_key ORDER BY ts, id) AS k FROM {name}
+SELECT *, row_number() OVER (PARTITION BY sender, receiver, msg_key ORDER BY ts, id) AS k FROM {name}
 """
 _ALL_FIRST = "ALTER TABLE {name} ADD COLUMN k BIGINT DEFAULT 1"
 
+# Named columns: the pair's two event ids came after the rest (migration 007).
+_COLS = ("run_id, sender, receiver, msg_type, height, round, vote_type, validator_index, part_index, sent_ts, recv_ts,"
+         " latency_ns, matched_by, send_event, recv_event")
 _WIRE_DELIVERIES = """
-INSERT INTO deliveries
+INSERT INTO deliveries ({cols})
 SELECT $run, s.sender, s.receiver, s.msg_type, s.height, s.round, s.vote_type, s.validator_index, s.part_index,
-       s.ts, r.ts, r.ts - s.ts, 'wire'
+       s.ts, r.ts, r.ts - s.ts, 'wire', s.id, r.id
 FROM _sends s LEFT JOIN _receives r USING (sender, receiver, msg_key, k)
-"""
+""".replace("{cols}", _COLS)
 
 _WIRE_UNMATCHED = """
 INSERT INTO unmatched_receipts
@@ -96,25 +104,26 @@ GROUP BY ALL
 
 # Only for senders whose own messages are recorded (WAL) and who sent none over the wire in logs.
 _LOGICAL_DELIVERIES = """
-INSERT INTO deliveries
+INSERT INTO deliveries ({cols})
 WITH o AS (
     SELECT node AS sender, msg_type, height, round, coalesce(vote_type, '') AS vt, coalesce(validator_index, -1) AS vi,
-           coalesce(part_index, -1) AS pi, min(ts) AS ts
+           coalesce(part_index, -1) AS pi, min(ts) AS ts, arg_min(id, (ts, id)) AS id
     FROM events
     WHERE run_id = $run AND kind = 'msg_internal'
       AND node NOT IN (SELECT DISTINCT node FROM events WHERE run_id = $run AND kind = 'p2p_send')
     GROUP BY ALL
 ), r AS (
     SELECT pn.node AS sender, e.node AS receiver, e.msg_type, e.height, e.round, coalesce(e.vote_type, '') AS vt,
-           coalesce(e.validator_index, -1) AS vi, coalesce(e.part_index, -1) AS pi, min(e.ts) AS ts
+           coalesce(e.validator_index, -1) AS vi, coalesce(e.part_index, -1) AS pi, min(e.ts) AS ts,
+           arg_min(e.id, (e.ts, e.id)) AS id
     FROM events e JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
     WHERE e.run_id = $run AND e.kind = 'msg_received'
     GROUP BY ALL
 )
 SELECT $run, o.sender, r.receiver, o.msg_type, o.height, o.round, nullif(o.vt, ''), nullif(o.vi, -1),
-       nullif(o.pi, -1), o.ts, r.ts, r.ts - o.ts, 'logical'
+       nullif(o.pi, -1), o.ts, r.ts, r.ts - o.ts, 'logical', o.id, r.id
 FROM o JOIN r USING (sender, msg_type, height, round, vt, vi, pi)
-"""
+""".replace("{cols}", _COLS)
 
 
 # Logical deliveries start from msg_internal events (WAL runs only); without any, the statement

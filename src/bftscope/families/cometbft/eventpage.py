@@ -11,9 +11,12 @@ frontend's trace view can read them. Events of a WAL get the names of the same o
 The confirmed exchanges of the original's ``tracer_events`` (``p2pVote``, ``p2pBlockPart``, …) are the rows of
 ``deliveries`` (cometbft/derive.py), interleaved as entries of kind ``delivery`` on the receiver at the receive
 time, carrying ``senderPeerId``, ``recipientPeerId``, ``sentTime``, ``receivedTime`` and ``latency`` (ns). Each
-takes its message fields and its place in the order from the receive event it was matched with: its id is
-that event's id plus :data:`DELIVERY_ID`, so it sorts right after the events of the same nanosecond and
-cursors stay exact.
+takes its message fields and its place in the order from the receive event it was matched with (derive.py keeps
+that event's id, ``deliveries.recv_event``; no two deliveries share one): its id is that event's id plus
+:data:`DELIVERY_ID`, so ids are unique, it sorts right after the events of the same nanosecond, and cursors stay
+exact. Ids are the store's: two ingests of the same files give the same ids when the files are read in one
+process (below 32 MB); parallel parsing numbers events in the order batches arrive, so there the ids (and the
+order of entries of the same nanosecond) can differ between two ingests — each is stable within its store.
 
 Fields a message carries only in part are completed from the same message seen elsewhere in the run: a
 vote's block hash and signer address from any record of that vote ``(height, round, type, index)`` (a
@@ -189,9 +192,19 @@ def list_entries(store: Store, run_id: int, flt: EventFilter) -> list[dict[str, 
                 for r in store.query(f"SELECT {cols} FROM events WHERE {where}", params)]  # fmt: skip
     if flt.wants_deliveries:
         where, params = flt.delivery_where(run_id)
-        rows = store.query(f"SELECT {_DELIVERY_COLS} FROM deliveries d {_RECEIVE_JOIN} WHERE {where} {_ONE_RECEIVE}",
-                           params)  # fmt: skip
-        out += [dict(zip(_ENTRY_NAMES, r, strict=True)) for r in rows]
+        names = ("receiver", "recv_ts", "height", "round", "vote_type", "msg_type", "validator_index", "part_index",
+                 "sender", "sent_ts", "latency_ns", "matched_by", "recv_event")  # fmt: skip
+        cols = ", ".join(f"d.{n}" for n in names)
+        # each delivery takes its receive event's other fields, looked up by the id derive.py kept
+        ev_cols = ("source", *EVENT_COLUMNS)
+        received = {r[1]: dict(zip(ev_cols, r, strict=True)) for r in store.query(
+            f"SELECT {', '.join(ev_cols)} FROM events WHERE run_id = ? AND kind IN ('p2p_recv', 'msg_received')",
+            [run_id])}  # fmt: skip
+        for row in store.query(f"SELECT {cols} FROM deliveries d WHERE {where}", params):
+            d = dict(zip(names, row, strict=True))
+            r = received[d["recv_event"]]
+            out.append({**r, "id": d["recv_event"] + DELIVERY_ID, "node": d["receiver"], "ts": d["recv_ts"],
+                        "kind": DELIVERY, "step": None, **{k: d[k] for k in names[2:12]}})  # fmt: skip
     out.sort(key=lambda e: (e["ts"], e["id"]))
     return out
 
@@ -217,18 +230,13 @@ _ENTRY_NAMES = ("run_id", "source", "id", "node", "ts", "kind", "height", "round
 _EVENT_COLS = ", ".join(_ENTRY_NAMES[:18]) + (", NULL::INTEGER AS sender, NULL::BIGINT AS sent_ts,"
                                                " NULL::BIGINT AS latency_ns, NULL::VARCHAR AS matched_by")
 _DELIVERY_COLS = ", ".join(f"{x} AS {name}" for x, name in zip((
-    "d.run_id", "r.source", f"r.id + {DELIVERY_ID}", "d.receiver", "d.recv_ts", f"'{DELIVERY}'", "d.height", "d.round",
-    "NULL::VARCHAR", "d.vote_type", "d.msg_type", "r.validator", "d.validator_index", "d.part_index", "r.peer",
-    "r.block_hash", "r.signer_ts", "r.extra", "d.sender", "d.sent_ts", "d.latency_ns", "d.matched_by"), _ENTRY_NAMES,
-    strict=True))  # fmt: skip
-_RECEIVE_JOIN = ("JOIN nodes sn ON sn.run_id = d.run_id AND sn.node = d.sender"
-                 " JOIN events r ON r.run_id = d.run_id AND r.node = d.receiver AND r.ts = d.recv_ts"
-                 " AND r.kind IN ('p2p_recv', 'msg_received') AND r.peer = sn.p2p_id AND r.msg_type = d.msg_type"
-                 " AND r.height IS NOT DISTINCT FROM d.height AND r.round IS NOT DISTINCT FROM d.round"
-                 " AND r.vote_type IS NOT DISTINCT FROM d.vote_type"
-                 " AND r.validator_index IS NOT DISTINCT FROM d.validator_index"
-                 " AND r.part_index IS NOT DISTINCT FROM d.part_index")
-_ONE_RECEIVE = "QUALIFY row_number() OVER (PARTITION BY d.rowid ORDER BY r.kind <> 'p2p_recv', r.id) = 1"
+    "d.run_id", "r.source", f"d.recv_event + {DELIVERY_ID}", "d.receiver", "d.recv_ts", f"'{DELIVERY}'", "d.height",
+    "d.round", "NULL::VARCHAR", "d.vote_type", "d.msg_type", "r.validator", "d.validator_index", "d.part_index",
+    "r.peer", "r.block_hash", "r.signer_ts", "r.extra", "d.sender", "d.sent_ts", "d.latency_ns", "d.matched_by"),
+    _ENTRY_NAMES, strict=True))  # fmt: skip
+
+# The receive event a delivery paired (derive.py keeps its id): one per delivery, and no two deliveries share one.
+_RECEIVE_JOIN = "JOIN events r ON r.run_id = d.run_id AND r.id = d.recv_event"
 
 # The page is rendered to JSON by DuckDB itself (one vectorised pass instead of a Python dict per event):
 # 10 000 events take ~10 ms to render this way against ~220 ms in Python. ``event_json`` above is the
@@ -390,12 +398,13 @@ def fetch_page(
             args += [*params, *more]
         if flt.wants_deliveries:
             where, params = flt.delivery_where(run_id)
-            clauses, more, bounded = _bounds("d.recv_ts", f"(r.id + {DELIVERY_ID})", after, before, lo, hi, width)
-            # the receive events in the same slice: the join's probe side prunes row groups too
-            same, again, _ = _bounds("r.ts", f"(r.id + {DELIVERY_ID})", after, before, lo, hi, width)
+            ident = f"(d.recv_event + {DELIVERY_ID})"
+            clauses, more, bounded = _bounds("d.recv_ts", ident, after, before, lo, hi, width)
+            # the receive events in the same slice (r.ts = d.recv_ts): the join's probe side prunes row groups too
+            same, again, _ = _bounds("r.ts", ident, after, before, lo, hi, width)
             parts.append(f"(SELECT {_DELIVERY_COLS} FROM deliveries d {_RECEIVE_JOIN}"
-                         f" WHERE {' AND '.join([where, *clauses, *same])} {_ONE_RECEIVE}"
-                         f" ORDER BY d.recv_ts{desc}, r.id{desc} LIMIT {need})")  # fmt: skip
+                         f" WHERE {' AND '.join([where, *clauses, *same])}"
+                         f" ORDER BY d.recv_ts{desc}, d.recv_event{desc} LIMIT {need})")  # fmt: skip
             args += [*params, *more, *again]
         page = f"SELECT * FROM ({' UNION ALL '.join(parts)}) u ORDER BY ts{desc}, id{desc} LIMIT ? OFFSET ?"
         rows = store.query_with(f"WITH page AS ({page}) {_RENDER}", [*args, limit, offset], tables)

@@ -40,7 +40,8 @@ class CometBFT(Family):
     live_sources: Sequence[Any] = ()  # RPC subscriptions come with the sources package
     identity_key = "p2p_id"
     identity_aliases = ("p2p_id", "validator", "moniker")
-    derived_version = 2  # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology
+    # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology; 3: deliveries' event ids
+    derived_version = 3
     whole_run = WHOLE_RUN
 
     def is_node_home(self, path: Path) -> bool:
