@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bftscope.store.base import Store
-from bftscope.store.dialect import DIALECTS, Dialect
+from bftscope.store.dialect import Dialect
 from bftscope.timeutil import format_ns
 
 __all__ = [
@@ -98,7 +98,7 @@ WHOLE_RUN = Window()
 
 
 def _d(store: Store) -> Dialect:
-    return DIALECTS[getattr(store, "dialect", "duckdb")]
+    return store.dialect
 
 
 def _ids(store: Store, run_id: int) -> tuple[dict[int, str], dict[int, str | None]]:

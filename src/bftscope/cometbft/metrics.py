@@ -11,13 +11,13 @@ from typing import Any
 
 from bftscope.cometbft import clock
 from bftscope.store.base import Store
-from bftscope.store.dialect import DIALECTS, Dialect
+from bftscope.store.dialect import Dialect
 
 __all__ = ["clock_offsets", "clock_skew", "link_latency", "node_ranking", "vote_matrix"]
 
 
 def _dialect(store: Store) -> Dialect:
-    return DIALECTS[getattr(store, "dialect", "duckdb")]
+    return store.dialect
 
 
 def _labels(store: Store, run_id: int) -> dict[int, str]:

@@ -14,7 +14,6 @@ from typing import Any
 
 from bftscope.cometbft.restarts import network_downtime, overlap_ns, restarts
 from bftscope.store.base import Store
-from bftscope.store.dialect import DIALECTS
 from bftscope.timeutil import format_ns
 
 __all__ = ["height_detail", "heights", "round_explanations", "step_durations"]
@@ -23,7 +22,7 @@ __all__ = ["height_detail", "heights", "round_explanations", "step_durations"]
 def step_durations(store: Store, run_id: int) -> list[dict[str, Any]]:
     """p50/p95/max of time spent in each step, per node (ms). A step its node's restart cut short has no
     duration (the node was down, not in the step) and is left out."""
-    q = DIALECTS[getattr(store, "dialect", "duckdb")].quantile
+    q = store.dialect.quantile
     labels = {n.node: n.label for n in store.nodes(run_id)}
     rows = store.query(
         f"""

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from bftscope.store.dialect import Dialect
+
 __all__ = ["NodeRecord", "RunRecord", "SourceRecord", "Store"]
 
 
@@ -55,6 +57,11 @@ class SourceRecord:
 
 class Store(Protocol):
     """What the ingest pipeline, analytics and API need from a storage backend."""
+
+    @property
+    def dialect(self) -> Dialect:
+        """How this engine spells the SQL fragments that differ between engines."""
+        ...
 
     def get_or_create_run(self, name: str, chain: str) -> RunRecord: ...
 
