@@ -60,7 +60,7 @@ def link_latency(store: Store, run_id: int, *, by_type: bool = True) -> list[dic
     rows = store.query(
         f"""
         SELECT {group}, count(*) AS sent, count(recv_ts) AS received, {_pcts(d, "latency_ns / 1e6")},
-               max(latency_ns) / 1e6, any_value(matched_by)
+               max(latency_ns) / 1e6, {d.any_value("matched_by")}
         FROM deliveries WHERE run_id = ?
         GROUP BY {group} ORDER BY {group}
         """,

@@ -58,6 +58,10 @@ class Dialect(Protocol):
         """The group's values of ``expr`` as a list (array)."""
         ...
 
+    def list_union(self, a: str, b: str) -> str:
+        """The distinct elements of lists ``a`` and ``b`` (either may be NULL: no elements)."""
+        ...
+
     def struct(self, fields: dict[str, str]) -> str:
         """A record with the named fields, in order."""
         ...

@@ -37,6 +37,9 @@ class DuckDBDialect:
     def list_agg(self, expr: str, *, distinct: bool = False) -> str:
         return f"list({'DISTINCT ' if distinct else ''}{expr})"
 
+    def list_union(self, a: str, b: str) -> str:
+        return f"list_distinct(list_concat(coalesce({a}, []), coalesce({b}, [])))"
+
     def struct(self, fields: dict[str, str]) -> str:
         return "struct_pack(" + ", ".join(f"{name} := {expr}" for name, expr in fields.items()) + ")"
 
