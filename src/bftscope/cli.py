@@ -30,7 +30,7 @@ from bftscope.config import Settings
 from bftscope.errors import BftscopeError, InputError
 from bftscope.ingest import derived
 from bftscope.ingest.pipeline import PHASES, IngestInterrupted, IngestResult, ingest
-from bftscope.store import DuckDBStore, open_store
+from bftscope.store import Store, open_store
 from bftscope.store.eventquery import EventFilter, list_events
 from bftscope.timeutil import format_ns
 
@@ -65,7 +65,7 @@ def _fail(exc: BftscopeError) -> typer.Exit:
 
 
 @contextmanager
-def _opened(settings: Settings) -> Iterator[DuckDBStore]:
+def _opened(settings: Settings) -> Iterator[Store]:
     """The store for one command; a bftscope error becomes a one-line message and exit code 1."""
     try:
         store = open_store(settings)
@@ -81,7 +81,7 @@ def _opened(settings: Settings) -> Iterator[DuckDBStore]:
 
 
 def _run_ingest(
-    store: DuckDBStore, paths: list[Path], run: str, settings: Settings, workers: int | None, quiet: bool
+    store: Store, paths: list[Path], run: str, settings: Settings, workers: int | None, quiet: bool
 ) -> IngestResult:
     if quiet:
         return ingest(store, run, paths, settings, workers=workers)

@@ -15,8 +15,8 @@ from typing import Any
 
 from bftscope.config import Settings
 from bftscope.control import simulations
-from bftscope.control.jobs import ThreadJobRunner
-from bftscope.store.duckdb import DuckDBStore
+from bftscope.control.jobs import JobRunner
+from bftscope.store.base import Store
 
 __all__ = ["ApiContext", "TtlCache"]
 
@@ -57,9 +57,9 @@ class TtlCache:
 
 @dataclass
 class ApiContext:
-    store: DuckDBStore
+    store: Store
     settings: Settings
-    jobs: ThreadJobRunner
+    jobs: JobRunner
     telemetry: Any = None  # bftscope.api.routes.health.Telemetry
     tokens: TtlCache = field(default_factory=lambda: TtlCache(ttl_s=60))
     owners: TtlCache = field(default_factory=TtlCache)
