@@ -70,3 +70,17 @@ def test_the_search_finds_each_construct(tmp_path: Path) -> None:
 def test_no_duckdb_only_sql_outside_the_duckdb_engine() -> None:
     found = hits()
     assert not found, "DuckDB-only SQL outside store/duckdb/:\n" + "\n".join(found)
+
+
+def test_route_handlers_hold_no_sql() -> None:
+    # Control-plane and event SQL live behind small functions (control/, store/eventquery.py); the API only
+    # calls them. api/eventpage.py is the event page's renderer (one query), not a handler.
+    sql = re.compile(r"\b(SELECT|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b")
+    found = []
+    for path in sorted((SRC / "api").rglob("*.py")):
+        if path.name == "eventpage.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and sql.search(node.value):
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not found, "SQL in the API layer:\n" + "\n".join(found)

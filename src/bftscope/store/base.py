@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from bftscope.store.dialect import Dialect
 
-__all__ = ["NodeRecord", "RunRecord", "SourceRecord", "Store"]
+__all__ = ["NodeRecord", "RunRecord", "SourceRecord", "Store", "ping"]
 
 
 @dataclass(frozen=True)
@@ -156,3 +156,8 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def ping(store: Store) -> None:
+    """Run the smallest query (readiness checks): raises the store's error when it cannot answer."""
+    store.query("SELECT 1")
