@@ -36,6 +36,6 @@ def test_the_engine_is_read_from_bftscope_store(tmp_path: Path, monkeypatch: pyt
 
 def test_api_and_cli_name_no_engine_class() -> None:
     files = [SRC / "cli.py", *sorted((SRC / "api").rglob("*.py"))]
-    named = [f"{p.relative_to(SRC)}: {m}" for p in files
-             for m in re.findall(r"\b(DuckDBStore|ThreadJobRunner|bftscope\.store\.duckdb)\b", p.read_text())]  # fmt: skip
+    engine_names = re.compile(r"\b(DuckDBStore|ThreadJobRunner|bftscope\.store\.duckdb)\b")
+    named = [f"{p.relative_to(SRC)}: {m}" for p in files for m in engine_names.findall(p.read_text())]
     assert named == []
