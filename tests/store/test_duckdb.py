@@ -10,18 +10,10 @@ import pytest
 
 from bftscope.config import Settings
 from bftscope.errors import InputError, QueryTimeoutError
-from bftscope.model import EventBatch
 from bftscope.store import DuckDBStore
 from bftscope.store.duckdb import ROW_GROUP_ROWS
 from bftscope.store.migrate import migration_files
-
-
-def _batch(n: int, ts0: int = 1_000) -> pa.Table:
-    b = EventBatch()
-    for i in range(n):
-        b.rows.append((ts0 + i // 3, "step", i, 0, "prevote", None, None, None, None, None, None, None, None, None,
-                       None, i, None))  # fmt: skip
-    return b.take()
+from tests.store.rows import batch
 
 
 def test_migrations_apply_once(settings: Settings) -> None:
@@ -49,7 +41,7 @@ def test_held_rows_fill_whole_row_groups_and_are_never_missed(settings: Settings
     run = store.get_or_create_run("r", "cometbft")
     a = store.begin_source(run.id, 0, "a", "x", "ha", 1)
     b = store.begin_source(run.id, 0, "b", "x", "hb", 1)
-    chunk = pa.concat_tables([_batch(1000)] * 100)  # 100,000 rows
+    chunk = pa.concat_tables([batch(1000)] * 100)  # 100,000 rows
     for src in (a, b, a, b):  # 400,000 rows from two interleaved sources
         store.append_events(run.id, 0, src.id, chunk, hold_partial=True)
     assert store.query("SELECT count(*) FROM events")[0][0] == 2 * ROW_GROUP_ROWS  # whole groups (154,240 held)
@@ -57,10 +49,10 @@ def test_held_rows_fill_whole_row_groups_and_are_never_missed(settings: Settings
     assert store.query("SELECT count(*) FROM events")[0][0] == 400_000
     ids = [r[0] for r in store.query("SELECT id FROM events ORDER BY id")]
     assert ids == list(range(1, 400_001))
-    store.append_events(run.id, 0, b.id, _batch(10), hold_partial=True)
+    store.append_events(run.id, 0, b.id, batch(10), hold_partial=True)
     store.discard_source(b.id)  # held rows of a discarded source go too
     assert store.query("SELECT source, count(*) FROM events GROUP BY 1") == [(a.id, 200_000)]
-    store.append_events(run.id, 0, a.id, _batch(7), hold_partial=True)
+    store.append_events(run.id, 0, a.id, batch(7), hold_partial=True)
     store.finish_source(a.id, lines=200_007, events=200_007, skipped={}, warnings=[])
     store.close()  # closing writes held rows
     store = DuckDBStore.open(settings.store_path, settings)

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from bftscope.config import Settings
-from bftscope.model import EventBatch
 from bftscope.store import Store, open_store
+
+__all__ = ["Engine", "Opener"]
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,3 @@ def open_engine(engine: Engine, tmp_path: Path) -> Iterator[Opener]:
 @pytest.fixture
 def store(open_engine: Opener) -> Store:
     return open_engine()
-
-
-def batch(n: int, ts0: int = 1_000) -> pa.Table:
-    """``n`` step events, three per nanosecond from ``ts0``, heights 0..n-1."""
-    b = EventBatch()
-    for i in range(n):
-        b.rows.append((ts0 + i // 3, "step", i, 0, "prevote", None, None, None, None, None, None, None, None, None,
-                       None, i, None))  # fmt: skip
-    return b.take()

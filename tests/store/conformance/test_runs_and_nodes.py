@@ -6,7 +6,7 @@ import pytest
 
 from bftscope.errors import InputError, NotFoundError
 from bftscope.store import Store
-from tests.store.conformance.conftest import batch
+from tests.store.rows import batch
 
 
 def test_runs_are_created_once_and_found_by_name(store: Store) -> None:

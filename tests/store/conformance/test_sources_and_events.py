@@ -8,7 +8,8 @@ import pytest
 from bftscope.errors import StoreError
 from bftscope.store import Store
 from bftscope.store.eventquery import EventFilter, list_events
-from tests.store.conformance.conftest import Opener, batch
+from tests.store.conformance.conftest import Opener
+from tests.store.rows import batch
 
 
 def test_append_assigns_ids_and_cursor_pages_without_repeats(store: Store) -> None:

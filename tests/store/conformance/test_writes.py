@@ -6,7 +6,8 @@ import pytest
 
 from bftscope.errors import QueryTimeoutError
 from bftscope.store import Store
-from tests.store.conformance.conftest import Engine, Opener, batch
+from tests.store.conformance.conftest import Engine, Opener
+from tests.store.rows import batch
 
 
 def test_transactions_commit_together_or_not_at_all(store: Store) -> None:
