@@ -29,7 +29,7 @@ from bftscope.errors import BftscopeError, InputError
 from bftscope.families import registry
 from bftscope.ingest import derived
 from bftscope.ingest.pipeline import PHASES, IngestInterrupted, IngestResult, ingest
-from bftscope.store import DuckDBStore, open_store
+from bftscope.store import Store, open_store
 from bftscope.store.eventquery import EventFilter, list_events
 from bftscope.timeutil import format_ns
 
@@ -63,14 +63,14 @@ def _fail(exc: BftscopeError) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _refuse_simulation_run(store: DuckDBStore, run: str, action: str) -> None:
+def _refuse_simulation_run(store: Store, run: str, action: str) -> None:
     from bftscope.control.simulations import refuse_simulation_run  # the API's records: only here
 
     refuse_simulation_run(store, run, action)
 
 
 @contextmanager
-def _opened(settings: Settings) -> Iterator[DuckDBStore]:
+def _opened(settings: Settings) -> Iterator[Store]:
     """The store for one command; a bftscope error becomes a one-line message and exit code 1."""
     try:
         store = open_store(settings)
@@ -86,7 +86,7 @@ def _opened(settings: Settings) -> Iterator[DuckDBStore]:
 
 
 def _run_ingest(
-    store: DuckDBStore, paths: list[Path], run: str, settings: Settings, workers: int | None, quiet: bool
+    store: Store, paths: list[Path], run: str, settings: Settings, workers: int | None, quiet: bool
 ) -> IngestResult:
     if quiet:
         return ingest(store, run, paths, settings, workers=workers)

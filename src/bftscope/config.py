@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["MEMORY_SIZE", "Settings"]
@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         description="DuckDB memory_limit while an ingest builds the derived tables and rollups (parsers have exited).",
     )
     duckdb_threads: int = Field(default=0, ge=0, description="DuckDB worker threads; 0 means DuckDB's default.")
+    store_engine: str = Field(
+        default="duckdb",
+        validation_alias=AliasChoices("store_engine", "BFTSCOPE_STORE", "BFTSCOPE_STORE_ENGINE"),
+        description="Storage engine (BFTSCOPE_STORE): 'duckdb', the embedded default, is the only one so far.",
+    )
 
     # --- HTTP API (bftscope serve) ---------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")

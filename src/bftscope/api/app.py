@@ -22,11 +22,11 @@ from bftscope.api.errors import install_error_handlers
 from bftscope.api.middleware import MiddlewareConfig, install_middleware
 from bftscope.api.routes import events, health, projects, simulations, users
 from bftscope.config import Settings
-from bftscope.control.jobs import ThreadJobRunner, recover_after_crash
+from bftscope.control.jobs import job_runner, recover_after_crash
 from bftscope.errors import InputError
 from bftscope.families import registry
 from bftscope.ingest.derived import rebuild_stale
-from bftscope.store.duckdb import DuckDBStore
+from bftscope.store import Store, open_store
 
 log = logging.getLogger("bftscope.api")
 
@@ -52,12 +52,12 @@ def _middleware_config(s: Settings) -> MiddlewareConfig:
     )  # fmt: skip
 
 
-def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastAPI:
-    """The API over the embedded store at ``settings.data_dir`` (or over ``store``, which the caller owns)."""
+def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
+    """The API over the store the settings name (``settings.data_dir``` (or over ``store``, which the caller owns)."""
     telemetry = health.Telemetry()
 
-    def start(st: DuckDBStore) -> ApiContext:
-        jobs = ThreadJobRunner(st, settings, on_done=lambda sim_id: app.state.ctx.forget_simulation(sim_id))
+    def start(st: Store) -> ApiContext:
+        jobs = job_runner(st, settings, on_done=lambda sim_id: app.state.ctx.forget_simulation(sim_id))
         recover_after_crash(st, settings.data_dir)
         # Runs whose derived tables a killed ingest left stale are served whole; one that cannot be
         # rebuilt now stays stale (its derived answers are incomplete) rather than keep the server down.
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, store: DuckDBStore | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = getattr(app.state, "ctx", None) is None
         if own:
-            app.state.ctx = start(DuckDBStore.open(settings.store_path, settings))
+            app.state.ctx = start(open_store(settings))
         try:
             yield
         finally:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bftscope.config import Settings
 from bftscope.control import simulations
-from bftscope.control.jobs import ThreadJobRunner
-from bftscope.store.duckdb import DuckDBStore
+from bftscope.control.jobs import JobRunner
+from bftscope.store.base import Store
 
 __all__ = ["ApiContext", "TtlCache"]
 
@@ -57,19 +57,18 @@ class TtlCache:
 
 @dataclass
 class ApiContext:
-    store: DuckDBStore
+    store: Store
     settings: Settings
-    jobs: ThreadJobRunner
+    jobs: JobRunner
     telemetry: Any = None  # bftscope.api.routes.health.Telemetry
     tokens: TtlCache = field(default_factory=lambda: TtlCache(ttl_s=60))
     owners: TtlCache = field(default_factory=TtlCache)
     answers: TtlCache = field(default_factory=lambda: TtlCache(max_entries=2000))
     bootstrap_closed: bool = False  # a user has existed: anonymous creates are refused for good
 
-    def refuse_if_processing(self, column: str, value: str) -> None:
+    def refuse_if_processing(self, column: Literal["id", "project_id", "user_id"], value: str) -> None:
         """409 when any simulation whose ``column`` (id, project_id, user_id) is ``value`` is being processed."""
-        assert column in ("id", "project_id", "user_id")
-        for (sim_id,) in self.store.query(f"SELECT id FROM simulations WHERE {column} = ?", [value]):
+        for sim_id in simulations.simulation_ids(self.store, column, value):
             self.jobs.refuse_if_active(sim_id)
 
     def remove_simulation(self, sim_id: str) -> None:

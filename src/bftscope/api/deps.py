@@ -68,15 +68,14 @@ def simulation_owner(c: ApiContext, who: User, sim_id: str) -> tuple[str, int | 
     check_id(sim_id, "simulation")
     hit = c.owners.get(sim_id)
     if hit is None:
-        rows = c.store.query("SELECT user_id, processing_status, status FROM simulations WHERE id = ?", [sim_id])
-        if not rows:
+        row = simulations.ownership(c.store, sim_id)
+        if row is None:
             raise NotFoundError("Simulation not found")
-        runs = c.store.query("SELECT id FROM runs WHERE name = ?", [f"sim-{sim_id}"])
-        hit = (rows[0][0], int(runs[0][0]) if runs else None)
+        hit = (row[0], simulations.run_id_of(c.store, sim_id))
         # cache only a settled simulation: while it is processing its run is being rebuilt
-        if hit[1] is not None and rows[0][1] in ("completed", "failed", None):
+        if hit[1] is not None and row[1] in ("completed", "failed", None):
             c.owners.put(sim_id, hit)
-            c.owners.put((sim_id, "status"), rows[0][2])
+            c.owners.put((sim_id, "status"), row[2])
     owner, run_id = hit
     if not who.is_admin and owner != who.id:
         raise NotFoundError("Simulation not found")

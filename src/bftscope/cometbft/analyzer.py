@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bftscope.store.base import Store
-from bftscope.store.dialect import DIALECTS, Dialect
+from bftscope.store.dialect import Dialect
 from bftscope.timeutil import format_ns
 
 __all__ = [
@@ -80,9 +80,9 @@ class Window:
     def clause(self, column: str) -> str:
         parts = []
         if self.from_ns is not None:
-            parts.append(f" AND {column} >= $from_ns")
+            parts.append(f" AND {column} >= :from_ns")
         if self.to_ns is not None:
-            parts.append(f" AND {column} <= $to_ns")
+            parts.append(f" AND {column} <= :to_ns")
         return "".join(parts)
 
     def params(self) -> dict[str, int]:
@@ -98,7 +98,7 @@ WHOLE_RUN = Window()
 
 
 def _d(store: Store) -> Dialect:
-    return DIALECTS[getattr(store, "dialect", "duckdb")]
+    return store.dialect
 
 
 def _ids(store: Store, run_id: int) -> tuple[dict[int, str], dict[int, str | None]]:
@@ -107,7 +107,7 @@ def _ids(store: Store, run_id: int) -> tuple[dict[int, str], dict[int, str | Non
 
 
 def _confirmed_votes(window: Window) -> str:
-    return ("SELECT * FROM deliveries WHERE run_id = $run AND msg_type = 'vote' AND recv_ts IS NOT NULL"
+    return ("SELECT * FROM deliveries WHERE run_id = :run AND msg_type = 'vote' AND recv_ts IS NOT NULL"
             + window.clause("sent_ts"))  # fmt: skip
 
 
@@ -136,7 +136,7 @@ def vote_latencies(
     ids, _ = _ids(store, run_id)
     if threshold_ns is None:
         threshold_ns = vote_thresholds(store, run_id, window).get(threshold if threshold in THRESHOLDS else "p95")
-    base = f"WITH v AS ({_confirmed_votes(window)}), t AS (SELECT CAST($th AS DOUBLE) AS th)"
+    base = f"WITH v AS ({_confirmed_votes(window)}), t AS (SELECT CAST(:th AS DOUBLE) AS th)"
     params = _params(run_id, window, th=threshold_ns)
     rows = store.query(
         f"""{base}
@@ -144,7 +144,7 @@ def vote_latencies(
                count(*) OVER () AS total
         FROM v, t WHERE v.latency_ns >= t.th
         ORDER BY sent_ts, sender, receiver, height, round, vote_type, validator_index
-        LIMIT $limit OFFSET $offset
+        LIMIT :limit OFFSET :offset
         """,
         {**params, "limit": per_page, "offset": (page - 1) * per_page},
     )
@@ -186,7 +186,8 @@ def vote_statistics(store: Store, run_id: int, window: Window = WHOLE_RUN) -> li
     rows = store.query(
         f"""
         WITH v AS ({_confirmed_votes(window)}),
-        g AS (SELECT sender, receiver, vote_type, count(*) AS n, {qs}, max(latency_ns) AS mx FROM v GROUP BY ALL)
+        g AS (SELECT sender, receiver, vote_type, count(*) AS n, {qs}, max(latency_ns) AS mx FROM v
+              GROUP BY sender, receiver, vote_type)
         SELECT g.sender, g.receiver, g.vote_type, g.n, g.p50, g.p90, g.p95, g.p99, g.mx,
                (SELECT count(*) FROM v WHERE v.sender = g.sender AND v.receiver = g.receiver
                   AND v.vote_type = g.vote_type AND v.latency_ns >= 2 * g.p95) AS spikes
@@ -224,13 +225,14 @@ def latency_histogram_jitter(
     largest value; the last bucket includes its upper edge) and the jitter of each directed pair — the
     sample standard deviation, n − 1 (original §2.5)."""
     ids, _ = _ids(store, run_id)
+    d = _d(store)
     params = _params(run_id, window, buckets=buckets)
     hist = store.query(
         f"""
         WITH v AS ({_confirmed_votes(window)}),
         b AS (SELECT min(latency_ns) AS lo, max(latency_ns) AS hi FROM v)
-        SELECT least(CAST(floor((v.latency_ns - b.lo) * $buckets / greatest(b.hi - b.lo, 1)) AS INTEGER),
-                     $buckets - 1) AS i, count(*), any_value(b.lo), any_value(b.hi)
+        SELECT least(CAST(floor((v.latency_ns - b.lo) * :buckets / greatest(b.hi - b.lo, 1)) AS INTEGER),
+                     :buckets - 1) AS i, count(*), {d.any_value("b.lo")}, {d.any_value("b.hi")}
         FROM v, b GROUP BY i ORDER BY i
         """,
         params,
@@ -257,7 +259,7 @@ def success_rate(store: Store, run_id: int, window: Window = WHOLE_RUN) -> list[
     ids, _ = _ids(store, run_id)
     rows = store.query(
         "SELECT height, sender, receiver, count(*), count(recv_ts) FROM deliveries"
-        " WHERE run_id = $run AND msg_type = 'vote'" + window.clause("sent_ts") + " GROUP BY height, sender, receiver",
+        " WHERE run_id = :run AND msg_type = 'vote'" + window.clause("sent_ts") + " GROUP BY height, sender, receiver",
         _params(run_id, window),
     )
     out = [{"height": r[0], "sender": ids[r[1]], "receiver": ids[r[2]], "sentCount": r[3], "recvCount": r[4],
@@ -276,25 +278,25 @@ def end_to_end(store: Store, run_id: int, window: Window = WHOLE_RUN) -> list[di
         f"""
         WITH parts AS (
             SELECT node, height, round, part_index, min(ts) AS ts FROM events
-            WHERE run_id = $run AND msg_type = 'block_part' AND kind IN ('msg_received', 'msg_internal')
-            GROUP BY ALL
+            WHERE run_id = :run AND msg_type = 'block_part' AND kind IN ('msg_received', 'msg_internal')
+            GROUP BY node, height, round, part_index
         ), by_parts AS (
-            SELECT node, height, arg_max(ts, round) AS ts FROM (
-                SELECT node, height, round, max(ts) AS ts FROM parts GROUP BY ALL)
-            GROUP BY ALL
+            SELECT node, height, {d.arg_max("ts", "round")} AS ts FROM (
+                SELECT node, height, round, max(ts) AS ts FROM parts GROUP BY node, height, round)
+            GROUP BY node, height
         ), logged AS (
-            SELECT node, height, min(ts) AS ts FROM events WHERE run_id = $run AND kind = 'block_complete'
-            GROUP BY ALL
+            SELECT node, height, min(ts) AS ts FROM events WHERE run_id = :run AND kind = 'block_complete'
+            GROUP BY node, height
         ), complete AS (
             SELECT node, height, coalesce(l.ts, p.ts) AS ts
             FROM by_parts p FULL OUTER JOIN logged l USING (node, height)
         ), starts AS (
-            SELECT node, height, ts FROM events WHERE run_id = $run AND kind = 'step' AND (step = 'new_round'
-                OR step = 'propose' AND node NOT IN (SELECT node FROM events WHERE run_id = $run AND kind = 'step'
+            SELECT node, height, ts FROM events WHERE run_id = :run AND kind = 'step' AND (step = 'new_round'
+                OR step = 'propose' AND node NOT IN (SELECT node FROM events WHERE run_id = :run AND kind = 'step'
                                                       AND step = 'new_round'))
         ), e2e AS (
             SELECT c.node, c.height, c.ts - s.ts AS ns
-            FROM complete c ASOF JOIN starts s ON c.node = s.node AND c.height = s.height AND c.ts >= s.ts
+            FROM complete c {d.asof_join("starts s", "c.node = s.node AND c.height = s.height AND c.ts >= s.ts")}
             WHERE true {window.clause("c.ts")}
         )
         SELECT height, {d.quantile("ns / 1e6", 0.5)}, {d.quantile("ns / 1e6", 0.95)}, count(*), max(ns) / 1e6
@@ -313,12 +315,12 @@ def end_to_end(store: Store, run_id: int, window: Window = WHOLE_RUN) -> list[di
 def _pair_deliveries(store: Store, run_id: int, window: Window) -> tuple[list[str], dict[str, np.ndarray]]:
     """The received deliveries as NumPy columns, the message type as an index into the sorted type names (a CASE
     in SQL costs far less than fetching and encoding the strings)."""
-    where = f"FROM deliveries WHERE run_id = $run AND recv_ts IS NOT NULL {window.clause('sent_ts')}"
+    where = f"FROM deliveries WHERE run_id = :run AND recv_ts IS NOT NULL {window.clause('sent_ts')}"
     params = _params(run_id, window)
     types = [r[0] for r in store.query(f"SELECT DISTINCT msg_type {where} ORDER BY 1", params)]
     if not types:
         return [], {}
-    case = "CASE msg_type " + " ".join(f"WHEN $t{i} THEN {i}" for i in range(len(types))) + " END"
+    case = "CASE msg_type " + " ".join(f"WHEN :t{i} THEN {i}" for i in range(len(types))) + " END"
     params |= {f"t{i}": t for i, t in enumerate(types)}
     table = store.query_arrow(f"SELECT sender, receiver, {case} AS t, latency_ns, sent_ts, recv_ts {where}", params)
     return types, {name: table.column(name).to_numpy() for name in table.column_names}
@@ -466,19 +468,20 @@ def network_node_stats(store: Store, run_id: int, window: Window = WHOLE_RUN) ->
     """Per node: consensus messages it sent and received over the wire (or, for WAL runs, that it
     originated and that peers recorded), how many found no partner, and the peers it talked to (§2.9)."""
     ids, vals = _ids(store, run_id)
+    d = _d(store)
     rows = store.query(
         f"""
-        WITH d AS (SELECT * FROM deliveries WHERE run_id = $run {window.clause("sent_ts")}),
+        WITH d AS (SELECT * FROM deliveries WHERE run_id = :run {window.clause("sent_ts")}),
         s AS (SELECT sender AS node, count(*) AS sends, count(*) FILTER (WHERE recv_ts IS NULL) AS lost,
-                     list(DISTINCT receiver) AS peers FROM d GROUP BY sender),
-        r AS (SELECT receiver AS node, count(*) AS receives, list(DISTINCT sender) AS peers
+                     {d.list_agg("receiver", distinct=True)} AS peers FROM d GROUP BY sender),
+        r AS (SELECT receiver AS node, count(*) AS receives, {d.list_agg("sender", distinct=True)} AS peers
               FROM d WHERE recv_ts IS NOT NULL GROUP BY receiver),
-        u AS (SELECT receiver AS node, sum(count) AS unmatched FROM unmatched_receipts WHERE run_id = $run
+        u AS (SELECT receiver AS node, sum(count) AS unmatched FROM unmatched_receipts WHERE run_id = :run
               GROUP BY receiver)
         SELECT n.node, coalesce(s.sends, 0), coalesce(r.receives, 0), coalesce(s.lost, 0), coalesce(u.unmatched, 0),
-               list_distinct(list_concat(coalesce(s.peers, []), coalesce(r.peers, [])))
+               {d.list_union("s.peers", "r.peers")}
         FROM nodes n LEFT JOIN s USING (node) LEFT JOIN r USING (node) LEFT JOIN u USING (node)
-        WHERE n.run_id = $run ORDER BY n.node
+        WHERE n.run_id = :run ORDER BY n.node
         """,
         _params(run_id, window),
     )
@@ -512,14 +515,14 @@ def network_overview(store: Store, run_id: int, window: Window = WHOLE_RUN) -> d
     d = _d(store)
     ids, _ = _ids(store, run_id)
     params = _params(run_id, window)
-    conf = "FROM deliveries WHERE run_id = $run AND recv_ts IS NOT NULL" + window.clause("sent_ts")
+    conf = "FROM deliveries WHERE run_id = :run AND recv_ts IS NOT NULL" + window.clause("sent_ts")
     x = "latency_ns / 1e6"
     overall = store.query(
         f"SELECT count(*), {d.quantile(x, 0.5)}, {d.quantile(x, 0.95)}, {d.quantile(x, 0.99)} {conf}", params
     )[0]
     n, p50, p95, p99 = overall
     between = store.query(
-        f"SELECT count(*) {conf} AND {x} >= $p50 AND {x} < $p95", {**params, "p50": p50, "p95": p95}
+        f"SELECT count(*) {conf} AND {x} >= :p50 AND {x} < :p95", {**params, "p50": p50, "p95": p95}
     )[0][0] if n else 0  # fmt: skip
     by_type = {r[0]: r[1] for r in store.query(f"SELECT msg_type, {d.quantile(x, 0.95)} {conf} GROUP BY 1", params)}
     by_node = {

@@ -31,7 +31,6 @@ import itertools
 from typing import Any
 
 from bftscope.store.base import Store
-from bftscope.store.dialect import DIALECTS
 
 __all__ = ["ASYMMETRY_TOLERANCE_MS", "ESTIMATED", "NOT_DETERMINABLE", "node_offsets", "pair_offsets"]
 
@@ -50,7 +49,7 @@ _QUANTILES = (("p05", 0.05), ("p25", 0.25), ("p50", 0.5))
 
 def _links(store: Store, run_id: int) -> tuple[dict[tuple[int, int], tuple[Any, ...]], dict[tuple[int, int, str], Any]]:
     """Per directed link: (count, min, p05, p25, p50) of delivery latency in ms; per link and type: p50."""
-    d = DIALECTS[getattr(store, "dialect", "duckdb")]
+    d = store.dialect
     qs = ", ".join(d.quantile("latency_ns / 1e6", q) for _, q in _QUANTILES)
     rows = store.query(
         f"""

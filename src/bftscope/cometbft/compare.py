@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from bftscope.store.base import Store
-from bftscope.store.dialect import DIALECTS
 
 __all__ = ["compare_runs", "run_profile"]
 
@@ -35,7 +34,7 @@ _MEASURES = {
 
 def run_profile(store: Store, run_id: int) -> dict[str, Any]:
     """Per-node and per-run measurements of one run."""
-    q = DIALECTS[getattr(store, "dialect", "duckdb")].quantile
+    q = store.dialect.quantile
     labels = {n.node: n.label for n in store.nodes(run_id)}
     nodes: dict[str, dict[str, float | None]] = {label: dict.fromkeys(list(_MEASURES)[:3]) for label in labels.values()}
     for node, value in store.query(

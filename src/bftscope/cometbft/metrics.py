@@ -11,13 +11,13 @@ from typing import Any
 
 from bftscope.cometbft import clock
 from bftscope.store.base import Store
-from bftscope.store.dialect import DIALECTS, Dialect
+from bftscope.store.dialect import Dialect
 
 __all__ = ["clock_offsets", "clock_skew", "link_latency", "node_ranking", "vote_matrix"]
 
 
 def _dialect(store: Store) -> Dialect:
-    return DIALECTS[getattr(store, "dialect", "duckdb")]
+    return store.dialect
 
 
 def _labels(store: Store, run_id: int) -> dict[int, str]:
@@ -60,7 +60,7 @@ def link_latency(store: Store, run_id: int, *, by_type: bool = True) -> list[dic
     rows = store.query(
         f"""
         SELECT {group}, count(*) AS sent, count(recv_ts) AS received, {_pcts(d, "latency_ns / 1e6")},
-               max(latency_ns) / 1e6, any_value(matched_by)
+               max(latency_ns) / 1e6, {d.any_value("matched_by")}
         FROM deliveries WHERE run_id = ?
         GROUP BY {group} ORDER BY {group}
         """,

@@ -24,22 +24,24 @@ from __future__ import annotations
 from typing import Any
 
 from bftscope.store.base import Store
+from bftscope.store.dialect import Dialect
 
 __all__ = ["participation", "proposers"]
 
 _VOTES = """
 WITH rounds AS (
     SELECT DISTINCT height, round FROM events
-    WHERE run_id = $run AND kind = 'step' AND step IN ('propose', 'prevote', 'precommit')
+    WHERE run_id = :run AND kind = 'step' AND step IN ('propose', 'prevote', 'precommit')
 ), seen AS (
     SELECT height, round, vote_type, validator, bool_or(block_hash IS NOT NULL) AS for_block
     FROM events
-    WHERE run_id = $run AND msg_type = 'vote' AND validator IS NOT NULL
+    WHERE run_id = :run AND msg_type = 'vote' AND validator IS NOT NULL
       AND kind IN ('msg_received', 'msg_internal', 'p2p_recv', 'p2p_send', 'vote_signed', 'vote_added')
-    GROUP BY ALL
+    GROUP BY height, round, vote_type, validator
 ), moved_on AS (
     SELECT node, height, round, step, min(ts) AS ts FROM events
-    WHERE run_id = $run AND kind = 'step' AND step IN ('precommit', 'commit') GROUP BY ALL
+    WHERE run_id = :run AND kind = 'step' AND step IN ('precommit', 'commit')
+    GROUP BY node, height, round, step
 ), late AS (
     SELECT a.height, a.round, a.vote_type, a.validator,
            avg(CASE WHEN a.vote_type = 'prevote' THEN (a.first_ts > pc.ts)::INTEGER
@@ -47,17 +49,17 @@ WITH rounds AS (
     FROM vote_arrivals a
     LEFT JOIN moved_on pc ON pc.node = a.receiver AND pc.height = a.height AND pc.round = a.round
                          AND pc.step = 'precommit'
-    LEFT JOIN (SELECT node, height, min(ts) AS ts FROM moved_on WHERE step = 'commit' GROUP BY ALL) cm
+    LEFT JOIN (SELECT node, height, min(ts) AS ts FROM moved_on WHERE step = 'commit' GROUP BY node, height) cm
            ON cm.node = a.receiver AND cm.height = a.height
-    WHERE a.run_id = $run AND a.validator IS NOT NULL
-    GROUP BY ALL
+    WHERE a.run_id = :run AND a.validator IS NOT NULL
+    GROUP BY a.height, a.round, a.vote_type, a.validator
 ), span AS (
     SELECT max(lo) AS first_full, min(hi) AS last_full FROM (
         SELECT node, min(height) + 1 AS lo, max(height) - 1 AS hi FROM events
-        WHERE run_id = $run AND kind = 'step' GROUP BY node)
+        WHERE run_id = :run AND kind = 'step' GROUP BY node)
 ), grid AS (
     SELECT r.height, r.round, t.vote_type, v.validator
-    FROM rounds r, (VALUES ('prevote'), ('precommit')) t(vote_type), (SELECT unnest($vals) AS validator) v
+    FROM rounds r, (VALUES ('prevote'), ('precommit')) t(vote_type), (SELECT unnest(:vals) AS validator) v
 )
 SELECT g.height, g.round, g.vote_type, g.validator,
        CASE WHEN s.validator IS NULL THEN 'missing' WHEN NOT s.for_block THEN 'nil'
@@ -74,8 +76,8 @@ def _validators(store: Store, run_id: int) -> list[str]:
     return [
         r[0]
         for r in store.query(
-            "SELECT validator FROM nodes WHERE run_id = $run AND validator IS NOT NULL UNION"
-            " SELECT DISTINCT validator FROM events WHERE run_id = $run AND msg_type = 'vote'"
+            "SELECT validator FROM nodes WHERE run_id = :run AND validator IS NOT NULL UNION"
+            " SELECT DISTINCT validator FROM events WHERE run_id = :run AND msg_type = 'vote'"
             " AND validator IS NOT NULL ORDER BY 1",
             {"run": run_id},
         )
@@ -111,22 +113,25 @@ def participation(store: Store, run_id: int) -> dict[str, Any]:
     return {"validators": per_validator, "missed": missed, "late": late, "edge": edge}
 
 
-_PROPOSERS = """
+
+
+def _proposers(d: Dialect) -> str:
+    return f"""
 WITH designated AS (
-    SELECT height, round, any_value(validator) AS validator FROM events
-    WHERE run_id = $run AND validator IS NOT NULL AND height > 0
+    SELECT height, round, {d.any_value("validator")} AS validator FROM events
+    WHERE run_id = :run AND validator IS NOT NULL AND height > 0
       AND (kind = 'proposer_turn' OR kind = 'step' AND step = 'new_round')
-    GROUP BY ALL
+    GROUP BY height, round
 ), proposed AS (
-    SELECT e.height, e.round, any_value(coalesce(e.validator, n.validator)) AS validator FROM events e
+    SELECT e.height, e.round, {d.any_value("coalesce(e.validator, n.validator)")} AS validator FROM events e
     JOIN nodes n ON n.run_id = e.run_id AND n.node = e.node
-    WHERE e.run_id = $run AND e.height > 0 AND (e.kind IN ('proposal_signed', 'proposal_received')
+    WHERE e.run_id = :run AND e.height > 0 AND (e.kind IN ('proposal_signed', 'proposal_received')
           OR e.msg_type = 'proposal' AND e.kind IN ('msg_internal', 'p2p_send') AND e.peer IS NULL)
       AND coalesce(e.validator, n.validator) IS NOT NULL
-    GROUP BY ALL
+    GROUP BY e.height, e.round
 ), committed AS (
     SELECT height, max(round) AS round FROM events
-    WHERE run_id = $run AND kind = 'step' AND step = 'commit' GROUP BY height
+    WHERE run_id = :run AND kind = 'step' AND step = 'commit' GROUP BY height
 )
 SELECT coalesce(d.height, p.height), coalesce(d.round, p.round), d.validator, p.validator,
        c.round IS NOT NULL AND c.round = coalesce(d.round, p.round)
@@ -148,7 +153,7 @@ def proposers(store: Store, run_id: int) -> list[dict[str, Any]]:
         return stats.setdefault(v, {"validator": v, "label": labels.get(v, v[:12]), "designated": 0, "proposed": 0,
                                     "committed": 0, "missed": 0, "missed_rounds": []})  # fmt: skip
 
-    for height, rnd, designated, proposed, committed in store.query(_PROPOSERS, {"run": run_id}):
+    for height, rnd, designated, proposed, committed in store.query(_proposers(store.dialect), {"run": run_id}):
         if designated:
             entry(designated)["designated"] += 1
             if proposed != designated:

@@ -40,7 +40,6 @@ from typing import Any
 from bftscope.cometbft.home import home_network
 from bftscope.cometbft.identity import Identity
 from bftscope.store.base import Store
-from bftscope.store.dialect import DIALECTS
 
 __all__ = ["SOURCES", "identity_provenance", "node_identities", "record_home", "resolve"]
 
@@ -96,7 +95,7 @@ def _wal_evidence(
     deliverers: dict[str, list[tuple[str, float]]] = defaultdict(list)
     if not validators:
         return peers, deliverers
-    q = DIALECTS[getattr(store, "dialect", "duckdb")].quantile("(ts - signer_ts) / 1e6", 0.5)
+    q = store.dialect.quantile("(ts - signer_ts) / 1e6", 0.5)
     marks = ", ".join("?" for _ in validators)
     for validator, peer, median in store.query(
         f"SELECT validator, peer, {q} FROM events WHERE run_id = ? AND kind = 'msg_received' AND msg_type = 'vote'"

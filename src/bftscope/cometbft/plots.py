@@ -143,7 +143,7 @@ def _distributions(store: Store, run_id: int, path: Path) -> None:
         by_signer.setdefault(labels[signer], []).append(ms)
     hops = store.query(
         "SELECT msg_type, latency_ns / 1e6 FROM deliveries WHERE run_id = ? AND latency_ns IS NOT NULL"
-        " USING SAMPLE 200000 ROWS",
+        + store.dialect.sample_rows(200_000),
         [run_id],
     )
     by_type: dict[str, list[float]] = {}

@@ -14,7 +14,6 @@ from typing import Any
 
 from bftscope.cometbft.restarts import network_downtime, overlap_ns, restarts
 from bftscope.store.base import Store
-from bftscope.store.dialect import DIALECTS
 from bftscope.timeutil import format_ns
 
 __all__ = ["height_detail", "heights", "round_explanations", "step_durations"]
@@ -23,7 +22,7 @@ __all__ = ["height_detail", "heights", "round_explanations", "step_durations"]
 def step_durations(store: Store, run_id: int) -> list[dict[str, Any]]:
     """p50/p95/max of time spent in each step, per node (ms). A step its node's restart cut short has no
     duration (the node was down, not in the step) and is left out."""
-    q = DIALECTS[getattr(store, "dialect", "duckdb")].quantile
+    q = store.dialect.quantile
     labels = {n.node: n.label for n in store.nodes(run_id)}
     rows = store.query(
         f"""
@@ -47,23 +46,24 @@ def heights(store: Store, run_id: int) -> list[dict[str, Any]]:
     the spread of commit times across nodes, and timeouts fired by step. Time when every node was down
     (see :mod:`bftscope.cometbft.restarts`) is not part of a height: ``duration_ms`` leaves it out and
     ``downtime_ms`` says how much that was; ``restarts`` lists the nodes that came back during the height."""
+    d = store.dialect
     rows = store.query(
-        """
+        f"""
         WITH st AS (
             SELECT height, max(round) AS max_round, min(ts) AS first_ts FROM events
-            WHERE run_id = $run AND kind = 'step' AND height > 0 GROUP BY height
+            WHERE run_id = :run AND kind = 'step' AND height > 0 GROUP BY height
         ), c AS (
             SELECT height, min(ts) AS first_commit, max(ts) AS last_commit, count(DISTINCT node) AS nodes
             FROM (SELECT node, height, min(ts) AS ts FROM events
-                  WHERE run_id = $run AND kind IN ('block_committed', 'height_end') GROUP BY node, height)
+                  WHERE run_id = :run AND kind IN ('block_committed', 'height_end') GROUP BY node, height)
             GROUP BY height
         ), t AS (
             SELECT height, step, count(*) AS n FROM events
-            WHERE run_id = $run AND kind = 'timeout_fired' GROUP BY height, step
+            WHERE run_id = :run AND kind = 'timeout_fired' GROUP BY height, step
         )
         SELECT st.height, st.max_round + 1, st.first_ts, c.last_commit,
                (c.last_commit - c.first_commit) / 1e6, c.nodes,
-               (SELECT list(struct_pack(step := t.step, n := t.n)) FROM t WHERE t.height = st.height)
+               (SELECT {d.list_agg(d.struct({"step": "t.step", "n": "t.n"}))} FROM t WHERE t.height = st.height)
         FROM st LEFT JOIN c USING (height) ORDER BY st.height
         """,
         {"run": run_id},
@@ -85,14 +85,15 @@ def round_explanations(store: Store, run_id: int) -> list[dict[str, Any]]:
     """For every round of a height that needed more than one: what happened, and a one-line reason."""
     labels = {n.validator: n.label for n in store.nodes(run_id) if n.validator}
     n_nodes = len(labels) or 1
+    d = store.dialect
     rows = store.query(
-        """
+        f"""
         WITH multi AS (
-            SELECT height FROM events WHERE run_id = $run AND kind = 'step' AND height > 0
+            SELECT height FROM events WHERE run_id = :run AND kind = 'step' AND height > 0
             GROUP BY height HAVING max(round) > 0
         ), r AS (
             SELECT e.height, e.round,
-                   any_value(e.validator) FILTER (WHERE e.kind IN ('step', 'proposer_turn', 'proposal_received')
+                   {d.any_value("e.validator")} FILTER (WHERE e.kind IN ('step', 'proposer_turn', 'proposal_received')
                                                    AND e.validator IS NOT NULL) AS proposer,
                    count(DISTINCT e.node) FILTER (WHERE e.msg_type = 'proposal'
                         AND e.kind IN ('proposal_received', 'msg_received', 'p2p_recv', 'msg_internal',
@@ -101,9 +102,9 @@ def round_explanations(store: Store, run_id: int) -> list[dict[str, Any]]:
                         AND e.kind IN ('msg_received', 'msg_internal', 'p2p_recv', 'vote_signed')
                         AND e.block_hash IS NULL AND e.vote_type = 'prevote'
                         AND (e.validator IS NOT NULL OR e.extra LIKE '%"nil":true%')) AS nil_prevotes,
-                   list(DISTINCT e.step) FILTER (WHERE e.kind = 'timeout_fired') AS timeouts
+                   {d.list_agg("e.step", distinct=True)} FILTER (WHERE e.kind = 'timeout_fired') AS timeouts
             FROM events e JOIN multi USING (height)
-            WHERE e.run_id = $run AND e.round IS NOT NULL
+            WHERE e.run_id = :run AND e.round IS NOT NULL
             GROUP BY e.height, e.round
         )
         SELECT height, round, proposer, got_proposal, nil_prevotes, timeouts FROM r ORDER BY height, round
@@ -140,7 +141,7 @@ def height_detail(store: Store, run_id: int, height: int) -> list[dict[str, Any]
             SELECT node, kind, round, step, ts, id, extra,
                    lead(ts) OVER w AS next_ts, lead(kind) OVER w AS next_kind
             FROM events
-            WHERE run_id = $run AND height = $height
+            WHERE run_id = :run AND height = :height
               AND kind IN ('step', 'timeout_fired', 'block_committed', 'height_end', 'node_restart')
             WINDOW w AS (PARTITION BY node, kind IN ('step', 'node_restart') ORDER BY ts, id)
         )

@@ -5,7 +5,7 @@ ingest itself fans parsing out to processes). Each job reports status, progress 
 to parse), duration and error message on the simulation row. Reprocessing first deletes the run's
 data, so it never duplicates anything. A file that cannot be read fails the simulation with its
 reason, but what the other files gave is kept. A scaled-out deployment swaps :class:`JobRunner` for a
-queue-backed one with the same two methods.
+queue-backed one with the same methods (:func:`job_runner` picks it).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -28,16 +28,44 @@ from bftscope.errors import BftscopeError, ConflictError, NothingIngestedError
 from bftscope.ingest.pipeline import ingest
 from bftscope.store.base import Store
 
-__all__ = ["INTERRUPTED", "JobRunner", "ThreadJobRunner", "archive_limits", "process_simulation",
+__all__ = ["INTERRUPTED", "JobRunner", "ThreadJobRunner", "archive_limits", "job_runner", "process_simulation",
            "recover_after_crash", "recover_interrupted"]
 
 log = logging.getLogger("bftscope.jobs")
 
 
 class JobRunner(Protocol):
-    def submit(self, sim_id: str) -> None: ...
+    """What the API needs from whatever runs simulation jobs (a thread here; a queue when scaled out)."""
+
+    completed: int  # jobs that finished with their simulation processed
+    failed: int  # jobs that finished with it failed
+
+    def uploading(self, sim_id: str) -> AbstractContextManager[None]:
+        """Hold ``sim_id`` for one upload (409 while it is processed or receives another upload)."""
+        ...
+
+    def submit(self, sim_id: str, *, from_upload: bool = False) -> None:
+        """Queue processing; ``from_upload`` is the upload holding the simulation handing it to its job."""
+        ...
+
+    def refuse_if_active(self, sim_id: str) -> None:
+        """409 when the simulation is queued, processed or receiving files."""
+        ...
 
     def running(self) -> int: ...
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every submitted job has finished."""
+        ...
+
+    def shutdown(self) -> None:
+        """Finish the running and queued jobs, then stop."""
+        ...
+
+
+def job_runner(store: Store, settings: Settings, on_done: Callable[[str], None] | None = None) -> JobRunner:
+    """The job runner for this deployment: embedded mode runs jobs on one thread beside its one writer."""
+    return ThreadJobRunner(store, settings, on_done=on_done)
 
 
 def archive_limits(settings: Settings) -> ArchiveLimits:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bftscope.control.records import SimFile, Simulation, check_text, new_id, now, set_text
 from bftscope.control.uploads import SavedFile
@@ -30,8 +30,12 @@ __all__ = [
     "delete_simulation",
     "get_simulation",
     "list_simulations",
+    "ownership",
+    "run_id_of",
     "set_state",
     "simulation_dir",
+    "simulation_ids",
+    "status_counts",
     "update_simulation",
 ]
 
@@ -87,6 +91,30 @@ def list_simulations(store: Store, *, user_id: str | None = None, project_id: st
     column, value = ("user_id", user_id) if user_id is not None else ("project_id", project_id)
     return _with_files(store, store.query(
         f"SELECT {_COLS} FROM simulations WHERE {column} = ? ORDER BY created_at, id", [value]))  # fmt: skip
+
+
+def ownership(store: Store, sim_id: str) -> tuple[str, str | None, str] | None:
+    """``(user id, processing status, status)`` of a simulation, None when there is none: the hot path of
+    every metric request reads these three columns only."""
+    rows = store.query("SELECT user_id, processing_status, status FROM simulations WHERE id = ?", [sim_id])
+    return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+
+def run_id_of(store: Store, sim_id: str) -> int | None:
+    """The id of the run a simulation's processing filled, None before its first processing."""
+    runs = store.query("SELECT id FROM runs WHERE name = ?", [f"sim-{sim_id}"])
+    return int(runs[0][0]) if runs else None
+
+
+def simulation_ids(store: Store, column: Literal["id", "project_id", "user_id"], value: str) -> list[str]:
+    """Ids of the simulations whose ``column`` is ``value``."""
+    assert column in ("id", "project_id", "user_id")  # a column name cannot be a bound parameter
+    return [str(r[0]) for r in store.query(f"SELECT id FROM simulations WHERE {column} = ?", [value])]
+
+
+def status_counts(store: Store) -> list[tuple[str, int]]:
+    """How many simulations are in each status."""
+    return [(str(r[0]), int(r[1])) for r in store.query("SELECT status, count(*) FROM simulations GROUP BY status")]
 
 
 def update_simulation(store: Store, sim_id: str, name: str | None, description: str | None) -> Simulation:

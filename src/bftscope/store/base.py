@@ -13,7 +13,9 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-__all__ = ["NodeRecord", "RunRecord", "SourceRecord", "Store"]
+from bftscope.store.dialect import Dialect
+
+__all__ = ["NodeRecord", "RunRecord", "SourceRecord", "Store", "ping"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ class SourceRecord:
 
 class Store(Protocol):
     """What the ingest pipeline, analytics and API need from a storage backend."""
+
+    @property
+    def dialect(self) -> Dialect:
+        """How this engine spells the SQL fragments that differ between engines."""
+        ...
 
     def get_or_create_run(self, name: str, chain: str) -> RunRecord: ...
 
@@ -149,3 +156,8 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def ping(store: Store) -> None:
+    """Run the smallest query (readiness checks): raises the store's error when it cannot answer."""
+    store.query("SELECT 1")

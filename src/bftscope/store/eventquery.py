@@ -13,7 +13,8 @@ from typing import Any
 from bftscope.model import ROW_COLUMNS
 from bftscope.store.base import Store
 
-__all__ = ["DELIVERY", "EVENT_COLUMNS", "EventFilter", "list_events"]
+__all__ = ["DELIVERY", "EVENT_COLUMNS", "EventFilter", "count_all_events", "count_matching", "event_span",
+           "list_events"]
 
 EVENT_COLUMNS: tuple[str, ...] = ("id", "node", *ROW_COLUMNS)
 
@@ -75,6 +76,29 @@ class EventFilter:
                 clauses.append(clause)
                 params.append(value)
         return " AND ".join(clauses), params
+
+
+def count_all_events(store: Store) -> int:
+    """Events held by the store, of every run."""
+    return int(store.query("SELECT count(*) FROM events")[0][0])
+
+
+def event_span(store: Store, run_id: int) -> tuple[int, int, int]:
+    """``(events, first ts, last ts)`` of a run (zeros when it has none)."""
+    n, lo, hi = store.query("SELECT count(*), min(ts), max(ts) FROM events WHERE run_id = ?", [run_id])[0]
+    return int(n or 0), int(lo or 0), int(hi or 0)
+
+
+def count_matching(store: Store, run_id: int, flt: EventFilter) -> int:
+    """How many entries ``flt`` selects in the run: its events, plus its deliveries where it wants them."""
+    total = 0
+    if flt.wants_events:
+        where, params = flt.where(run_id)
+        total += int(store.query(f"SELECT count(*) FROM events WHERE {where}", params)[0][0])
+    if flt.wants_deliveries:  # every received delivery has its receive event (derive.py), so no join
+        where, params = flt.delivery_where(run_id)
+        total += int(store.query(f"SELECT count(*) FROM deliveries d WHERE {where}", params)[0][0])
+    return total
 
 
 def list_events(

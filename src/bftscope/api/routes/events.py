@@ -21,7 +21,7 @@ from bftscope.api.errors import errors
 from bftscope.api.eventpage import decode_cursor, encode_cursor, renderer
 from bftscope.errors import InputError
 from bftscope.families import registry
-from bftscope.store.eventquery import DELIVERY, EventFilter
+from bftscope.store.eventquery import DELIVERY, EventFilter, count_matching, event_span
 from bftscope.timeutil import parse_rfc3339_ns
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -109,8 +109,7 @@ def events(
     if run_id is not None:
         span = c.answers.get((id, run_id, "span"))
         if span is None:
-            span = tuple(int(x or 0) for x in c.store.query(
-                "SELECT count(*), min(ts), max(ts) FROM events WHERE run_id = ?", [run_id])[0])  # fmt: skip
+            span = event_span(c.store, run_id)
             if c.owners.get(id) is not None:
                 c.answers.put((id, run_id, "span"), span)
         # the run's lookups, kept like its span (both dropped when the simulation is reprocessed or deleted)
@@ -123,13 +122,7 @@ def events(
                                                     after=None if back else after, before=back, offset=offset,
                                                     span=span, tables=tables)  # fmt: skip
         if includeTotalCount == "true":
-            total = 0
-            if flt.wants_events:
-                where, params = flt.where(run_id)
-                total += int(c.store.query(f"SELECT count(*) FROM events WHERE {where}", params)[0][0])
-            if flt.wants_deliveries:  # every received delivery has its receive event (derive.py), so no join
-                where, params = flt.delivery_where(run_id)
-                total += int(c.store.query(f"SELECT count(*) FROM deliveries d WHERE {where}", params)[0][0])
+            total = count_matching(c.store, run_id, flt)
     elif includeTotalCount == "true":
         total = 0
     if back:  # the page just before: the extra row is at the front

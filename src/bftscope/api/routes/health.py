@@ -18,7 +18,10 @@ from bftscope.api.auth import MISSING, authenticate
 from bftscope.api.deps import Ctx
 from bftscope.api.errors import errors
 from bftscope.api.middleware.scopeinfo import TrustedProxies
+from bftscope.control import simulations
 from bftscope.errors import ForbiddenError, UnauthorizedError
+from bftscope.store.base import ping
+from bftscope.store.eventquery import count_all_events
 
 router = APIRouter(tags=["health"])
 
@@ -52,7 +55,7 @@ def healthz() -> schemas.Message:
 
 @router.get("/readyz", response_model=schemas.Message, responses={503: {"model": schemas.ErrorBody}})
 def readyz(c: Ctx) -> schemas.Message:
-    c.store.query("SELECT 1")
+    ping(c.store)
     return schemas.Message(message="ready")
 
 
@@ -82,8 +85,8 @@ def metrics(c: Ctx) -> Response:
     t.jobs_running.set(c.jobs.running())
     t.jobs_done.labels("completed").set(c.jobs.completed)
     t.jobs_done.labels("failed").set(c.jobs.failed)
-    t.events.set(c.store.query("SELECT count(*) FROM events")[0][0])
-    for status, n in c.store.query("SELECT status, count(*) FROM simulations GROUP BY 1"):
+    t.events.set(count_all_events(c.store))
+    for status, n in simulations.status_counts(c.store):
         t.simulations.labels(status).set(n)
     path = c.settings.store_path
     t.store_bytes.set(path.stat().st_size if path.exists() else 0)

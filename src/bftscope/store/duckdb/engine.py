@@ -25,6 +25,8 @@ from bftscope.config import MEMORY_SIZE, Settings
 from bftscope.errors import InputError, NotFoundError, QueryTimeoutError, StoreError
 from bftscope.model import ROW_SCHEMA
 from bftscope.store.base import NodeRecord, RunRecord, SourceRecord
+from bftscope.store.duckdb.dialect import DUCKDB, DuckDBDialect
+from bftscope.store.duckdb.statements import bind
 from bftscope.store.migrate import apply_migrations
 
 __all__ = ["ROW_GROUP_ROWS", "DuckDBStore"]
@@ -40,7 +42,7 @@ def _now() -> datetime:
 class DuckDBStore:
     """:class:`bftscope.store.Store` on an embedded DuckDB database."""
 
-    dialect = "duckdb"
+    dialect: DuckDBDialect = DUCKDB
 
     def __init__(self, con: duckdb.DuckDBPyConnection, settings: Settings, *, read_only: bool = False) -> None:
         self._con = con
@@ -124,7 +126,7 @@ class DuckDBStore:
         """Run a read query with bound parameters and the store's time limit."""
         cur = self._cursor()
         with self._time_limit(cur):
-            return cur.execute(sql, params or []).fetchall()
+            return cur.execute(bind(sql, params), params or []).fetchall()
 
     def query_with(
         self, sql: str, params: dict[str, Any] | list[Any] | None, tables: dict[str, pa.Table]
@@ -136,7 +138,7 @@ class DuckDBStore:
             for name, table in tables.items():
                 cur.register(name, table)
             try:
-                return cur.execute(sql, params or []).fetchall()
+                return cur.execute(bind(sql, params), params or []).fetchall()
             finally:
                 for name in tables:
                     cur.unregister(name)
@@ -145,7 +147,7 @@ class DuckDBStore:
         """Like :meth:`query`, as an Arrow table (a relation's result: no extra copy of the rows)."""
         cur = self._cursor()
         with self._time_limit(cur):
-            return cur.sql(sql, params=params or None).to_arrow_table()
+            return cur.sql(bind(sql, params), params=params or None).to_arrow_table()
 
     # --- runs and nodes -------------------------------------------------------------------
 
@@ -452,7 +454,7 @@ class DuckDBStore:
             raise StoreError("the store is open read-only")
         self.flush_events()
         with self._lock, self._time_limit(self._con):
-            return self._con.execute(sql, params or []).fetchall()
+            return self._con.execute(bind(sql, params), params or []).fetchall()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
