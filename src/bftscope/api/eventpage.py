@@ -45,5 +45,4 @@ def decode_cursor(text: str, what: str, *, after: bool) -> tuple[int, int]:
 
 def renderer(store: Store, run_id: int) -> EventRenderer:
     """The renderer of the run's chain family."""
-    rows = store.query("SELECT chain FROM runs WHERE id = ?", [run_id])
-    return (registry.family(str(rows[0][0])) if rows else registry.default_family()).events()
+    return registry.family_of_run(store, run_id).events()

@@ -21,9 +21,10 @@ from bftscope.errors import InputError
 if TYPE_CHECKING:
     from bftscope.families.base import ChainFamily
     from bftscope.ingest.source import FileFormat
+    from bftscope.store.base import Store
 
 __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "all_formats", "all_kinds", "default_family", "families", "family",
-           "family_of_format", "format_by_name", "register", "registered", "unregister"]  # fmt: skip
+           "family_of_format", "family_of_run", "format_by_name", "register", "registered", "unregister"]  # fmt: skip
 
 ENTRY_POINT_GROUP = "bftscope.families"
 # The built-in families, loaded through the same hook as a plugin's entry point. The first is the default
@@ -95,6 +96,12 @@ def family(name: str) -> ChainFamily:
         return _families[name]
     except KeyError:
         raise InputError(f"unknown chain family {name!r}; known: {', '.join(_families)}") from None
+
+
+def family_of_run(store: Store, run_id: int) -> ChainFamily:
+    """The family of a stored run (the default family for a run id the store does not hold)."""
+    rows = store.query("SELECT chain FROM runs WHERE id = ?", [run_id])
+    return family(str(rows[0][0])) if rows else default_family()
 
 
 def all_formats() -> list[FileFormat]:

@@ -31,8 +31,7 @@ Phase = Callable[[str], None]  # called with the label of each phase after parsi
 
 
 def _family(store: Store, run_id: int) -> ChainFamily:
-    rows = store.query("SELECT chain FROM runs WHERE id = ?", [run_id])
-    return registry.family(str(rows[0][0])) if rows else registry.default_family()
+    return registry.family_of_run(store, run_id)
 
 
 def current_version(chain: str) -> int:

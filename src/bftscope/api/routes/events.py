@@ -88,8 +88,7 @@ def events(
     after = decode_cursor(cursor, "cursor", after=True) if cursor else None
     back = decode_cursor(before, "before", after=False) if before else None
     nodes = c.store.nodes(run_id) if run_id is not None else []
-    family = registry.family(c.store.query("SELECT chain FROM runs WHERE id = ?", [run_id])[0][0]) \
-        if run_id is not None else None  # fmt: skip
+    family = registry.family_of_run(c.store, run_id) if run_id is not None else None
     by_name = {x.label: x.node for x in nodes} | {a: x.node for x in nodes for a in family.aliases(x)} \
         if family is not None else {}  # fmt: skip
     kinds = _split(kind)
