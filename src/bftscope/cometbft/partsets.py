@@ -36,18 +36,22 @@ class PartSets:
 
     :meth:`part` and :meth:`proposal` return the block hash (``""`` when the proposal carried
     none) at the record that completes a block, and ``None`` otherwise; each ``(height, round)``
-    completes at most once. :meth:`end_height` forgets the rounds of heights before the one that
-    ended, which bounds the state to a height or two whatever the length of the file.
+    completes at most once. After an EndHeight record, records of that height and lower complete
+    nothing (peers keep sending stale proposals and parts, and the WAL keeps them): :meth:`end_height`
+    forgets those rounds, which bounds the state to about one height whatever the length of the file.
     """
 
-    __slots__ = ("_done", "_held", "_proposals")
+    __slots__ = ("_done", "_ended", "_held", "_proposals")
 
     def __init__(self) -> None:
+        self._ended = -1  # the height of the last EndHeight record: the node has moved past it
         self._held: dict[tuple[int | None, int | None], set[int]] = {}  # part indexes seen
         self._proposals: dict[tuple[int | None, int | None], tuple[int, str]] = {}  # (total, block hash)
         self._done: set[tuple[int | None, int | None]] = set()
 
     def part(self, height: int | None, rnd: int | None, index: int) -> str | None:
+        if height is not None and height <= self._ended:  # a stale part: the consensus state ignores it
+            return None
         key = (height, rnd)
         held = self._held.get(key)
         if held is None:
@@ -60,9 +64,15 @@ class PartSets:
             return None
         return self._check(key, held, prop)
 
-    def proposal(self, height: int | None, rnd: int | None, total: int, block_hash: str | None) -> str | None:
+    def proposal(self, height: int | None, rnd: int | None, extra: str | None, block_hash: str | None) -> str | None:
+        """A proposal record; ``extra`` is the proposal's (its ``parts_total`` is read only when needed)."""
+        if height is not None and height <= self._ended:
+            return None
         key = (height, rnd)
-        if total <= 0 or key in self._proposals:  # the first proposal of a round is the one the node kept
+        if key in self._proposals:  # the first proposal of a round is the one the node kept; peers resend it
+            return None
+        total = proposal_total(extra)
+        if total <= 0:
             return None
         prop = self._proposals[key] = (total, block_hash or "")
         held = self._held.get(key)
@@ -81,9 +91,17 @@ class PartSets:
         return prop[1]
 
     def end_height(self, height: int | None) -> None:
+        """The node finished ``height``: its consensus state ignores parts of that height and below from now on.
+
+        The last EndHeight wins even when it is lower than an earlier one (two WALs concatenated, say):
+        the heights after it are then new again.
+        """
         if height is None:
             return
+        self._ended = height
         for table in (self._held, self._proposals):
-            for key in [k for k in table if k[0] is not None and k[0] < height]:
-                del table[key]
-        self._done = {k for k in self._done if k[0] is None or k[0] >= height}
+            if table:
+                for key in [k for k in table if k[0] is not None and k[0] <= height]:
+                    del table[key]
+        if self._done:
+            self._done = {k for k in self._done if k[0] is None or k[0] > height}

@@ -26,7 +26,7 @@ from crc32c import crc32c
 
 from bftscope.cometbft import kinds
 from bftscope.cometbft.identity import Identity
-from bftscope.cometbft.partsets import PartSets, proposal_total
+from bftscope.cometbft.partsets import PartSets
 from bftscope.cometbft.proto import decode_wal_message
 from bftscope.ingest.report import ParseReport
 from bftscope.model import ROW_COLUMNS, EventBatch
@@ -55,6 +55,7 @@ _SEQ = ROW_COLUMNS.index("seq")
 FROM_PARTS = "wal block parts"
 FROM_FIRE_TIME = "wal timeout fire time \u2212 duration"
 _FROM_PARTS = f'{{"derived_from":"{FROM_PARTS}"}}'
+_PART_SET_TYPES = frozenset(("block_part", "proposal"))
 OVERDUE_WARNING = (
     "{n} overdue timeout(s) (negative duration: fired at once, e.g. after a restart): kept as timeout_fired,"
     " no timeout_scheduled derived (the time they were scheduled is unknown)"
@@ -385,18 +386,18 @@ class WalFormat:
                     (ts, received if peer else internal, height, rnd, None, vote_type, mtype, validator, vindex,
                      part, peer or None, block_hash, signer_ts, None, len(payload), seq, extra)
                 )  # fmt: skip
-                # The record at which the node first holds every part of the round's proposal block.
-                if part is not None:
-                    done = blocks.part(height, rnd, part) if mtype == "block_part" else None
-                elif mtype == "proposal":
-                    done = blocks.proposal(height, rnd, proposal_total(extra), block_hash)
-                else:
-                    done = None
-                if done is not None:
-                    append(
-                        (ts, kinds.BLOCK_COMPLETE, height, rnd, None, None, None, None, None,
-                         None, None, done or None, None, None, None, seq, _FROM_PARTS)
-                    )  # fmt: skip
+                # The record at which the node first holds every part of the round's proposal block
+                # (one set lookup for the votes that make up most of a WAL).
+                if mtype in _PART_SET_TYPES:
+                    if part is not None:
+                        done = blocks.part(height, rnd, part)
+                    else:
+                        done = blocks.proposal(height, rnd, extra, block_hash)
+                    if done is not None:
+                        append(
+                            (ts, kinds.BLOCK_COMPLETE, height, rnd, None, None, None, None, None,
+                             None, None, done or None, None, None, None, seq, _FROM_PARTS)
+                        )  # fmt: skip
             elif kind == "round_state":
                 append(
                     (ts, kinds.STEP, height, rnd, step, None, None, None, None,
