@@ -117,7 +117,8 @@ def test_block_complete_from_hand_built_parts() -> None:
     ]
     # Every record is still there, once, with the derived event right after the record it comes from.
     assert [r["seq"] for r in rows if r["kind"] != "block_complete"] == list(range(len(records)))
-    after = [rows[i + 1]["kind"] for i, r in enumerate(rows) if r["seq"] in (5, 10, 19) and r["kind"] != "block_complete"]
+    after = [rows[i + 1]["kind"] for i, r in enumerate(rows)
+             if r["seq"] in (5, 10, 19) and r["kind"] != "block_complete"]  # fmt: skip
     assert after == ["block_complete"] * 3
 
 
