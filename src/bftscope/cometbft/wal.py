@@ -373,6 +373,7 @@ class WalFormat:
         decode = decode_wal_message
         received, internal = kinds.MSG_RECEIVED, kinds.MSG_INTERNAL
         blocks = PartSets()
+        on_part, on_proposal, part_set_types = blocks.part, blocks.proposal, _PART_SET_TYPES  # locals: hot loop
         overdue = 0  # fired timeouts whose schedule time is unknown (see below)
         for seq, off, payload in iter_frames(stream, report, start=start, end=end):
             try:
@@ -388,11 +389,11 @@ class WalFormat:
                 )  # fmt: skip
                 # The record at which the node first holds every part of the round's proposal block
                 # (one set lookup for the votes that make up most of a WAL).
-                if mtype in _PART_SET_TYPES:
+                if mtype in part_set_types:
                     if part is not None:
-                        done = blocks.part(height, rnd, part)
+                        done = on_part(height, rnd, part)
                     else:
-                        done = blocks.proposal(height, rnd, extra, block_hash)
+                        done = on_proposal(height, rnd, extra, block_hash)
                     if done is not None:
                         append(
                             (ts, kinds.BLOCK_COMPLETE, height, rnd, None, None, None, None, None,
