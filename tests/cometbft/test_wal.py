@@ -91,13 +91,17 @@ def frame_offsets(data: bytes) -> list[int]:
 
 
 def parse(data: bytes, **kwargs: Any) -> tuple[list[tuple[Any, ...]], ParseReport]:
-    """The rows of the WAL's records. The events the parser derives from them (block_complete,
-    timeout_scheduled: ``extra.derived_from``) are left out: tests/cometbft/test_wal_derived.py has them."""
+    """The rows of the WAL's records, and the report with ``events`` counting those rows. The events the parser
+    derives from the records (block_complete, timeout_scheduled: ``extra.derived_from``) are left out of both:
+    tests/cometbft/test_wal_derived.py checks them."""
     report = ParseReport()
     tables = list(FMT.parse(io.BytesIO(data), report, **kwargs))
     for table in tables:
         assert table.schema.equals(ROW_SCHEMA)
-    rows = [tuple(r[c] for c in ROW_COLUMNS) for t in tables for r in t.to_pylist() if not _derived(r)]
+    every = [r for t in tables for r in t.to_pylist()]
+    rows = [tuple(r[c] for c in ROW_COLUMNS) for r in every if not _derived(r)]
+    assert report.events == len(every)
+    report.events = len(rows)
     return rows, report
 
 
@@ -236,8 +240,10 @@ def test_real_wal_matches_independent_decoder(node: int, wal_bytes: dict[int, by
     assert figures(want) == FIGURES[node]
     # Events: the records, plus one block_complete per height (1..77) and a timeout_scheduled per timeout
     # that fired on time (all but the WAL's first and the one after the restart: overdue, counted in a warning).
-    assert report.lines == FIGURES[node]["records"]
-    assert report.events == FIGURES[node]["records"] + 77 + FIGURES[node]["timeouts"] - 2
+    assert report.lines == report.events == FIGURES[node]["records"]
+    full = ParseReport()
+    assert sum(t.num_rows for t in FMT.parse(io.BytesIO(data), full)) == full.events
+    assert full.events == FIGURES[node]["records"] + 77 + FIGURES[node]["timeouts"] - 2
     assert report.bytes_read == len(data)
     assert not report.skipped and len(report.warnings) == 1 and report.warnings[0].startswith("2 overdue timeout")
     heights = [r[ROW_COLUMNS.index("height")] for r in want]
@@ -501,8 +507,10 @@ def test_chunk_boundaries_do_not_matter(chunk: int, node0: tuple[bytes, list[Any
     assert reference.skipped_total == 2
     # Short reads from the stream are as good as small chunks.
     report = ParseReport()
-    rows = list(FMT.parse(_Trickle(bytes(damaged), chunk), report))  # type: ignore[arg-type]
-    assert sum(t.num_rows for t in rows) == len(want)
+    tables = list(FMT.parse(_Trickle(bytes(damaged), chunk), report))  # type: ignore[arg-type]
+    assert sum(not _derived(r) for t in tables for r in t.to_pylist()) == len(want)
+    whole = FMT.parse(io.BytesIO(bytes(damaged)), ParseReport())
+    assert [t.to_pylist() for t in tables] == [t.to_pylist() for t in whole]
 
 
 def test_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
