@@ -221,6 +221,8 @@ def test_end_to_end_per_node_then_across_nodes(run: Run) -> None:
     for e in evs:
         if e.kind == "block_complete":
             complete.setdefault((e.node, e.height or 0), e.ts)
+    if store.list_runs()[0]["name"] == "wal":  # the WAL parser derived them: recompute from the raw records
+        assert complete == _wal_blocks_complete(store, rid) and len(complete) == 4 * 77
     if not complete:  # WAL: the last of the (latest round's) parts
         parts: dict[tuple[int, int, int], dict[int, int]] = defaultdict(dict)
         for e in evs:
@@ -235,9 +237,40 @@ def test_end_to_end_per_node_then_across_nodes(run: Run) -> None:
             per_height[h].append((t - max(before)) / 1e6)
     got = {r["height"]: r for r in analyzer.end_to_end(store, rid)}
     assert set(got) == set(per_height) and len(got) > 10
+    if store.list_runs()[0]["name"] == "wal":  # every height, every node (the last part's arrival, as before)
+        assert sorted(got) == list(range(1, 78)) and {r["nodes"] for r in got.values()} == {4}
     for h, v in per_height.items():
         assert got[h]["nodes"] == len(v)
         assert got[h]["p50Ms"] == pytest.approx(ref.pct(v, 0.5)) and got[h]["p95Ms"] == pytest.approx(ref.pct(v, 0.95))
+
+
+def _wal_blocks_complete(store: DuckDBStore, rid: int) -> dict[tuple[int, int], int]:
+    """(node, height) → first time the node held every part of a proposal of that height: per (height, round), the
+    proposal's part total and the distinct part indexes taken in, from the WAL's records in order."""
+    rows = store.query(
+        "SELECT node, ts, kind, height, round, msg_type, part_index, extra FROM events WHERE run_id = ?"
+        " AND (msg_type IN ('proposal', 'block_part') AND kind IN ('msg_received', 'msg_internal')"
+        " OR kind = 'height_end') ORDER BY node, seq",
+        [rid],
+    )
+    out: dict[tuple[int, int], int] = {}
+    held: dict[tuple[int, int, int], set[int]] = defaultdict(set)
+    totals: dict[tuple[int, int, int], int] = {}
+    ended: dict[int, int] = {}
+    for node, ts, kind, h, r, mtype, index, extra in rows:
+        if kind == "height_end":
+            ended[node] = h
+            continue
+        if h <= ended.get(node, -1):  # the node is past that height: its state ignores the record
+            continue
+        if mtype == "proposal":
+            totals.setdefault((node, h, r), orjson.loads(extra)["parts_total"])
+        else:
+            held[(node, h, r)].add(index)
+        total = totals.get((node, h, r))
+        if total and held[(node, h, r)] >= set(range(total)):
+            out.setdefault((node, h), ts)
+    return out
 
 
 def test_link_latency_and_skew(run: Run) -> None:

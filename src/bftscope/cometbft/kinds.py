@@ -22,7 +22,8 @@ PROPOSER_TURN = "proposer_turn"
 PROPOSAL_SIGNED = "proposal_signed"
 # Consensus state accepted a proposal (log "Received proposal"; WAL records it as msg_received).
 PROPOSAL_RECEIVED = "proposal_received"
-# All parts of the proposal block are in ("Received complete proposal block"; RPC CompleteProposal).
+# All parts of the proposal block are in ("Received complete proposal block"; RPC CompleteProposal; derived by
+# the WAL parser at the record that completes the part set, extra.derived_from = "wal block parts").
 BLOCK_COMPLETE = "block_complete"
 VOTE_SIGNED = "vote_signed"  # log "Signed and pushed vote"
 VOTE_ADDING = "vote_adding"  # log "Adding vote" (state machine about to add a vote)
@@ -39,6 +40,7 @@ MSG_INTERNAL = "msg_internal"
 P2P_SEND = "p2p_send"
 P2P_RECV = "p2p_recv"
 P2P_PACKET = "p2p_packet"  # log "Read PacketMsg" (one packet of a possibly fragmented message)
+# Log "Scheduled timeout"; from a WAL, derived from a fired timeout: its record time minus its duration.
 TIMEOUT_SCHEDULED = "timeout_scheduled"
 TIMEOUT_FIRED = "timeout_fired"  # log "Timed out"; WAL TimeoutInfo
 POLKA_LOCK = "polka_lock"  # "Precommit step: +2/3 prevoted proposal block; locking"

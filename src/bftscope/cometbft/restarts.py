@@ -43,10 +43,12 @@ WHERE e.run_id = ? AND e.kind = 'node_info' AND e.extra LIKE '%"startup":true%'
 ORDER BY e.node, e.ts
 """
 
+# ``e.ts`` breaks ties: a derived event shares its record's seq, and a timeout_scheduled lies before its
+# timeout_fired (cometbft/wal.py), so ordering by seq alone could make it the "previous" record of the next one.
 _WAL_SILENCES = f"""
 WITH w AS (
     SELECT e.node, e.source, e.ts, e.seq, e.kind, e.extra,
-           lag(e.ts) OVER (PARTITION BY e.source ORDER BY e.seq) AS prev_ts
+           lag(e.ts) OVER (PARTITION BY e.source ORDER BY e.seq, e.ts) AS prev_ts
     FROM events e JOIN sources s ON s.id = e.source
     WHERE e.run_id = ? AND s.format = 'cometbft-wal' AND e.kind <> 'node_restart'
 )

@@ -26,11 +26,12 @@ from crc32c import crc32c
 
 from bftscope.cometbft import kinds
 from bftscope.cometbft.identity import Identity
+from bftscope.cometbft.partsets import PartSets
 from bftscope.cometbft.proto import decode_wal_message
 from bftscope.ingest.report import ParseReport
 from bftscope.model import ROW_COLUMNS, EventBatch
 
-__all__ = ["CHUNK_BYTES", "MAX_RECORD_BYTES", "WalFormat", "iter_frames"]
+__all__ = ["CHUNK_BYTES", "FROM_FIRE_TIME", "FROM_PARTS", "MAX_RECORD_BYTES", "WalFormat", "iter_frames"]
 
 MAX_RECORD_BYTES = 1024 * 1024  # CometBFT's maxMsgSizeBytes: a longer frame is corruption
 CHUNK_BYTES = 1024 * 1024  # bytes asked of the stream per read
@@ -49,6 +50,20 @@ UNDECODABLE = "undecodable record"
 OUT_OF_RANGE = "value out of range"
 
 _SEQ = ROW_COLUMNS.index("seq")
+
+# extra.derived_from of the events a WAL implies but has no record of (docs/event-model.md).
+FROM_PARTS = "wal block parts"
+FROM_FIRE_TIME = "wal timeout fire time \u2212 duration"
+_FROM_PARTS = f'{{"derived_from":"{FROM_PARTS}"}}'
+_PART_SET_TYPES = frozenset(("block_part", "proposal"))
+OVERDUE_WARNING = (
+    "{n} overdue timeout(s) (negative duration: fired at once, e.g. after a restart): kept as timeout_fired,"
+    " no timeout_scheduled derived (the time they were scheduled is unknown)"
+)
+
+
+def _scheduled_extra(duration_ns: int) -> str:
+    return f'{{"duration_ns":{duration_ns},"derived_from":"{FROM_FIRE_TIME}"}}'
 
 
 class _FrameReader:
@@ -344,15 +359,22 @@ class WalFormat:
 
         Row mapping: round-state → ``step``; MsgInfo → ``msg_received`` (with a peer id) or
         ``msg_internal`` (the node's own); TimeoutInfo → ``timeout_fired``; EndHeight →
-        ``height_end``. ``seq`` is the record's ordinal in the file, counting skipped records
-        (a region of unframeable garbage counts as one); ``ts`` is the record's local time,
-        ``size`` the payload length of a message.
+        ``height_end``. Two kinds the WAL has no record of are derived from the records, with
+        ``extra.derived_from`` saying how: ``block_complete`` at the record that completes a
+        round's proposal block (:mod:`bftscope.cometbft.partsets`), and ``timeout_scheduled`` at a
+        fired timeout's time minus its duration (none for an overdue timeout: those are counted
+        in a warning). ``seq`` is the record's ordinal in the file, counting skipped records (a
+        region of unframeable garbage counts as one; a derived event has the seq of the record it
+        comes from); ``ts`` is the record's local time, ``size`` the payload length of a message.
         """
         _seek(stream, start)
         batch = EventBatch()
         append = batch.rows.append
         decode = decode_wal_message
         received, internal = kinds.MSG_RECEIVED, kinds.MSG_INTERNAL
+        blocks = PartSets()
+        on_part, on_proposal, part_set_types = blocks.part, blocks.proposal, _PART_SET_TYPES  # locals: hot loop
+        overdue = 0  # fired timeouts whose schedule time is unknown (see below)
         for seq, off, payload in iter_frames(stream, report, start=start, end=end):
             try:
                 ts, kind, height, rnd, step, msg, peer, duration = decode(payload)
@@ -365,12 +387,35 @@ class WalFormat:
                     (ts, received if peer else internal, height, rnd, None, vote_type, mtype, validator, vindex,
                      part, peer or None, block_hash, signer_ts, None, len(payload), seq, extra)
                 )  # fmt: skip
+                # The record at which the node first holds every part of the round's proposal block
+                # (one set lookup for the votes that make up most of a WAL).
+                if mtype in part_set_types:
+                    if part is not None:
+                        done = on_part(height, rnd, part)
+                    else:
+                        done = on_proposal(height, rnd, extra, block_hash)
+                    if done is not None:
+                        append(
+                            (ts, kinds.BLOCK_COMPLETE, height, rnd, None, None, None, None, None,
+                             None, None, done or None, None, None, None, seq, _FROM_PARTS)
+                        )  # fmt: skip
             elif kind == "round_state":
                 append(
                     (ts, kinds.STEP, height, rnd, step, None, None, None, None,
                      None, None, None, None, None, None, seq, None)
                 )  # fmt: skip
             elif kind == "timeout":
+                # Recorded when the timeout fired; it was scheduled ``duration`` earlier. An overdue one
+                # (negative duration) was scheduled at a moment the record does not give, perhaps before a
+                # restart: no schedule event for it, only a count.
+                if duration is not None:
+                    if duration >= 0:
+                        append(
+                            (ts - duration, kinds.TIMEOUT_SCHEDULED, height, rnd, step, None, None, None, None,
+                             None, None, None, None, None, None, seq, _scheduled_extra(duration))
+                        )  # fmt: skip
+                    else:
+                        overdue += 1
                 append(
                     (ts, kinds.TIMEOUT_FIRED, height, rnd, step, None, None, None, None,
                      None, None, None, None, None, None, seq,
@@ -381,9 +426,12 @@ class WalFormat:
                     (ts, kinds.HEIGHT_END, height, None, None, None, None, None, None,
                      None, None, None, None, None, None, seq, None)
                 )  # fmt: skip
+                blocks.end_height(height)
             if len(batch.rows) >= batch_rows:
                 yield _take(batch, report)
                 append = batch.rows.append
+        if overdue:
+            report.warn(OVERDUE_WARNING.format(n=overdue))
         if batch.rows:
             yield _take(batch, report)
 
