@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tarfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +241,26 @@ def test_process_while_the_first_upload_streams_is_409_not_400(client: TestClien
         assert r.status_code == 409 and "being uploaded" in r.json()["error"], r.text
     r = client.post(f"/v1/simulations/{sid}/process", headers=h)
     assert r.status_code == 400 and r.json()["error"] == "No log files available for processing"
+
+
+def test_a_simulation_shown_processed_can_be_deleted_at_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job records the simulation's final state a moment before the runner stops counting it as active; a
+    client that deletes (or reprocesses) as soon as it reads ``processed`` must not get 409 'being processed'."""
+    log, _ = node0_files()
+    h, sid = new_simulation(client)
+    real = jobs.process_simulation
+
+    def slow_to_finish(*args: Any) -> None:  # the final state is written, the job's bookkeeping lags
+        real(*args)
+        time.sleep(1.0)
+
+    monkeypatch.setattr(jobs, "process_simulation", slow_to_finish)
+    r = client.post(f"/v1/simulations/{sid}/upload", headers=h, files=[("logfiles", ("node0.log", log))])
+    assert r.status_code == 200
+    assert wait_processed(client, sid, h)["status"] == "processed"
+    assert client.post(f"/v1/simulations/{sid}/process", headers=h).status_code == 202
+    assert wait_processed(client, sid, h)["status"] == "processed"
+    r = client.delete(f"/v1/simulations/{sid}", headers=h)
+    assert r.status_code == 200, r.text

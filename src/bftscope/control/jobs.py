@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bftscope.config import Settings
 from bftscope.control import simulations as sims
@@ -95,8 +95,12 @@ def _expand(folder: Path, files: list[SimFile], limits: ArchiveLimits) -> tuple[
     return paths, errors
 
 
-def process_simulation(store: Store, settings: Settings, sim_id: str) -> None:
-    """Run one simulation's processing to the end, recording the outcome on its row."""
+def process_simulation(
+    store: Store, settings: Settings, sim_id: str, settle: Callable[[dict[str, Any]], None] | None = None
+) -> None:
+    """Run one simulation's processing to the end, then record the outcome on its row — through ``settle``
+    when given, so that a runner can record it and stop counting the job as active in one step (a client
+    reading ``processed`` may delete or reprocess at once)."""
     sim = sims.get_simulation(store, sim_id)
     t0 = time.perf_counter()
     sims.set_state(store, sim_id, status="processing", processing_status="processing", progress=0.0,
@@ -120,23 +124,26 @@ def process_simulation(store: Store, settings: Settings, sim_id: str) -> None:
             raise NothingIngestedError("no files to process")
         ms = round((time.perf_counter() - t0) * 1000)
         ok = not failed
-        sims.set_state(store, sim_id, status="processed" if ok else "failed",
-                       processing_status="completed" if ok else "failed", processed_files=total - len(errors),
-                       total_files=total, processing_ms=ms, progress=1.0, processed_at=now(),
-                       error_message=None if ok else "; ".join(failed)[:4000])  # fmt: skip
+        outcome = dict(status="processed" if ok else "failed", processing_status="completed" if ok else "failed",
+                       processed_files=total - len(errors), total_files=total, processing_ms=ms, progress=1.0,
+                       processed_at=now(), error_message=None if ok else "; ".join(failed)[:4000])  # fmt: skip
     except BftscopeError as exc:
-        sims.set_state(store, sim_id, status="failed", processing_status="failed", processed_files=0,
-                       total_files=total, processing_ms=round((time.perf_counter() - t0) * 1000),
-                       processed_at=now(), error_message=exc.message)  # fmt: skip
+        outcome = dict(status="failed", processing_status="failed", processed_files=0, total_files=total,
+                       processing_ms=round((time.perf_counter() - t0) * 1000), processed_at=now(),
+                       error_message=exc.message)  # fmt: skip
     except Exception as exc:  # a bug must not leave the simulation "processing" forever
         log.exception("processing simulation %s failed", sim_id)
-        sims.set_state(store, sim_id, status="failed", processing_status="failed", processed_files=0,
-                       total_files=total, processing_ms=round((time.perf_counter() - t0) * 1000),
-                       processed_at=now(), error_message=f"internal error: {type(exc).__name__}")  # fmt: skip
+        outcome = dict(status="failed", processing_status="failed", processed_files=0, total_files=total,
+                       processing_ms=round((time.perf_counter() - t0) * 1000), processed_at=now(),
+                       error_message=f"internal error: {type(exc).__name__}")  # fmt: skip
     finally:
         # The expanded copy served this ingest only (reprocessing expands afresh): whatever the outcome,
         # it must not hold the disk, least of all after a bomb was refused half-way.
         shutil.rmtree(folder / "expanded", ignore_errors=True)
+    if settle is not None:
+        settle(outcome)
+    else:
+        sims.set_state(store, sim_id, **outcome)
 
 
 INTERRUPTED = ("interrupted: the server stopped while this simulation was being processed, and the partial "
@@ -230,7 +237,7 @@ class ThreadJobRunner:
 
     def _run(self, sim_id: str) -> None:
         try:
-            process_simulation(self._store, self._settings, sim_id)
+            process_simulation(self._store, self._settings, sim_id, lambda outcome: self._settle(sim_id, outcome))
             state = sims.get_simulation(self._store, sim_id).processing_status
             if state == "completed":
                 self.completed += 1
@@ -241,6 +248,12 @@ class ThreadJobRunner:
                 self._active.pop(sim_id, None)
             if self._on_done is not None:
                 self._on_done(sim_id)
+
+    def _settle(self, sim_id: str, outcome: dict[str, Any]) -> None:
+        """Record the job's outcome and stop counting it as active, as one step for every other caller."""
+        with self._lock:
+            sims.set_state(self._store, sim_id, **outcome)
+            self._active.pop(sim_id, None)
 
     def refuse_if_active(self, sim_id: str) -> None:
         """Raise 409 when the simulation is queued, processed or receiving files (it cannot be deleted now)."""
