@@ -23,7 +23,11 @@ import pyarrow as pa
 
 from bftscope.timeutil import parse_rfc3339_ns
 
-__all__ = ["ROW_COLUMNS", "ROW_SCHEMA", "EventBatch", "Row", "SharedRowBatch"]
+__all__ = ["NEUTRAL_KINDS", "OBSERVATION_GAP", "ROW_COLUMNS", "ROW_SCHEMA", "EventBatch", "Row", "SharedRowBatch"]
+
+# Kinds any chain family's runs may hold: time a live source did not observe (ingest/livesink.py).
+OBSERVATION_GAP = "observation_gap"
+NEUTRAL_KINDS = (OBSERVATION_GAP,)
 
 # (name, arrow type) in row order. Keep in step with the store migrations.
 # Low-cardinality text (kinds, peer ids, addresses, hashes) travels dictionary-encoded: smaller

@@ -3,6 +3,7 @@ the API — with nothing but this module added (no other package edited for it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,9 +22,12 @@ from bftscope.cli import app as cli_app
 from bftscope.config import Settings
 from bftscope.families import registry
 from bftscope.families.base import Family, Metric, NamedNode
+from bftscope.ingest.live import Backoff, LiveRunner, LiveSource, SourceState
+from bftscope.ingest.livesink import StoreSink
 from bftscope.ingest.pipeline import ingest
 from bftscope.ingest.report import ParseReport
-from bftscope.model import ROW_SCHEMA
+from bftscope.model import OBSERVATION_GAP, ROW_SCHEMA
+from bftscope.sources.base import Frame, LiveSourceSpec, MockTransport
 from bftscope.store import open_store
 from bftscope.store.base import Store
 
@@ -126,5 +130,71 @@ def test_a_registered_family_is_ingested_listed_and_served(tmp_path: Path, fake_
             r = client.get("/v1/fakechain/runs/fake/ticks")
             assert r.status_code == 200 and r.json() == {"ticks": 3, "top": 3}
     assert "fakechain" not in [f.name for f in registry.families()]
-    # TODO(lead): the live-source half of issue 11's test (a FakeChain live source fed by the sources
-    # engineer's in-memory transport, through ingest/live.py) — not on this branch.
+
+
+class TickDecoder:
+    """The family's live decoder: one ``{"ns": …, "height": …}`` JSON frame → one ``fake_tick`` row."""
+
+    def __init__(self) -> None:
+        self.report = ParseReport()
+
+    def feed(self, frame: Frame) -> list[dict[str, Any]]:
+        self.report.lines += 1
+        try:
+            doc = json.loads(frame.data)
+            row = {"ts": int(doc["ns"]), "kind": "fake_tick", "height": int(doc["height"])}
+        except (ValueError, KeyError, TypeError):
+            self.report.skip("not a tick frame", frame.data.decode(errors="replace"))
+            return []
+        self.report.events += 1
+        return [row]
+
+    def finish(self) -> list[dict[str, Any]]:
+        return []
+
+
+def test_a_registered_family_follows_a_live_source(tmp_path: Path) -> None:
+    """The family's live source, fed by the in-memory transport with its connection cut twice, runs through the
+    live runner into the store: every tick once (the transport resumes after the last frame id), the two
+    outages stored as observation gaps, the events listed and the family's rollup served over the API."""
+    frames = [Frame(json.dumps({"ns": 1000 * h, "height": h}).encode(), id=str(h)) for h in range(1, 9)]
+    frames.insert(4, Frame(b"garbage", id="x"))
+    transport = MockTransport(frames, cuts=[3, 7])
+    spec = LiveSourceSpec("fake-ticks", transport=lambda _endpoint: transport, decoder=TickDecoder)
+    settings = Settings(data_dir=tmp_path / "data", auth_mode="local", rate_limit_enabled=False)
+    live_family = FakeChain()
+    live_family.live_sources = (spec,)
+    with registry.registered(live_family):
+        store = open_store(settings)
+        try:
+            decoder = spec.decoder()
+            runner = LiveRunner([LiveSource("beta", spec.transport("mem://"), decoder)], StoreSink(store, "live",
+                                "fakechain"), backoff=Backoff(base=0.0, cap=0.0))  # fmt: skip
+
+            async def follow() -> None:
+                task = asyncio.create_task(runner.run())
+                for _ in range(200):
+                    if decoder.report.events == 8 and runner.stats["beta"].state == SourceState.LIVE:
+                        break
+                    await asyncio.sleep(0.01)
+                await runner.stop()
+                await task
+
+            asyncio.run(follow())
+            assert runner.stats["beta"].reconnects == 2 and decoder.report.skipped == {"not a tick frame": 1}
+            summary = run_summary(store, "live")
+            assert summary["chain"] == "fakechain" and [n["label"] for n in summary["nodes"]] == ["beta"]
+            assert summary["events_by_kind"] == {"fake_tick": 8, OBSERVATION_GAP: 2}
+            ticks = store.query("SELECT height FROM events WHERE kind = 'fake_tick' ORDER BY ts")
+            assert [h for (h,) in ticks] == list(range(1, 9))  # each once, in order, across both cuts
+        finally:
+            store.close()
+        listed = CliRunner().invoke(cli_app, ["events", "live", "--data-dir", str(settings.data_dir), "--json",
+                                              "--kind", OBSERVATION_GAP])  # fmt: skip
+        assert listed.exit_code == 0, listed.output
+        gaps = [json.loads(e["extra"]) for e in map(json.loads, listed.output.splitlines())]
+        assert [g["reason"] for g in gaps] == ["connection cut before frame 3 (mock)",
+                                               "connection cut before frame 7 (mock)"]  # fmt: skip
+        with TestClient(create_app(settings)) as client:
+            r = client.get("/v1/fakechain/runs/live/ticks")
+            assert r.status_code == 200 and r.json() == {"ticks": 8, "top": 8}

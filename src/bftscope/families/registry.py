@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from bftscope.errors import InputError
+from bftscope.model import NEUTRAL_KINDS
 
 if TYPE_CHECKING:
     from bftscope.families.base import ChainFamily
@@ -124,8 +125,9 @@ def family_of_format(name: str) -> ChainFamily:
 
 
 def all_kinds() -> list[str]:
-    """Every registered kind, each once, in registration order."""
+    """Every registered kind, each once, in registration order, then the chain-neutral ones."""
     seen: dict[str, None] = {}
     for fam in families():
         seen.update(dict.fromkeys(fam.kinds))
+    seen.update(dict.fromkeys(NEUTRAL_KINDS))
     return list(seen)
