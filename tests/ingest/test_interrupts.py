@@ -51,7 +51,7 @@ if phase.startswith("parse"):
     DuckDBStore.append_events = slow_append
     ParseReport.merge = merged
 elif phase in ("derive", "rollups"):
-    from bftscope.cometbft import derive, rollups
+    from bftscope.families.cometbft.analytics import derive, rollups
     mod, name = (derive, "rebuild") if phase == "derive" else (rollups, "refresh")
     original = getattr(mod, name)
     def paused(*a, **k):

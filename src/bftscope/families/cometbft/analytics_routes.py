@@ -21,9 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from bftscope.api import schemas
 from bftscope.api.deps import Caller, Ctx, HexId, sim_for, simulation_owner, simulation_owner_async
 from bftscope.api.errors import errors
-from bftscope.cometbft import timeline as timeline_
-from bftscope.cometbft.analyzer import WHOLE_RUN
-from bftscope.cometbft.compare import compare_runs
+from bftscope.families.cometbft.analytics import timeline as timeline_
+from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN
+from bftscope.families.cometbft.analytics.compare import compare_runs
 from bftscope.families.cometbft.metrics_routes import answer_async, compressed
 
 router = APIRouter(prefix="/v1/simulations/{id}", tags=["analytics"])

@@ -3,7 +3,7 @@
 Deviation, on purpose: without ``from``/``to`` every metric covers the **whole run** (the original used
 the last minute of wall-clock time, so historical simulations looked empty). With either bound the answer
 is computed live for that window; only ``from`` → until the end, only ``to`` → from the start. Whole-run
-answers come from the rollups stored at ingest (:mod:`bftscope.cometbft.rollups`), as JSON bytes, with
+answers come from the rollups stored at ingest (:mod:`.analytics.rollups`), as JSON bytes, with
 no re-encoding. An unprocessed simulation answers empty results, as the original did.
 """
 
@@ -21,9 +21,9 @@ from bftscope.api import schemas
 from bftscope.api.context import ApiContext
 from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner_async
 from bftscope.api.errors import errors
-from bftscope.cometbft import analyzer, rollups
-from bftscope.cometbft.analyzer import WHOLE_RUN, Window
 from bftscope.errors import InputError
+from bftscope.families.cometbft.analytics import analyzer, rollups
+from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN, Window
 
 router = APIRouter(prefix="/v1/simulations/{id}/metrics", tags=["metrics (original)"])
 
