@@ -21,8 +21,8 @@ from bftscope.cli import app as cli_app
 from bftscope.config import Settings
 from bftscope.families import registry
 from bftscope.families.base import Family, Metric, NamedNode
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.ingest.pipeline import ingest
-from bftscope.ingest.report import ParseReport
 from bftscope.model import ROW_SCHEMA
 from bftscope.store import open_store
 from bftscope.store.base import Store

@@ -36,7 +36,7 @@ def pause():
     time.sleep(120)
 
 if phase.startswith("parse"):
-    from bftscope.ingest.report import ParseReport
+    from bftscope.ingest.parsereport import ParseReport
     from bftscope.store.duckdb import DuckDBStore
     append, merge, calls, files_done = DuckDBStore.append_events, ParseReport.merge, [], []
     def slow_append(self, *a, **k):

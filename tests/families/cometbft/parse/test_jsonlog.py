@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bftscope.families.cometbft.parse.jsonlog import JsonLogFormat
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.model import ROW_COLUMNS
 from tests.conftest import require_data
 

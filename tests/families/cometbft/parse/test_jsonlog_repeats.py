@@ -26,7 +26,7 @@ from bftscope.families.cometbft.parse import logmsgs
 from bftscope.families.cometbft.parse.jsonlog import JsonLogFormat
 from bftscope.families.cometbft.parse.logmsgs import LogLine, MessageMapper, Skip
 from bftscope.families.cometbft.synthetic.network import SimConfig, simulate
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.model import EventBatch
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bftscope.families.cometbft.parse.textlog import TextLogFormat, parse_text_line
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 
 # An independent reading of the format, line by line, with a different technique (split, not regex).
 _HEIGHT = re.compile(r"\bheight=(\d+)\b")

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from bftscope.families.cometbft.kinds import ALL_KINDS
 from bftscope.families.cometbft.parse import wal as walmod
 from bftscope.families.cometbft.parse.wal import CHUNK_BYTES, MAX_RECORD_BYTES, WalFormat, iter_frames
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.ingest.source import FileFormat
 from bftscope.model import ROW_COLUMNS, ROW_SCHEMA
 from tests.conftest import require_data

@@ -25,7 +25,7 @@ from crc32c import crc32c
 
 from bftscope.families.cometbft.parse.identity import Identity
 from bftscope.families.cometbft.parse.wal import MAX_RECORD_BYTES, iter_frames
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 
 __all__ = ["AMINO_WAL", "WAL_PREFIXES", "AminoWalFormat", "amino_prefix"]
 

@@ -39,7 +39,7 @@ from bftscope.families.cometbft.parse.strings import (
     vote_type_name,
 )
 from bftscope.ingest.lines import read_lines
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.model import Row
 from bftscope.timeutil import parse_go_duration_ns, parse_rfc3339_ns
 

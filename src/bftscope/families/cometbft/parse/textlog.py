@@ -18,7 +18,7 @@ import pyarrow as pa
 from bftscope.families.cometbft.parse.identity import Identity
 from bftscope.families.cometbft.parse.logmsgs import LogLine, MessageMapper, Skip, scan_identity
 from bftscope.ingest.lines import read_lines
-from bftscope.ingest.report import ParseReport, flush_batch
+from bftscope.ingest.parsereport import ParseReport, flush_batch
 from bftscope.model import EventBatch
 from bftscope.timeutil import parse_rfc3339_ns
 

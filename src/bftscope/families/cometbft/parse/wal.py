@@ -9,7 +9,7 @@ where the payload is a ``TimedWALMessage`` protobuf (decoded by :mod:`.proto`)
 and CometBFT rejects a length above 1 MiB as corruption.
 
 WALs get cut by crashes and disks corrupt them, so framing errors are expected input: a bad
-frame is counted in the :class:`~bftscope.ingest.report.ParseReport` with its byte offset, and
+frame is counted in the :class:`~bftscope.ingest.parsereport.ParseReport` with its byte offset, and
 the reader resynchronises on the next offset where a frame with a sane length and a matching CRC
 starts. Memory stays bounded (one read buffer of at most ``1 MiB + chunk``) whatever the input.
 """
@@ -27,7 +27,7 @@ from crc32c import crc32c
 from bftscope.families.cometbft import kinds
 from bftscope.families.cometbft.parse.identity import Identity
 from bftscope.families.cometbft.parse.proto import decode_wal_message
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.model import ROW_COLUMNS, EventBatch
 
 __all__ = ["CHUNK_BYTES", "MAX_RECORD_BYTES", "WalFormat", "iter_frames"]

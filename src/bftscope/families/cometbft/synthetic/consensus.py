@@ -1,4 +1,4 @@
-"""The simulated CometBFT consensus state machine, one instance per node, over :mod:`.p2p`.
+"""The synthetic network's CometBFT consensus state machine, one instance per node, over :mod:`.p2p`.
 
 Owns the protocol behaviour the logs must show: rounds and steps (``enterNewRound`` → propose →
 prevote [→ prevote wait] → precommit [→ precommit wait] → commit), proposals and block parts, votes

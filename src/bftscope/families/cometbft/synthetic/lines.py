@@ -1,4 +1,4 @@
-"""Text of the simulated CometBFT 1.x JSON debug lines: Go value formats and per-line templates.
+"""Text of the synthetic CometBFT 1.x JSON debug lines: Go value formats and per-line templates.
 
 Owns every string the simulator writes, so that the state machine (:mod:`.consensus`) and the
 network (:mod:`.p2p`) never deal with formatting. The formats are those of CometBFT v1.0's

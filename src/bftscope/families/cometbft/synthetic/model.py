@@ -1,4 +1,4 @@
-"""Records of the simulated chain: run setup, blocks, proposals, votes, vote sets and node state.
+"""Records of the synthetic chain: run setup, blocks, proposals, votes, vote sets and node state.
 
 Owns the objects that :mod:`.consensus` passes around, and builds each signed object's wire
 encodings and log strings exactly once (a vote is received by every peer; its bytes and its

@@ -1,4 +1,4 @@
-"""Network simulator: writes an N-node CometBFT 1.x JSON debug log set and the truth it injected.
+"""Synthetic network generator: writes an N-node CometBFT 1.x JSON debug log set and the truth it injected.
 
 Real multi-node debug logs cannot ship with the project, yet the demo, the benchmarks and the
 analytics tests need them — and need to know the right answers. :func:`simulate` runs a

@@ -1,4 +1,4 @@
-"""Shared machinery of the simulated nodes: clocks and log cursors, proposer rotation, vote sets,
+"""Shared machinery of the synthetic nodes: clocks and log cursors, proposer rotation, vote sets,
 block making, the peer-state view gossip logs, ground-truth recording and the run loop.
 
 Owns everything of the simulation that does not *decide* anything: :class:`.consensus.Engine`

@@ -1,4 +1,4 @@
-"""The simulated network: event queue, per-node log buffers, and the p2p layer of every message.
+"""The synthetic network's transport: event queue, per-node log buffers, and the p2p layer of every message.
 
 Owns true time and the transport. All times are integer microseconds since the run's start (true
 time); node ``i`` writes ``start + clock_offset[i] + t`` in its lines, so the only difference

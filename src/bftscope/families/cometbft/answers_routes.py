@@ -1,4 +1,5 @@
 """bftscope's own answers for a simulation: what is in it, and the questions the original could not answer.
+Served from :mod:`.analytics.answers` (and timeline, participation, topology, compare beside it).
 
 Each is the whole-run answer from the rollups (see ``docs/metrics.md`` for every field):
 ``/summary`` (time range, nodes, heights, event counts — what to ask for), ``/analytics/vote-matrix``
@@ -24,7 +25,7 @@ from bftscope.api.errors import errors
 from bftscope.families.cometbft.analytics import timeline as timeline_
 from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN
 from bftscope.families.cometbft.analytics.compare import compare_runs
-from bftscope.families.cometbft.metrics_routes import answer_async, compressed
+from bftscope.families.cometbft.analyzer_routes import answer_async, compressed
 
 router = APIRouter(prefix="/v1/simulations/{id}", tags=["analytics"])
 

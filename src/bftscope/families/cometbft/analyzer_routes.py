@@ -1,4 +1,5 @@
-"""The original's eleven metric routes, ``/v1/simulations/{id}/metrics/…``, with its JSON shapes.
+"""The original's eleven metric routes, ``/v1/simulations/{id}/metrics/…``, with its JSON shapes, served
+from :mod:`.analytics.analyzer` (the CometBFT Analyzer's metrics, hence the module's name).
 
 Deviation, on purpose: without ``from``/``to`` every metric covers the **whole run** (the original used
 the last minute of wall-clock time, so historical simulations looked empty). With either bound the answer
