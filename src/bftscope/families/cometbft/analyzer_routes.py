@@ -23,7 +23,7 @@ from bftscope.api.context import ApiContext
 from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner_async
 from bftscope.api.errors import errors
 from bftscope.errors import InputError
-from bftscope.families.cometbft.analytics import analyzer, rollups
+from bftscope.families.cometbft.analytics import analyzer, network_latency, rollups
 from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN, Window
 
 router = APIRouter(prefix="/v1/simulations/{id}/metrics", tags=["metrics (original)"])
@@ -35,7 +35,7 @@ MAX_PAGE = 2**31
 
 EMPTY: dict[str, Any] = {
     "latency_stats": {"histogram": [], "jitter": []},
-    "network_overview": analyzer.network_overview_empty(),
+    "network_overview": network_latency.network_overview_empty(),
 }
 
 

@@ -14,7 +14,15 @@ import orjson
 import pytest
 
 from bftscope.config import Settings
-from bftscope.families.cometbft.analytics import analyzer, answers, derive, participation, rollups, timeline
+from bftscope.families.cometbft.analytics import (
+    analyzer,
+    answers,
+    derive,
+    network_latency,
+    participation,
+    rollups,
+    timeline,
+)
 from bftscope.families.cometbft.synthetic.network import build_config, simulate
 from bftscope.ingest.pipeline import ingest
 from bftscope.store import DuckDBStore
@@ -162,7 +170,7 @@ def test_network_pair_and_node_stats(run: Run) -> None:
             pair = tuple(sorted((ids[d.sender], ids[d.receiver])))
             pooled[(*pair, d.msg_type)].append(d.latency / 1e6)
             pooled[(*pair, "overall")].append(d.latency / 1e6)
-    got = analyzer.network_pair_stats(store, rid)
+    got = network_latency.network_pair_stats(store, rid)
     assert len(got) == 6
     checked = 0
     for pair in got:
@@ -177,7 +185,7 @@ def test_network_pair_and_node_stats(run: Run) -> None:
             assert h["belowP50Count"] + h["p50ToP95Count"] + h["p95ToP99Count"] + h["aboveP99Count"] == len(lat)
             checked += 1
     assert checked == len(pooled)
-    nodes = {n["nodeId"]: n for n in analyzer.network_node_stats(store, rid)}
+    nodes = {n["nodeId"]: n for n in network_latency.network_node_stats(store, rid)}
     unmatched = dict(store.query("SELECT receiver, sum(count) FROM unmatched_receipts WHERE run_id = ? GROUP BY 1",
                                  [rid]))  # fmt: skip
     for node, label in ids.items():
@@ -193,7 +201,7 @@ def test_overview_is_a_true_p95(run: Run) -> None:
     store, rid, rows = run
     ids = _ids(store, rid)
     lat = np.array([d.latency / 1e6 for d in rows if d.latency is not None])
-    ov = analyzer.network_overview(store, rid)
+    ov = network_latency.network_overview(store, rid)
     assert ov["overallP95LatencyMs"] == pytest.approx(ref.pct(lat, 0.95))
     assert ov["overallStats"]["count"] == len(lat)
     by_type = ref.grouped(rows, "msg_type")

@@ -19,7 +19,15 @@ import orjson
 
 from bftscope.analytics import rollups as engine
 from bftscope.analytics import summary
-from bftscope.families.cometbft.analytics import analyzer, answers, participation, peerids, timeline, topology
+from bftscope.families.cometbft.analytics import (
+    analyzer,
+    answers,
+    network_latency,
+    participation,
+    peerids,
+    timeline,
+    topology,
+)
 from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN, Window
 from bftscope.store.base import NodeRecord, Store
 
@@ -67,9 +75,9 @@ METRICS: dict[str, Metric] = {
     "latency_stats": analyzer.latency_histogram_jitter,
     "success_rate": analyzer.success_rate,
     "end_to_end": analyzer.end_to_end,
-    "network_pair_stats": analyzer.network_pair_stats,
-    "network_node_stats": analyzer.network_node_stats,
-    "network_overview": analyzer.network_overview,
+    "network_pair_stats": network_latency.network_pair_stats,
+    "network_node_stats": network_latency.network_node_stats,
+    "network_overview": network_latency.network_overview,
     "vote_matrix": _whole(answers.vote_matrix),
     "links": _whole(lambda s, r: answers.link_latency(s, r, by_type=True)),
     "clock_skew": _whole(answers.clock_skew),

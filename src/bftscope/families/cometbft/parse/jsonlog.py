@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from bftscope.families.cometbft import kinds as K
-from bftscope.families.cometbft.parse.identity import Identity
-from bftscope.families.cometbft.parse.logmsgs import HotLine, LogLine, MessageMapper, Skip, scan_identity
+from bftscope.families.cometbft.parse.identity import Identity, scan_identity
+from bftscope.families.cometbft.parse.logmsgs import HotLine, LogLine, MessageMapper, Skip
 from bftscope.ingest.lines import CHUNK_BYTES, read_line_blocks, read_lines
 from bftscope.ingest.parsereport import ParseReport, flush_batch
 from bftscope.model import SharedRowBatch

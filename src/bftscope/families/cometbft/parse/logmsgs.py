@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 import msgspec
 import xxhash
 
 from bftscope.families.cometbft import kinds as K
-from bftscope.families.cometbft.parse.identity import Identity, started_node_identity
+from bftscope.families.cometbft.parse.identity import node_info_fields
 from bftscope.families.cometbft.parse.logline import HotLine, LogLine
 from bftscope.families.cometbft.parse.proto import ConsensusMsg, ProtoError, decode_consensus_message, step_name
 from bftscope.families.cometbft.parse.receive import parse_receive_msg
@@ -38,12 +37,10 @@ from bftscope.families.cometbft.parse.strings import (
     parse_voteset_hr,
     vote_type_name,
 )
-from bftscope.ingest.lines import read_lines
-from bftscope.ingest.parsereport import ParseReport
 from bftscope.model import Row
 from bftscope.timeutil import parse_go_duration_ns, parse_rfc3339_ns
 
-__all__ = ["HotLine", "LogLine", "MessageMapper", "Skip", "node_info_fields", "scan_identity"]
+__all__ = ["HotLine", "LogLine", "MessageMapper", "Skip"]
 
 
 class Skip(Exception):
@@ -494,49 +491,3 @@ def _ts_or_skip(text: str) -> int:
         return parse_rfc3339_ns(text)
     except ValueError:
         raise Skip("malformed timestamp") from None
-
-
-def node_info_fields(text: str) -> dict[str, str]:
-    """Facts from the ``nodeInfo`` of a ``Started node`` line (``DefaultNodeID:…``, ``Moniker:…``)."""
-    out: dict[str, str] = {}
-    for m in _NODE_INFO_KEY.finditer(text):
-        out.setdefault(_NODE_INFO_NAMES[m.group(1)], m.group(2))
-    if "p2p_id" in out:
-        out["p2p_id"] = out["p2p_id"].lower()
-    return out
-
-
-_NODE_INFO_KEY = re.compile(r"(?<![A-Za-z])(DefaultNodeID|Moniker|Network|Version):([^\s{}]+)")
-_NODE_INFO_NAMES = {"DefaultNodeID": "p2p_id", "Moniker": "moniker", "Network": "chain_id", "Version": "version"}
-
-
-_IDENTITY_MSGS = (b"P2P Node ID", b"This node is a validator", b"Started node")
-
-
-def scan_identity(stream: BinaryIO, limit_bytes: int, decode: Callable[[bytes], LogLine | None]) -> Identity:
-    """Identity facts from the identity lines in the first ``limit_bytes`` of a log, whatever its framing.
-
-    ``decode`` turns one raw line into a :class:`LogLine` (``None`` if it cannot). Identity lines come
-    first in a node's log, so small chunks are read and the scan stops once p2p id, address and moniker
-    (the label people know the node by) are known.
-    """
-    ident = Identity()
-    report = ParseReport()
-    for _, lines in read_lines(stream, report, end=limit_bytes, chunk_bytes=256 * 1024):
-        for raw in lines:
-            if not any(m in raw for m in _IDENTITY_MSGS):
-                continue
-            line = decode(raw)
-            if line is None:
-                continue
-            if line.msg == "P2P Node ID" and isinstance(line.ID, str) and ident.p2p_id is None:
-                ident.p2p_id = line.ID.lower()
-                ident.evidence.append("log line 'P2P Node ID'")
-            elif line.msg == "This node is a validator" and isinstance(line.addr, str) and ident.validator is None:
-                ident.validator = line.addr.upper()
-                ident.evidence.append("log line 'This node is a validator'")
-            elif line.msg == "Started node" and isinstance(line.nodeInfo, str):
-                ident.merge(started_node_identity(node_info_fields(line.nodeInfo)))
-            if ident.p2p_id and ident.validator and ident.moniker:  # "Started node" (moniker) comes last
-                return ident
-    return ident

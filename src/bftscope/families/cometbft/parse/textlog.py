@@ -15,8 +15,8 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from bftscope.families.cometbft.parse.identity import Identity
-from bftscope.families.cometbft.parse.logmsgs import LogLine, MessageMapper, Skip, scan_identity
+from bftscope.families.cometbft.parse.identity import Identity, scan_identity
+from bftscope.families.cometbft.parse.logmsgs import LogLine, MessageMapper, Skip
 from bftscope.ingest.lines import read_lines
 from bftscope.ingest.parsereport import ParseReport, flush_batch
 from bftscope.model import EventBatch
