@@ -30,9 +30,9 @@ from pathlib import Path
 
 import httpx
 
-from bftscope.cometbft import rollups
 from bftscope.config import Settings
 from bftscope.control import projects, simulations, users
+from bftscope.families.cometbft.analytics import rollups
 from bftscope.store import DuckDBStore
 
 HERE = Path(__file__).resolve().parent

@@ -121,7 +121,7 @@ def make_json_logs(target_mb: int, nodes: int) -> Path:
     marker = folder / "ground_truth.json"
     if marker.exists():
         return folder
-    from bftscope.cometbft.simulator import build_config, simulate
+    from bftscope.families.cometbft.synthetic.network import build_config, simulate
 
     shutil.rmtree(folder, ignore_errors=True)
     cfg = build_config(nodes=nodes, heights=10, seed=42, base_latency_ms=30.0, spread_ms=120.0, slow_node=None,

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bftscope.cometbft import analyzer, derive, rollups
 from bftscope.config import Settings
+from bftscope.families.cometbft.analytics import analyzer, derive, rollups
 from bftscope.ingest.pipeline import ingest
 from bftscope.store import DuckDBStore
 
@@ -29,7 +29,7 @@ OUT = HERE / "out"
 
 
 def build(target_mb: int, nodes: int) -> tuple[Path, dict[str, Any]]:
-    from bftscope.cometbft.simulator import build_config, simulate
+    from bftscope.families.cometbft.synthetic.network import build_config, simulate
 
     folder = OUT / f"sim-{nodes}n-{target_mb}mb"
     if not (folder / "ground_truth.json").exists():

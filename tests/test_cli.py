@@ -27,7 +27,7 @@ def test_ingest_query_and_report(wal_testnet: Path, tmp_path: Path) -> None:
     assert code == 0, out
     res = json.loads(out)
     # 10,828 WAL records + 232 text-log events + what the WAL parser derives per node: 77 block_complete and
-    # 75 timeout_scheduled (tests/cometbft/test_wal_derived.py)
+    # 75 timeout_scheduled (tests/families/cometbft/parse/test_wal_derived.py)
     assert res["events"] == 10_828 + 232 + 4 * (77 + 75) == 11_668 and len(res["summary"]["nodes"]) == 4
     assert res["summary"]["height_range"] == {"min": 0, "max": 77}
     assert {f["status"] for f in res["files"] if f["format"]} == {"ingested"}

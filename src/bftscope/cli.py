@@ -147,7 +147,7 @@ def _print_summary(s: dict[str, Any]) -> None:
         nodes.add_row(str(n["node"]), n["label"], n["p2p_id"] or "-", n["validator"] or "-", f"{n['events']:,}",
                       f"{h['min']}–{h['max']}" if h else "-")  # fmt: skip
     out.print(nodes)
-    for n in s["nodes"]:  # where each p2p id came from: inferred ids say so (cometbft/peerids.py)
+    for n in s["nodes"]:  # where each p2p id came from: inferred ids say so (families/cometbft/analytics/peerids.py)
         out.print(f"  {n['label']}: p2p id from " + ("; ".join(n["p2p_id_sources"]) or "nowhere (unknown)"))
         for c in n["identity_conflicts"]:
             err.print(f"[yellow]identity conflict[/yellow] {c}")

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from bftscope.cometbft import analyzer
 from bftscope.config import Settings
+from bftscope.families.cometbft.analytics import analyzer
 from tests.api.conftest import make_user, tar_gz, wait_processed, zip_of
 from tests.conftest import require_data
 

@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import pytest
 
-from bftscope.cometbft.simulator import build_config, simulate
 from bftscope.config import Settings
 from bftscope.families.cometbft.eventpage import (
     DELIVERY_ID,
@@ -21,12 +20,13 @@ from bftscope.families.cometbft.eventpage import (
     lookup_tables,
     lookups,
 )
+from bftscope.families.cometbft.synthetic.network import build_config, simulate
 from bftscope.ingest.pipeline import ingest
 from bftscope.store import DuckDBStore
 from bftscope.store.eventquery import EventFilter
 from bftscope.timeutil import parse_rfc3339_ns
-from tests.cometbft import reference
 from tests.conftest import require_data
+from tests.families.cometbft.analytics import reference
 
 
 def _strip(x: Any) -> Any:
@@ -263,7 +263,7 @@ def test_two_ingests_of_the_same_files_give_the_same_pages(scenario_runs: list[t
 
 
 def test_deliveries_keep_the_events_they_paired(run: tuple[DuckDBStore, int]) -> None:
-    """``send_event``/``recv_event`` are the events an independent re-matching in Python pairs (tests/cometbft/
+    """``send_event``/``recv_event`` are the events an independent re-matching in Python pairs (tests/families/cometbft/
     reference.py: first in, first out by (ts, id); logical: the first by (ts, id)); each receive is paired once."""
     store, rid = run
     want = sorted((d.sender, d.receiver, d.sent, d.recv, d.send_event, d.recv_event) for d in reference.deliveries(

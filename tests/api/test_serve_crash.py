@@ -198,9 +198,9 @@ def test_a_stale_run_that_cannot_be_rebuilt_does_not_keep_the_server_down(
     from starlette.testclient import TestClient
 
     from bftscope.api.app import create_app
-    from bftscope.cometbft import derive
     from bftscope.config import Settings
     from bftscope.errors import StoreError
+    from bftscope.families.cometbft.analytics import derive
     from bftscope.ingest import derived
     from bftscope.ingest.pipeline import ingest
     from bftscope.store import DuckDBStore

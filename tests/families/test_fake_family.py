@@ -24,8 +24,8 @@ from bftscope.families import registry
 from bftscope.families.base import Family, Metric, NamedNode
 from bftscope.ingest.live import Backoff, LiveRunner, LiveSource, SourceState
 from bftscope.ingest.livesink import StoreSink
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.ingest.pipeline import ingest
-from bftscope.ingest.report import ParseReport
 from bftscope.model import OBSERVATION_GAP, ROW_SCHEMA
 from bftscope.sources.base import Frame, LiveSourceSpec, MockTransport
 from bftscope.store import open_store

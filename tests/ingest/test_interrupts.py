@@ -36,7 +36,7 @@ def pause():
     time.sleep(120)
 
 if phase.startswith("parse"):
-    from bftscope.ingest.report import ParseReport
+    from bftscope.ingest.parsereport import ParseReport
     from bftscope.store.duckdb import DuckDBStore
     append, merge, calls, files_done = DuckDBStore.append_events, ParseReport.merge, [], []
     def slow_append(self, *a, **k):
@@ -51,7 +51,7 @@ if phase.startswith("parse"):
     DuckDBStore.append_events = slow_append
     ParseReport.merge = merged
 elif phase in ("derive", "rollups"):
-    from bftscope.cometbft import derive, rollups
+    from bftscope.families.cometbft.analytics import derive, rollups
     mod, name = (derive, "rebuild") if phase == "derive" else (rollups, "refresh")
     original = getattr(mod, name)
     def paused(*a, **k):

@@ -64,8 +64,8 @@ def test_real_testnet_folder(wal_testnet: Path, settings: Settings) -> None:
             peers = (wal_testnet / f"node{i}" / "config" / "config.toml").read_text()
             assert n.p2p_id in peers
     # every WAL record of every node became an event, verified against a raw frame count, plus the events
-    # derived from the records (tests/cometbft/test_wal_derived.py): a block_complete per height 1..77 and a
-    # timeout_scheduled per timeout (one per height) except the 2 overdue ones (first start, restart)
+    # derived from the records (tests/families/cometbft/parse/test_wal_derived.py): a block_complete per
+    # height 1..77 and a timeout_scheduled per timeout (one per height) except the 2 overdue ones (first start, restart)
     for f in result.files:
         if f.name.endswith("/wal"):
             raw = (wal_testnet.parent / f.name).read_bytes()

@@ -7,8 +7,8 @@ import asyncio
 
 import pyarrow as pa
 
-from bftscope.cometbft.formats import format_by_name
 from bftscope.errors import TransportClosed
+from bftscope.families.cometbft.parse.formats import format_by_name
 from bftscope.ingest.discover import discover
 from bftscope.sources.file import FileRangeTransport
 from bftscope.sources.fileformat import FileFormatDecoder

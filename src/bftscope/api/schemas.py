@@ -397,7 +397,7 @@ class TopologyPair(Model):
 
 
 class Topology(Model):
-    """Direct links between a run's nodes (cometbft/topology.py)."""
+    """Direct links between a run's nodes (families/cometbft/analytics/topology.py)."""
 
     nodes: list[str]
     edges: list[list[str]]  # undirected [labelA, labelB]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 
 __all__ = ["CHUNK_BYTES", "read_line_blocks", "read_lines"]
 

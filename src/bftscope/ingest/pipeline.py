@@ -43,8 +43,8 @@ from bftscope.families.registry import format_by_name
 from bftscope.ingest import derived
 from bftscope.ingest.derived import PHASES, Phase
 from bftscope.ingest.discover import InputFile, Skipped, detect_format, discover
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.ingest.plan import FileResult, Plan, plan_files, skipped_result
-from bftscope.ingest.report import ParseReport
 from bftscope.ingest.worker import Unit, WorkerPool, run_inline
 from bftscope.store.base import RunRecord, Store
 

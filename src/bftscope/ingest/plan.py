@@ -33,7 +33,7 @@ from bftscope.families import registry
 from bftscope.families.base import ChainFamily
 from bftscope.families.registry import format_by_name
 from bftscope.ingest.discover import InputFile, Skipped, detect_format, gzip_cut, open_input
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.ingest.source import NodeIdentity
 from bftscope.ingest.worker import Unit, WorkerPool
 from bftscope.store.base import NodeRecord, SourceRecord, Store

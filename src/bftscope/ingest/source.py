@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, Protocol
 
 import pyarrow as pa
 
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 
 __all__ = ["FileFormat", "NodeIdentity"]
 

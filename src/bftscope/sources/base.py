@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bftscope.errors import TransportClosed, TransportError
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 
 __all__ = [
     "Decoder",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.ingest.source import FileFormat
 from bftscope.sources.base import Frame
 from bftscope.sources.file import FileRangeTransport

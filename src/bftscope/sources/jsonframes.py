@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.sources.base import Frame
 
 __all__ = ["JsonFrame", "JsonFrameDecoder"]

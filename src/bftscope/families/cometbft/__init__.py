@@ -1,6 +1,8 @@
 """The CometBFT (and Tendermint) family: what it registers is declared in :mod:`.family`.
 
-Its parsers, analytics and simulator are still in :mod:`bftscope.cometbft` (they move here later);
-this package holds what plugs them into the chain-neutral layers: the family declaration, its API
-routers, its CLI commands and how ``/events`` renders its events.
+Subpackages by layer: :mod:`.parse` (JSON and text logs, WALs, node homes → events), :mod:`.analytics`
+(derived tables, rollups, every answer and the report), :mod:`.synthetic` (the generator of synthetic
+networks with known answers). Beside them, what plugs the family into the chain-neutral layers: its event
+kinds (:mod:`.kinds`), API routers (:mod:`.api`), CLI commands (:mod:`.cli`) and how ``/events`` renders
+its events (:mod:`.eventpage`).
 """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bftscope.families.cometbft import analytics_routes, metrics_routes
+from bftscope.families.cometbft import analyzer_routes, answers_routes
 
 __all__ = ["ROUTERS"]
 
-ROUTERS: tuple[APIRouter, ...] = (metrics_routes.router, analytics_routes.router)
+ROUTERS: tuple[APIRouter, ...] = (analyzer_routes.router, answers_routes.router)

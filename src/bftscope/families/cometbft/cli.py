@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Vote propagation matrix, slowest links, clock skew, node ranking, rounds, participation, proposers."""
-        from bftscope.cometbft.report import build_report, render_report
+        from bftscope.families.cometbft.analytics.report import build_report, render_report
 
         settings = _settings(data_dir)
         with _opened(settings) as store:
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             report = build_report(store, rid)
             written: list[Path] = []
             if plots is not None:
-                from bftscope.cometbft.plots import write_plots
+                from bftscope.families.cometbft.analytics.plots import write_plots
 
                 written = write_plots(store, rid, run, report, plots)
         if as_json:
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Compare two runs measurement by measurement, with deltas and a plain verdict per notable change."""
-        from bftscope.cometbft.compare import compare_runs
+        from bftscope.families.cometbft.analytics.compare import compare_runs
 
         settings = _settings(data_dir)
         with _opened(settings) as store:
@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Write a simulated CometBFT 1.x JSON debug log set with a known latency matrix."""
-        from bftscope.cometbft.simulator import build_config, simulate
+        from bftscope.families.cometbft.synthetic.network import build_config, simulate
 
         try:
             offsets = _clock_offsets(clock_offset or [])
@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_cmd(data_dir: DataDir = None) -> None:
         """Simulate a 4-node network with one misconfigured node, ingest it, print its summary."""
-        from bftscope.cometbft.simulator import build_config, simulate
+        from bftscope.families.cometbft.synthetic.network import build_config, simulate
 
         settings = _settings(data_dir)
         with tempfile.TemporaryDirectory(prefix="bftscope-demo-") as tmp:

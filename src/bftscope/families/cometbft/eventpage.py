@@ -9,7 +9,7 @@ frontend's trace view can read them. Events of a WAL get the names of the same o
 ``proposeStep`` with ``isOurTurn``).
 
 The confirmed exchanges of the original's ``tracer_events`` (``p2pVote``, ``p2pBlockPart``, …) are the rows of
-``deliveries`` (cometbft/derive.py), interleaved as entries of kind ``delivery`` on the receiver at the receive
+``deliveries`` (analytics/derive.py), interleaved as entries of kind ``delivery`` on the receiver at the receive
 time, carrying ``senderPeerId``, ``recipientPeerId``, ``sentTime``, ``receivedTime`` and ``latency`` (ns). Each
 takes its message fields and its place in the order from the receive event it was matched with (derive.py keeps
 that event's id, ``deliveries.recv_event``; no two deliveries share one): its id is that event's id plus
@@ -37,7 +37,7 @@ import orjson
 import pyarrow as pa
 
 from bftscope.api.eventpage import DELIVERY_ID, decode_cursor, encode_cursor
-from bftscope.cometbft.proto_ref import MSG_TYPES
+from bftscope.families.cometbft.parse.proto_ref import MSG_TYPES
 from bftscope.store.base import Store
 from bftscope.store.dialect import Dialect
 from bftscope.store.eventquery import DELIVERY, EVENT_COLUMNS, EventFilter

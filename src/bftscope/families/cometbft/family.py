@@ -12,12 +12,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bftscope.cometbft import derive, home, peerids, rollups
-from bftscope.cometbft.analyzer import WHOLE_RUN
-from bftscope.cometbft.formats import FORMATS
-from bftscope.cometbft.identity import Identity
-from bftscope.cometbft.kinds import ALL_KINDS
 from bftscope.families.base import EventRenderer, Family, Metric
+from bftscope.families.cometbft.analytics import derive, peerids, rollups
+from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN
+from bftscope.families.cometbft.kinds import ALL_KINDS
+from bftscope.families.cometbft.parse import home
+from bftscope.families.cometbft.parse.formats import FORMATS
+from bftscope.families.cometbft.parse.identity import Identity
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -114,7 +115,7 @@ class CometBFT(Family):
             "node": node.node,
             "label": node.label,
             "p2p_id": node.p2p_id,
-            # where the p2p id came from, and disagreements between sources (cometbft/peerids.py)
+            # where the p2p id came from, and disagreements between sources (families/cometbft/analytics/peerids.py)
             "p2p_id_sources": provenance.get("sources", []),
             "identity_conflicts": provenance.get("conflicts", []),
             "validator": node.validator,

@@ -1,4 +1,4 @@
--- Derived data, rebuilt per run after each ingest (cometbft/derive.py).
+-- Derived data, rebuilt per run after each ingest (families/cometbft/analytics/derive.py).
 -- vote_arrivals: first receipt of each distinct vote (height, round, type, signer) at each receiver.
 CREATE TABLE vote_arrivals (
     run_id          INTEGER NOT NULL,

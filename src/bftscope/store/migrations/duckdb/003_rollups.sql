@@ -1,4 +1,4 @@
--- Rollups: each metric's whole-run answer, computed after every ingest (cometbft/rollups.py), so the
+-- Rollups: each metric's whole-run answer, computed after every ingest (families/cometbft/analytics/rollups.py), so the
 -- default (whole-run) query of every metric is a lookup however large the run.
 CREATE TABLE rollups (
     run_id  INTEGER NOT NULL,

@@ -1,1 +1,0 @@
-"""CometBFT / Tendermint: log and WAL parsers, the network simulator, analytics."""
