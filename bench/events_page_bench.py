@@ -18,9 +18,8 @@ from pathlib import Path
 
 import bftscope
 from bftscope.api import eventpage
-from bftscope.api.eventpage import fetch_page
 from bftscope.config import Settings
-from bftscope.store import DuckDBStore
+from bftscope.store import open_store
 from bftscope.store.eventquery import EventFilter
 
 
@@ -32,7 +31,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=10_000)
     args = ap.parse_args()
     settings = Settings(data_dir=args.data_dir)
-    store = DuckDBStore.open(settings.store_path, settings, read_only=True)
+    store = open_store(settings, read_only=True)
     rid = store.get_run(args.run).id
     count, lo, hi = (int(x) for x in store.query("SELECT count(*), min(ts), max(ts) FROM events WHERE run_id = ?",
                                                   [rid])[0])  # fmt: skip
@@ -40,8 +39,8 @@ def main() -> None:
     ids = store.query("SELECT ts, id FROM events WHERE run_id = ? ORDER BY ts, id", [rid])
     marks = {"start": None, **{f"{q}%": tuple(ids[len(ids) * q // 100]) for q in (25, 50, 75)}}
     flt = EventFilter()
-    # kept between pages as the server does, where the code has them
-    keep = {"tables": eventpage.lookup_tables(store, rid)} if hasattr(eventpage, "lookup_tables") else {}
+    page = eventpage.renderer(store, rid)  # the run's family renders its events
+    keep = {"tables": page.lookup_tables(store, rid)}  # kept between pages, as the server does
     print(f"bftscope from {Path(bftscope.__file__).parent}; {count} events", flush=True)
     every: list[float] = []
     every_cpu: list[float] = []
@@ -50,11 +49,11 @@ def main() -> None:
         for _ in range(args.calls):
             t, c = time.perf_counter(), time.process_time()
             if after == "before":
-                rows = fetch_page(store, rid, flt, limit=args.limit + 1, after=None, before=marks["50%"], offset=0,
+                rows = page.fetch_page(store, rid, flt, limit=args.limit + 1, after=None, before=marks["50%"], offset=0,
                                   span=span, **keep)  # fmt: skip
             else:
-                rows = fetch_page(store, rid, flt, limit=args.limit + 1, after=after, before=None, offset=0, span=span,
-                                  **keep)
+                rows = page.fetch_page(store, rid, flt, limit=args.limit + 1, after=after, before=None, offset=0,
+                                       span=span, **keep)  # fmt: skip
             body = b'{"data":[' + ",".join(r[2] for r in rows).encode() + b"]}"
             times.append((time.perf_counter() - t) * 1000)
             cpu.append((time.process_time() - c) * 1000)

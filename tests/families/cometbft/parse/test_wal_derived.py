@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bftscope.ingest.report import ParseReport
+from bftscope.ingest.parsereport import ParseReport
 
 from bftscope.config import Settings
 from bftscope.families.cometbft.parse.partsets import PartSets, proposal_total
