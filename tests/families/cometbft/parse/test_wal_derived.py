@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bftscope.ingest.parsereport import ParseReport
 
 from bftscope.config import Settings
 from bftscope.families.cometbft.parse.partsets import PartSets, proposal_total
 from bftscope.families.cometbft.parse.wal import FROM_FIRE_TIME, FROM_PARTS, WalFormat
 from bftscope.families.cometbft.synthetic import encode
+from bftscope.ingest.parsereport import ParseReport
 from bftscope.ingest.pipeline import ingest
 from bftscope.model import ROW_COLUMNS
 from bftscope.store import DuckDBStore
