@@ -24,6 +24,7 @@ import pyarrow as pa
 from crc32c import crc32c
 
 from bftscope.families.cometbft.parse.identity import Identity
+from bftscope.families.cometbft.parse.proto import read_varint
 from bftscope.families.cometbft.parse.wal import MAX_RECORD_BYTES, iter_frames
 from bftscope.ingest.parsereport import ParseReport
 
@@ -46,28 +47,16 @@ WAL_PREFIXES = frozenset(
 )
 
 
-def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while shift < 64:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
-    raise ValueError("varint too long")
-
-
 def _is_amino_record(payload: bytes) -> bool:
     """``0a <time> 12 <len> <WAL prefix> …``, the message exactly filling the payload."""
     try:
         if payload[0] != 0x0A:
             return False
-        time_len, pos = _uvarint(payload, 1)
+        time_len, pos = read_varint(payload, 1, len(payload))
         pos += time_len
         if payload[pos] != 0x12:
             return False
-        msg_len, pos = _uvarint(payload, pos + 1)
+        msg_len, pos = read_varint(payload, pos + 1, len(payload))
         return pos + msg_len == len(payload) and payload[pos : pos + 4] in WAL_PREFIXES
     except (IndexError, ValueError):
         return False

@@ -38,6 +38,7 @@ __all__ = [
     "WalRecord",
     "decode_consensus_message",
     "decode_wal_message",
+    "read_varint",
     "signed_msg_type",
     "step_name",
 ]
@@ -86,6 +87,9 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
         shift += 7
         if shift > 63:
             raise ProtoError("varint too long")
+
+
+read_varint = _varint  # for the other WAL framings (amino.py): one varint reader
 
 
 # Memo of decoded Timestamp seconds, keyed by the 6 bytes ``08 <5-byte varint>``: consecutive WAL
