@@ -7,12 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from typer.testing import CliRunner
 
 from bftscope.cli import app
 from bftscope.config import Settings
-from bftscope.families.cometbft.analytics import answers
+from bftscope.families.cometbft.analytics import answers, clock, rollups
+from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN
 from bftscope.families.cometbft.synthetic.network import GroundTruth, SimConfig, build_config, simulate
 from bftscope.ingest.pipeline import ingest
 from bftscope.store import DuckDBStore
@@ -144,3 +146,27 @@ def test_cli_simulate_takes_clock_offsets(tmp_path: Path) -> None:
     for bad in ("node1:40", "node7=+5"):
         r = CliRunner().invoke(app, ["simulate", str(tmp_path / "x"), "--nodes", "3", "--clock-offset", bad])
         assert r.exit_code == 1 and "clock" in r.output.lower(), r.output
+
+
+def test_a_refresh_estimates_the_clocks_once_and_stores_the_same_answers(
+    skewed: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links, clock skew and clock offsets all rest on one estimate: a rollup refresh computes it once (on
+    any of its threads), and what it stores equals each answer computed on its own."""
+    store, rid, _, _ = skewed
+    alone = {name: rollups.METRICS[name](store, rid, WHOLE_RUN) for name in ("links", "clock_skew", "clock_offsets")}
+    calls: list[int] = []
+    real = clock._estimate_now
+
+    def counted(s: Any, r: int) -> Any:
+        calls.append(r)
+        return real(s, r)
+
+    monkeypatch.setattr(clock, "_estimate_now", counted)
+    rollups.refresh(store, rid)
+    assert calls == [rid]
+    for name, value in alone.items():
+        assert rollups.answer(store, rid, name) == orjson.loads(rollups._encode(name, value)), name
+    # outside a refresh nothing is kept: a later answer estimates again
+    answers.clock_skew(store, rid)
+    assert calls == [rid, rid]

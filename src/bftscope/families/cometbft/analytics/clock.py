@@ -26,13 +26,17 @@ and moment) is, to any observer, identical to that node's clock running behind. 
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bftscope.store.base import Store
 
-__all__ = ["ASYMMETRY_TOLERANCE_MS", "ESTIMATED", "NOT_DETERMINABLE", "node_offsets", "pair_offsets"]
+__all__ = ["ASYMMETRY_TOLERANCE_MS", "ESTIMATED", "NOT_DETERMINABLE", "estimate_once", "node_offsets", "pair_offsets"]
 
 ESTIMATED = "estimated"
 NOT_DETERMINABLE = "not determinable"
@@ -121,7 +125,47 @@ def _triangle_residuals(pairs: list[dict[str, Any]]) -> dict[tuple[int, int], fl
     return best
 
 
+class _Once:
+    """One run's estimate, computed by the first caller; the others wait for it and get their own copy."""
+
+    def __init__(self, store: Store, run_id: int) -> None:
+        self._store, self._run_id = store, run_id
+        self._lock = threading.Lock()
+        self._value: tuple[dict[int, str], list[dict[str, Any]]] | None = None
+
+    def get(self) -> tuple[dict[int, str], list[dict[str, Any]]]:
+        with self._lock:
+            if self._value is None:
+                self._value = _estimate_now(self._store, self._run_id)
+            return copy.deepcopy(self._value)
+
+
+_shared: dict[tuple[int, int], _Once] = {}
+_shared_lock = threading.Lock()
+
+
+@contextmanager
+def estimate_once(store: Store, run_id: int) -> Iterator[None]:
+    """While open, the run's estimate is computed once for every answer that needs it (a rollup refresh
+    asks three times: links, clock skew, clock offsets — each ~0.13 s on a 4 M-event run). Only for a
+    stretch in which the run's deliveries do not change."""
+    key = (id(store), run_id)
+    with _shared_lock:
+        _shared[key] = _Once(store, run_id)
+    try:
+        yield
+    finally:
+        with _shared_lock:
+            _shared.pop(key, None)
+
+
 def _estimate(store: Store, run_id: int) -> tuple[dict[int, str], list[dict[str, Any]]]:
+    with _shared_lock:
+        once = _shared.get((id(store), run_id))
+    return once.get() if once is not None else _estimate_now(store, run_id)
+
+
+def _estimate_now(store: Store, run_id: int) -> tuple[dict[int, str], list[dict[str, Any]]]:
     labels, pairs = _pairs(store, run_id)
     triangles = _triangle_residuals(pairs)
     for p in pairs:

@@ -22,6 +22,7 @@ from bftscope.analytics import summary
 from bftscope.families.cometbft.analytics import (
     analyzer,
     answers,
+    clock,
     network_latency,
     participation,
     peerids,
@@ -106,8 +107,10 @@ def _encode(name: str, value: Any) -> bytes:
 
 
 def refresh(store: Store, run_id: int, *, threads: int = 2) -> int:
-    """Recompute and store every rollup of the run (:func:`bftscope.analytics.rollups.refresh`)."""
-    return engine.refresh(store, run_id, METRICS, _encode, WHOLE_RUN, threads=threads)
+    """Recompute and store every rollup of the run (:func:`bftscope.analytics.rollups.refresh`); the clock
+    estimate that three of them rest on is computed once."""
+    with clock.estimate_once(store, run_id):
+        return engine.refresh(store, run_id, METRICS, _encode, WHOLE_RUN, threads=threads)
 
 
 def answer_json(store: Store, run_id: int, name: str, window: Window = WHOLE_RUN) -> bytes:
