@@ -20,7 +20,6 @@ from typing import Any
 
 from bftscope.errors import BftscopeError
 from bftscope.families import registry
-from bftscope.families.base import ChainFamily
 from bftscope.store.base import Store
 
 __all__ = ["PHASES", "Phase", "build", "current_version", "ensure_current", "is_current", "rebuild_stale"]
@@ -30,17 +29,13 @@ PHASES = {"parse_store": "parse and store", "derive": "derived tables", "rollups
 Phase = Callable[[str], None]  # called with the label of each phase after parsing, as it starts
 
 
-def _family(store: Store, run_id: int) -> ChainFamily:
-    return registry.family_of_run(store, run_id)
-
-
 def current_version(chain: str) -> int:
     """The derived version a run of this chain has when its derived tables and rollups are current."""
     return registry.family(chain).derived_version
 
 
 def is_current(store: Store, run_id: int) -> bool:
-    return store.derived_version(run_id) == _family(store, run_id).derived_version
+    return store.derived_version(run_id) == registry.family_of_run(store, run_id).derived_version
 
 
 def build(
@@ -48,7 +43,7 @@ def build(
 ) -> dict[str, int]:
     """Rebuild the run's derived tables, then its rollups, then mark them current. Returns row counts;
     the seconds of each phase go into ``phases``."""
-    family = _family(store, run_id)
+    family = registry.family_of_run(store, run_id)
     store.set_derived_version(run_id, None)
 
     def phase(key: str, work: Callable[[], Any]) -> Any:
@@ -72,7 +67,7 @@ def ensure_current(store: Store, run_id: int, *, on_phase: Phase | None = None) 
     A store opened read-only cannot rebuild: its readers compute what is missing live (rollups) or
     see the derived tables as they are.
     """
-    if is_current(store, run_id) or getattr(store, "read_only", False):
+    if is_current(store, run_id) or store.read_only:
         return False
     build(store, run_id, on_phase=on_phase)
     return True
