@@ -131,6 +131,9 @@ def _from_wire(msg: Message) -> Message:
     return (msg[0], msg[1], pa.ipc.open_stream(pa.py_buffer(msg[2])).read_all(), *msg[3:])
 
 
+_QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
 class WorkerPool:
     """``n`` spawned parser processes. Results are bounded to two batches per worker (flat memory)."""
 
@@ -139,6 +142,13 @@ class WorkerPool:
         # threads spin at start-up (~130 M instructions per process, measured with cachegrind) on the
         # cores the parsers need. Spawned processes inherit the environment, so one thread it is.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        # The queues' semaphores are registered with multiprocessing's resource tracker, a process of its
+        # own that unlinks whatever is left when we exit. After a Ctrl-C (workers killed mid-put) it has,
+        # now and then under load, printed two "leaked semaphore" warnings while doing exactly that —
+        # noise after the one line an interrupted ingest promises. The tracker takes its warning options
+        # from ours when it starts (first queue below), so its cleanup stays and only that chatter goes.
+        if _QUIET_TRACKER not in sys.warnoptions:
+            sys.warnoptions.append(_QUIET_TRACKER)
         ctx = mp.get_context("spawn")
         self._tasks = ctx.Queue()
         self._results = ctx.Queue(maxsize=2 * n)
