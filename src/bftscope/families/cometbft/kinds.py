@@ -53,12 +53,17 @@ HEIGHT_END = "height_end"  # WAL EndHeight marker
 # The node's process started again after it had been recording: found after ingest from a log's start-up
 # lines and from a WAL falling silent before a timeout that was already due (families/cometbft/analytics/restarts.py).
 NODE_RESTART = "node_restart"
+# One precommit signature of a committed block, from the RPC (``/commit`` or a block's ``last_commit``):
+# extra.flag 1 absent, 2 commit, 3 nil (docs/live.md).
+COMMIT_SIG = "commit_sig"
+# A validator's power changed or it joined/left (RPC ValidatorSetUpdates): extra.power, extra.proposer_priority.
+VALIDATOR_UPDATE = "validator_update"
 
 ALL_KINDS: tuple[str, ...] = (
     NODE_INFO, STEP, STEP_INVALID, PROPOSER_TURN, PROPOSAL_SIGNED, PROPOSAL_RECEIVED, BLOCK_COMPLETE,
     VOTE_SIGNED, VOTE_ADDING, VOTE_ADDED, VOTE_GOSSIP, MSG_RECEIVED, MSG_INTERNAL, P2P_SEND, P2P_RECV,
     P2P_PACKET, TIMEOUT_SCHEDULED, TIMEOUT_FIRED, POLKA_LOCK, VALID_BLOCK, COMMIT_FINALIZING,
-    BLOCK_COMMITTED, BLOCK_EXECUTED, STATE_COMMITTED, HEIGHT_END, NODE_RESTART,
+    BLOCK_COMMITTED, BLOCK_EXECUTED, STATE_COMMITTED, HEIGHT_END, NODE_RESTART, COMMIT_SIG, VALIDATOR_UPDATE,
 )  # fmt: skip
 
 STEPS: tuple[str, ...] = (

@@ -1,0 +1,1 @@
+"""Following a live CometBFT network over its RPC (docs/live.md)."""

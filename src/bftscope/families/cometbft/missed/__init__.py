@@ -1,0 +1,1 @@
+"""Missed votes per height, round, validator and type (docs/live.md)."""

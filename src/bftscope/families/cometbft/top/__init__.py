@@ -1,0 +1,1 @@
+"""`bftscope top`: the live terminal view (docs/live.md)."""

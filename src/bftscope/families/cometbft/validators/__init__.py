@@ -1,0 +1,1 @@
+"""Validator sets per height and CometBFT's proposer priorities (docs/live.md)."""

@@ -1,0 +1,1 @@
+"""Chain-neutral parts of following live networks: networks as resources, alerts, retention (docs/live.md)."""
