@@ -149,7 +149,11 @@ class RpcDecoder:
     def __init__(self, *, clock_ns: Callable[[], int] = time.time_ns, last_block_height: int | None = None) -> None:
         self.report = ParseReport()
         self.errors: list[str] = []
+        self.rpc_errors = 0
         self.last_block_height = last_block_height
+        # Heights where a NewBlock's ABCI validator updates take effect (H+2): the set to fetch there, even when
+        # the node refused the ValidatorSetUpdates subscription. The follower takes them out.
+        self.set_changes: list[int] = []
         self._clock_ns = clock_ns
         self._decode = msgspec.json.Decoder()
         self._handlers: dict[str, Callable[[Any, int], list[Row]]] = {
@@ -205,6 +209,7 @@ class RpcDecoder:
         message = f"{err.get('message', '')}: {err.get('data', '')}"[:300]
         self.report.skip(f"rpc error {code}", f"frame {self.report.lines}", frame.data)
         self.errors = [*self.errors[-(_MAX_ERRORS - 1) :], message]
+        self.rpc_errors += 1
         return []
 
     def _vote(self, value: Any, ts: int) -> list[Row]:
@@ -252,7 +257,11 @@ class RpcDecoder:
 
     def _new_block(self, value: Any, ts: int) -> list[Row]:
         rows = block_rows(value, ts, "rpc")
-        self.last_block_height = rows[0]["height"]
+        height = self.last_block_height = rows[0]["height"]
+        for key in ("result_finalize_block", "result_end_block"):
+            results = value.get(key) if isinstance(value, Mapping) else None
+            if isinstance(results, Mapping) and results.get("validator_updates"):
+                self.set_changes.append(height + 2)
         return rows
 
     def _validator_updates(self, value: Any, ts: int) -> list[Row]:
