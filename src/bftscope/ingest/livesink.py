@@ -50,6 +50,10 @@ class StoreSink:
             family = registry.family(self.chain)
             if self._run_id is None:
                 self._run_id = self.store.get_or_create_run(self.run, self.chain).id
+            earlier = self.store.find_source(self._run_id, f"live:{name}")
+            if earlier is not None:  # a run followed again: go on with its source (starting anew would delete it)
+                src = self._sources[name] = _Source(earlier.node, earlier.id, earlier.events)
+                return src
             node = family.resolve_node(self.store, self._run_id, family.new_identity(), name, None)
             record = self.store.begin_source(self._run_id, node.node, f"live:{name}", "live", f"live:{name}", 0)
             src = self._sources[name] = _Source(node.node, record.id)

@@ -78,6 +78,8 @@ class NetworkStatus:
     step_since: float | None  # epoch s
     committed: int | None  # the last committed height observed or backfilled
     node_height: int | None  # the active node's latest height (/status)
+    observed_height: int | None  # the highest committed block written (from the stream or backfilled)
+    backfill_pending: int  # gaps and validator sets still to fetch
     endpoints: list[EndpointStatus]
     gaps: int
     events_total: int
@@ -147,6 +149,9 @@ class NetworkFollower:
             self._lost = (self._eps[0].endpoint.label, last_seen_at, "not followed (bftscope was not running)")
         self._observing = self._lost is not None
         self._last_active: _Ep | None = None
+        self._observed_height = committed  # a resumed run: what the store already holds
+        self.last_write_error: str | None = None
+        self._busy = 0
         self._awaiting_heights: GapSpan | None = None
         self._last_block_at: float | None = None
         self._step: tuple[int | None, int | None, str | None, float | None] = (None, None, None, None)
@@ -166,7 +171,9 @@ class NetworkFollower:
         height, rnd, step, since = self._step
         return NetworkStatus(
             name=self.name, height=height, round=rnd, step=step, step_since=since, committed=self._committed,
-            node_height=self._node_height, endpoints=[e.status for e in self._eps], gaps=self._counts["gaps"],
+            node_height=self._node_height, observed_height=self._observed_height,
+            backfill_pending=self._jobs.qsize() + self._busy, endpoints=[e.status for e in self._eps],
+            gaps=self._counts["gaps"],
             events_total=self._events_total, duplicates=self._seen.duplicates,
             backfilled_heights=self._backfill.refilled_heights,
             not_refilled_heights=self._backfill.not_refilled_heights,
@@ -341,6 +348,8 @@ class NetworkFollower:
         for row in fresh:
             if row["kind"] == kinds.COMMIT_SIG and row.get("validator") is None:
                 self._name_absent(row)
+            elif row["kind"] == kinds.BLOCK_COMMITTED and row["height"] > (self._observed_height or 0):
+                self._observed_height = row["height"]
         if fresh:
             self._buffer.setdefault(label, []).extend(fresh)
 
@@ -363,6 +372,7 @@ class NetworkFollower:
     async def _work(self) -> None:
         while True:
             job, arg = await self._jobs.get()
+            self._busy = 1
             if job == "gap":
                 try:
                     row = await self._backfill.fill(arg, self._active_rpc())
@@ -372,6 +382,7 @@ class NetworkFollower:
                 self._gap_row(row, arg.label)
             else:
                 await self._fetch_set(arg)
+            self._busy = 0
 
     def _gap_row(self, row: Mapping[str, Any], label: str) -> None:
         self._counts["gaps"] += 1
@@ -411,8 +422,9 @@ class NetworkFollower:
                 continue
             try:
                 self.sink.write(label, rows)
-            except Exception:  # the store refused: keep the rows for the next flush, bounded
+            except Exception as exc:  # the store refused: keep the rows for the next flush, bounded
                 self._counts["write_errors"] += 1
+                self.last_write_error = f"{type(exc).__name__}: {exc}"[:300]
                 del rows[:-MAX_BUFFERED]
                 continue
             self._buffer[label] = []
