@@ -122,6 +122,13 @@ WITH pts AS (
     FROM seen_at s LEFT JOIN committed c ON c.node = s.node AND c.height = s.height
     WHERE s.validator IS NOT NULL
     GROUP BY s.height, s.round, s.type, s.validator
+), commit_rounds AS (
+    SELECT height, max(round) AS round FROM (
+        SELECT height, round FROM events
+        WHERE run_id = :run AND kind = 'step' AND step = 'commit' AND height BETWEEN :lo AND :hi
+        UNION ALL SELECT height, round FROM sigs
+    ) u
+    GROUP BY height
 ), rounds AS (
     SELECT height, round, max(whole) AS whole FROM (
         SELECT height, round, whole FROM watched
@@ -131,12 +138,13 @@ WITH pts AS (
     ) u
     GROUP BY height, round
 ), grid AS (
-    SELECT r.height, r.round, r.whole, t.type, vs.validator, vs.power, vs.idx
+    SELECT r.height, r.round, r.whole, cr.round IS NOT NULL AS commit_round, t.type, vs.validator, vs.power, vs.idx
     FROM rounds r
+    LEFT JOIN commit_rounds cr ON cr.height = r.height AND cr.round = r.round
     JOIN vset vs ON r.height BETWEEN vs.lo AND vs.hi
     CROSS JOIN (SELECT 'prevote' AS type UNION ALL SELECT 'precommit') t
 ), status AS (
-    SELECT g.height, g.round, g.type, g.validator, g.power, g.idx,
+    SELECT g.height, g.round, g.type, g.validator, g.power, g.idx, g.commit_round,
            CASE WHEN coalesce(s.timely, 0) = 1 OR coalesce(sg.in_commit, 0) = 1 THEN 'voted'
                 WHEN coalesce(s.for_block, 0) = 1 THEN 'late'
                 WHEN coalesce(s.nil, 0) = 1 OR coalesce(sg.nil_in_commit, 0) = 1 THEN 'nil'
@@ -147,15 +155,16 @@ WITH pts AS (
     LEFT JOIN sigs sg ON g.type = 'precommit' AND sg.height = g.height AND sg.round = g.round
                      AND sg.validator = g.validator
 ), solo AS (
-    SELECT height, round, type, validator, power, idx, status,
+    SELECT height, round, type, validator, power, idx, status, commit_round,
            sum(CASE WHEN status = 'absent' THEN 1 ELSE 0 END) OVER (PARTITION BY height, round, type) AS absents,
            count(*) OVER (PARTITION BY height, round, type) AS members
     FROM status
 )
-SELECT height, round, validator, type, status, power, status = 'absent' AND absents = 1 AND members > 1 AS solo
+SELECT height, round, validator, type, status, power, status = 'absent' AND absents = 1 AND members > 1 AS solo,
+       commit_round
 FROM solo
 WHERE {where}
-ORDER BY height, round, type, idx, validator
+ORDER BY height, round, CASE WHEN type = 'prevote' THEN 0 ELSE 1 END, idx, validator
 {page}
 """
 
@@ -228,7 +237,8 @@ def missed(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """One row per (height, round, validator of that height's set, type), in that order:
-    ``{"height", "round", "validator", "type", "status", "power", "solo"}``; ``validators`` (addresses) and
+    ``{"height", "round", "validator", "type", "status", "power", "solo", "commit_round"}`` (``commit_round``:
+    the round the height was committed in, as a node's commit step or the commit says); ``validators`` (addresses) and
     ``statuses`` keep only those; ``limit``/``offset`` page the rows."""
     bad = [s for s in statuses or () if s not in STATUSES]
     if bad:
@@ -253,5 +263,5 @@ def missed(
     sql = _SQL.format(kinds=", ".join(f"'{k}'" for k in _EVIDENCE_KINDS), where=" AND ".join(where), page=page)
     rows = store.query_with(sql, params, {"vset": _vset(store, run_id), "gaps": gaps, "gap_rounds": gap_rounds})
     return [{"height": int(h), "round": int(r), "validator": v, "type": t, "status": s,
-             "power": None if p is None else int(p), "solo": bool(solo)}
-            for h, r, v, t, s, p, solo in rows]  # fmt: skip
+             "power": None if p is None else int(p), "solo": bool(solo), "commit_round": bool(cr)}
+            for h, r, v, t, s, p, solo, cr in rows]  # fmt: skip
