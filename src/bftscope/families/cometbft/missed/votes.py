@@ -86,7 +86,7 @@ WITH pts AS (
                 WHEN s.height = e.height AND s.round = e.round AND e.from_start = 0 THEN 0
                 WHEN EXISTS (SELECT 1 FROM gaps g WHERE g.node = s.node
                              AND ((g.h0 IS NOT NULL AND s.height BETWEEN g.h0 AND g.h1)
-                                  OR (g.t0 <= s.t1 AND g.t1 >= s.t0))) THEN 0
+                                  OR (g.t0 < s.t1 AND g.t1 > s.t0))) THEN 0
                 ELSE 1 END AS whole
     FROM spans s JOIN entered e ON e.node = s.node
     WHERE s.height BETWEEN :lo AND :hi
