@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from bftscope.config import Settings
+from bftscope.families.cometbft.missed.summary import summarize
 from bftscope.families.cometbft.missed.votes import missed
 from bftscope.ingest.pipeline import ingest
 from bftscope.model import ROW_SCHEMA
@@ -122,6 +123,14 @@ def test_a_validator_whose_votes_are_gone_is_absent_alone(v034: tuple[DuckDBStor
         assert (r["status"], r["solo"]) == want, r
     others = Counter(r["status"] for r in rows if r["validator"] != DROPPED)
     assert others == {"voted": 3 * 2 * 77}
+    summary = {s["validator"]: s for s in summarize(rows)}
+    # heights 1-49 missed, 50 not watched (the restart), 51-76 missed, 77 not watched (the capture's end)
+    assert summary[DROPPED]["longest_streak"] == {"length": 49, "from": 1, "to": 49}
+    assert summary[DROPPED]["uptime"] == {"window": 77, "signed": 0, "missed": 75, "unknown": 2, "uptime": 0.0,
+                                          "from": 1, "to": 77}  # fmt: skip
+    assert summary[DROPPED]["solo"] == 150
+    assert all(s["uptime"]["uptime"] == 1.0 and s["longest_streak"] is None
+               for v, s in summary.items() if v != DROPPED)  # fmt: skip
 
 
 def test_an_observation_gap_is_unknown_never_absent(v034: tuple[DuckDBStore, int]) -> None:

@@ -29,8 +29,12 @@ def _uptime(u: dict[str, Any]) -> str:
 
 def _print_tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]], labels: dict[str, str],
                   statuses: list[str], limit: int) -> None:  # fmt: skip
-    t = Table("validator", "power", "voted", "late", "nil", "absent", "unknown", "solo", "max streak", "streak now",
-              "uptime (blocks)", title="Votes per validator (prevotes + precommits)")  # fmt: skip
+    t = Table(title="Votes per validator (prevotes + precommits)")
+    t.add_column("validator", no_wrap=True)
+    for name in ("power", "voted", "late", "nil", "absent", "unknown", "solo"):
+        t.add_column(name, justify="right")
+    for name in ("max streak", "streak now", "uptime (blocks)"):
+        t.add_column(name)
     for s in summary:
         c = {k: s["counts"]["prevote"][k] + s["counts"]["precommit"][k] for k in s["counts"]["prevote"]}
         t.add_row(labels.get(s["validator"], s["validator"][:12]), "?" if s["power"] is None else str(s["power"]),
