@@ -100,6 +100,10 @@ def test_sets_are_recorded_only_when_they_change(store: DuckDBStore) -> None:
                                                                                        (B, 1, 2)]  # fmt: skip
     assert [(v.address, v.power) for v in history.set_at(store, rid, 31)] == [(B, 5), (C, 2), (A, 1)]
     assert history.set_at(store, rid, 9) == []
+    for bad in ([Validator("xyz", 1)], [Validator(A, 0)], [Validator(A, 1), Validator(A.lower(), 2)]):
+        with pytest.raises(ValueError):
+            history.record_set(store, rid, 40, bad)
+    assert history.set_at(store, rid, 40) == history.set_at(store, rid, 31)
     assert history.changes(store, rid) == [(10, [C, A, B], [], {}), (30, [], [], {B: (1, 5)})]
 
 
@@ -114,13 +118,16 @@ def test_validator_updates_make_sets_and_rebuilds_keep_fetched_ones(store: DuckD
          "extra": json.dumps({"power": 0, "proposer_priority": 0})},
         {"ts": ts + 32, "kind": "validator_update", "validator": B, "height": None,  # take-effect height unknown
          "extra": json.dumps({"power": 9, "proposer_priority": 0})},
+        {"ts": ts + 33, "kind": "validator_update", "validator": "not-hex", "height": 14,
+         "extra": json.dumps({"power": 9, "proposer_priority": 0})},
+        {"ts": ts + 34, "kind": "validator_update", "validator": C, "height": 14, "extra": "{not json"},
     ]  # fmt: skip
     sink.write("rpc0", rows)
     sink.flush()
     rid = store.get_run("net").id
     assert history.record_set(store, rid, 5, [Validator(A, 1, 0), Validator(B, 1, 0), Validator(C, 1, 0)])
     counts = derived.build(store, rid)
-    assert counts["validator_updates_skipped"] == 1
+    assert counts["validator_updates_skipped"] == 3  # counted, never guessed, never a crash
     want = [(5, [A, B, C], [], {}), (12, [D], [], {}), (15, [], [A], {})]
     assert history.changes(store, rid) == want
     assert [(v.address, v.power) for v in history.set_at(store, rid, 13)] == [(D, 3), (A, 1), (B, 1), (C, 1)]

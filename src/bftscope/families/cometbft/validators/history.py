@@ -22,6 +22,7 @@ redoes them. An empty set — a failed or empty fetch — is never written: the 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = ["Change", "changes", "keep_genesis", "priorities_at", "rebuild", "rec
            "set_at", "set_ranges"]  # fmt: skip
 
 DERIVED_SOURCES = ("genesis", "validator_update", "computed")
+_ADDRESS = re.compile(r"^[0-9A-Fa-f]{40}$")
 _INSERT_CHUNK = 500
 # Priorities are computed for at most this many heights of a run (a long live run: the rest stays unknown).
 MAX_PRIORITY_HEIGHTS = 200_000
@@ -89,9 +91,16 @@ def record_set(
     """Record the set in force at ``height``; True when it was written (it differs from the set in force).
 
     An empty ``validators`` (a failed or empty fetch) writes nothing. Priorities, when every member has one,
-    are kept for the height even when the set itself did not change."""
+    are kept for the height even when the set itself did not change. ValueError for an address that is not
+    40 hex digits, a power that is not positive or an address listed twice (nothing is written)."""
     if not validators:
         return False
+    for v in validators:
+        if not _ADDRESS.match(v.address) or v.power <= 0:
+            raise ValueError(f"not a validator: {v.address[:60]!r} with power {v.power}")
+    if len({v.address.upper() for v in validators}) != len(validators):
+        raise ValueError("a validator is listed twice")
+    validators = [Validator(v.address.upper(), v.power, v.proposer_priority, v.index) for v in validators]
     vals = _ordered(validators)
     with store.transaction():
         # reads inside a transaction go through execute (the writer's own view)
@@ -206,10 +215,10 @@ def _updates(store: Store, run_id: int) -> tuple[dict[int, dict[str, int]], int]
             power = json.loads(extra)["power"] if extra else None
         except (ValueError, TypeError, KeyError):
             power = None
-        if h is None or not addr or not isinstance(power, int):
+        if h is None or not isinstance(addr, str) or not _ADDRESS.match(addr) or not isinstance(power, int):
             skipped += 1
             continue
-        by_height.setdefault(int(h), {})[str(addr).upper()] = power
+        by_height.setdefault(int(h), {})[addr.upper()] = power
     return by_height, skipped
 
 
@@ -228,6 +237,8 @@ def _compute_priorities(store: Store, run_id: int) -> int:
         return 0
     known = {int(h) for (h,) in store.query("SELECT height FROM validator_priorities WHERE run_id = ?", [run_id])}
     start = ranges[0][0]
+    if span[0] - start > MAX_PRIORITY_HEIGHTS:  # e.g. a late node's logs with the chain's genesis: not computed
+        return 0
     stop = min(span[1], start + MAX_PRIORITY_HEIGHTS - 1)
     starts = {lo: vals for lo, _, vals in ranges}
     current: priority.HeightSet | None = None
