@@ -185,6 +185,45 @@ def test_commit_signatures_fill_a_gap(v034: tuple[DuckDBStore, int], wal_testnet
         assert r["commit_round"] and not r["solo"]
 
 
+def _ns(t: Any) -> int:
+    return int(t.seconds) * 1_000_000_000 + int(t.nanos)
+
+
+def test_one_observer_tells_late_from_voted(v034: tuple[DuckDBStore, int], wal_testnet: Path) -> None:
+    # Only node0's records, as a live monitor of one node: a vote for a block it first saw after it had
+    # committed the height is late — the raw WAL says which.
+    store, rid = v034
+    store.execute("DELETE FROM events WHERE run_id = ? AND node <> 0", [rid])
+    timed = TM["tendermint.consensus.TimedWALMessage"]
+    commit: dict[int, int] = {}
+    first: dict[tuple[int, int, str, str], int] = {}
+    for payload in split_frames((wal_testnet / "node0" / "data" / "cs.wal" / "wal").read_bytes()):
+        rec = timed.FromString(payload)
+        which = rec.msg.WhichOneof("sum")
+        if which == "event_data_round_state" and rec.msg.event_data_round_state.step == "RoundStepCommit":
+            commit.setdefault(rec.msg.event_data_round_state.height, _ns(rec.time))
+        elif which == "msg_info" and rec.msg.msg_info.msg.WhichOneof("sum") == "vote":
+            v = rec.msg.msg_info.msg.vote.vote
+            assert v.block_id.hash  # the testnet has no nil vote
+            key = (v.height, v.round, {1: "prevote", 2: "precommit"}[v.type], v.validator_address.hex().upper())
+            first.setdefault(key, _ns(rec.time))
+    rows = missed(store, rid)
+    got = {(r["height"], r["round"], r["type"], r["validator"]): r["status"] for r in rows}
+    want = {k: "late" if k[0] in commit and t > commit[k[0]] else "voted" for k, t in first.items()}
+    assert {k: got[k] for k in want} == want
+    late = Counter(k[2] for k, s in want.items() if s == "late")
+    assert late["precommit"] > 0 and late["precommit"] > late["prevote"]  # the precommits after +2/3, mostly
+    assert {s for k, s in got.items() if k not in want} <= {"unknown"}  # nothing else seen: never absent
+
+
+def test_a_capture_joined_midway_starts_unknown(v034: tuple[DuckDBStore, int]) -> None:
+    store, rid = v034
+    store.execute("DELETE FROM events WHERE run_id = ? AND height < 10", [rid])  # the capture starts in height 10
+    store.execute("DELETE FROM events WHERE run_id = ? AND msg_type = 'vote' AND validator = ?", [rid, DROPPED])
+    status = {r["height"]: r["status"] for r in missed(store, rid, validators=[DROPPED]) if r["type"] == "prevote"}
+    assert min(status) == 10 and status[10] == "unknown" and status[11] == "absent"
+
+
 def test_filters_and_pages(v034: tuple[DuckDBStore, int]) -> None:
     store, rid = v034
     store.execute("DELETE FROM events WHERE run_id = ? AND msg_type = 'vote' AND validator = ?", [rid, DROPPED])

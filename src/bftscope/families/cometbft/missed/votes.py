@@ -8,12 +8,15 @@ Statuses, in the order they are decided:
 * ``late`` — a vote for a block, but every observer that saw it had already committed the height
   (``step`` commit or ``block_committed`` at that observer), and the commit does not hold it;
 * ``nil`` — only a nil vote seen (or ``commit_sig`` flag 3);
-* ``absent`` — some observer watched the whole round and no vote was seen;
-* ``unknown`` — no vote seen and no observer watched the whole round: the round lies in an observation gap
+* ``absent`` — some observer watched the whole round, no vote was seen, and none of the validator's later
+  votes at that height either;
+* ``unknown`` — no vote seen, and either no observer watched the whole round — it lies in an observation gap
   (``observation_gap`` rows, a node restart), at the edges of the capture (an observer's first round, which
   it may have joined midway, and its last, which it may not have finished), or was never entered by an
-  observer. Never ``absent`` there. A ``commit_sig`` with flag 1 (not in the commit) is no evidence either
-  way: the vote may have come after the commit was assembled.
+  observer — or the validator voted later in the height (CometBFT's gossip stops sending a peer the votes of
+  a step it has left, so one observer can miss the prevote of a validator whose precommit it then sees: the
+  prevote was most likely cast, only not delivered). Never ``absent`` there. A ``commit_sig`` with flag 1
+  (not in the commit) is no evidence either way: the vote may have come after the commit was assembled.
 
 An observer watched round ``r`` of height ``h`` whole when it entered it from an earlier round it recorded
 (or from the end of the previous height, which a WAL records), later moved past it (a later round or height),
@@ -122,6 +125,12 @@ WITH pts AS (
     FROM seen_at s LEFT JOIN committed c ON c.node = s.node AND c.height = s.height
     WHERE s.validator IS NOT NULL
     GROUP BY s.height, s.round, s.type, s.validator
+), life AS (
+    SELECT height, validator, max(phase) AS last_phase FROM (
+        SELECT height, validator, 2 * round + CASE WHEN type = 'precommit' THEN 1 ELSE 0 END AS phase FROM seen
+        UNION ALL SELECT height, validator, 2 * round + 1 FROM sigs WHERE in_commit = 1 OR nil_in_commit = 1
+    ) u
+    GROUP BY height, validator
 ), commit_rounds AS (
     SELECT height, max(round) AS round FROM (
         SELECT height, round FROM events
@@ -148,12 +157,14 @@ WITH pts AS (
            CASE WHEN coalesce(s.timely, 0) = 1 OR coalesce(sg.in_commit, 0) = 1 THEN 'voted'
                 WHEN coalesce(s.for_block, 0) = 1 THEN 'late'
                 WHEN coalesce(s.nil, 0) = 1 OR coalesce(sg.nil_in_commit, 0) = 1 THEN 'nil'
-                WHEN g.whole = 1 THEN 'absent'
+                WHEN g.whole = 1 AND coalesce(lf.last_phase, -1)
+                     <= 2 * g.round + CASE WHEN g.type = 'precommit' THEN 1 ELSE 0 END THEN 'absent'
                 ELSE 'unknown' END AS status
     FROM grid g
     LEFT JOIN seen s ON s.height = g.height AND s.round = g.round AND s.type = g.type AND s.validator = g.validator
     LEFT JOIN sigs sg ON g.type = 'precommit' AND sg.height = g.height AND sg.round = g.round
                      AND sg.validator = g.validator
+    LEFT JOIN life lf ON lf.height = g.height AND lf.validator = g.validator
 ), solo AS (
     SELECT height, round, type, validator, power, idx, status, commit_round,
            sum(CASE WHEN status = 'absent' THEN 1 ELSE 0 END) OVER (PARTITION BY height, round, type) AS absents,
