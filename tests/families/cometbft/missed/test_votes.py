@@ -216,6 +216,20 @@ def test_one_observer_tells_late_from_voted(v034: tuple[DuckDBStore, int], wal_t
     assert {s for k, s in got.items() if k not in want} <= {"unknown"}  # nothing else seen: never absent
 
 
+@pytest.mark.parametrize("node", [1, 2, 3])
+def test_no_single_observer_shows_an_absent_vote(v034: tuple[DuckDBStore, int], node: int) -> None:
+    # The "replay node by node: no absent except at the edges" (node0: the test above).
+    store, rid = v034
+    store.execute("DELETE FROM events WHERE run_id = ? AND node <> ?", [rid, node])
+    rows = missed(store, rid)
+    assert len(rows) == 77 * 4 * 2 and "absent" not in {r["status"] for r in rows}
+    # unknown: the edges, or a prevote gossip never brought (its precommit came)
+    status = {(r["height"], r["type"], r["validator"]): r["status"] for r in rows}
+    for (h, t, v), s in status.items():
+        if s == "unknown" and h not in (1, 50, 77):
+            assert t == "prevote" and status[(h, "precommit", v)] in ("voted", "late"), (h, v)
+
+
 def test_a_capture_joined_midway_starts_unknown(v034: tuple[DuckDBStore, int]) -> None:
     store, rid = v034
     store.execute("DELETE FROM events WHERE run_id = ? AND height < 10", [rid])  # the capture starts in height 10
