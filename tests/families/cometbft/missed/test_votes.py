@@ -15,6 +15,8 @@ import pyarrow as pa
 import pytest
 
 from bftscope.config import Settings
+from bftscope.errors import InputError
+from bftscope.families.cometbft.missed import answer
 from bftscope.families.cometbft.missed.summary import summarize
 from bftscope.families.cometbft.missed.votes import missed
 from bftscope.ingest.pipeline import ingest
@@ -251,3 +253,16 @@ def test_filters_and_pages(v034: tuple[DuckDBStore, int]) -> None:
     assert one == [r for r in every if r["validator"] == DROPPED]  # solo stays relative to the whole set
     with pytest.raises(ValueError, match="unknown status"):
         missed(store, rid, statuses=["gone"])
+
+
+def test_a_summary_without_a_range_covers_the_last_heights(v034: tuple[DuckDBStore, int],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    store, rid = v034
+    monkeypatch.setattr(answer, "DEFAULT_SPAN", 10)
+    got = answer.missed_summary(store, rid, window=100)
+    assert (got["from"], got["to"]) == (68, None)
+    assert all(v["uptime"]["window"] == 10 and sum(v["counts"]["prevote"].values()) == 10 for v in got["validators"])
+    whole = answer.missed_summary(store, rid, from_height=0, window=100)
+    assert all(v["uptime"]["window"] == 77 for v in whole["validators"])
+    with pytest.raises(InputError, match="window"):
+        answer.missed_summary(store, rid, window=0)

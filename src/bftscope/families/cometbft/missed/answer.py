@@ -14,8 +14,12 @@ from bftscope.families.cometbft.missed.summary import DEFAULT_WINDOW, summarize
 from bftscope.families.cometbft.missed.votes import STATUSES, missed
 from bftscope.store.base import Store
 
-__all__ = ["MAX_LIMIT", "MAX_VALIDATORS", "MAX_WINDOW", "check_filters", "missed_page", "missed_summary"]
+__all__ = ["DEFAULT_SPAN", "MAX_LIMIT", "MAX_VALIDATORS", "MAX_WINDOW", "check_filters", "default_range",
+           "missed_page", "missed_summary"]  # fmt: skip
 
+# Without a height range, summaries cover the last this many heights (a network followed for months has
+# millions; its votes by then are what matters, and every answer stays quick).
+DEFAULT_SPAN = 10_000
 MAX_LIMIT = 10_000
 MAX_VALIDATORS = 100
 MAX_WINDOW = 100_000
@@ -42,6 +46,17 @@ def check_filters(
         if s not in STATUSES:
             raise InputError(f"status {s[:40]!r}: one of {', '.join(STATUSES)}")
     return vals, stats
+
+
+def default_range(
+    store: Store, run_id: int, from_height: int | None, to_height: int | None
+) -> tuple[int | None, int | None]:
+    """The range asked for; without either bound, the last :data:`DEFAULT_SPAN` heights of the run."""
+    if from_height is not None or to_height is not None:
+        return from_height, to_height
+    top = store.query("SELECT max(height) FROM events WHERE run_id = ? AND kind IN ('step', 'commit_sig')", [run_id])
+    last = top[0][0] if top else None
+    return (None, None) if last is None or last <= DEFAULT_SPAN else (int(last) - DEFAULT_SPAN + 1, None)
 
 
 def missed_page(
@@ -77,10 +92,12 @@ def missed_summary(
     validators: Sequence[str] | None = None,
     window: int = DEFAULT_WINDOW,
 ) -> dict[str, Any]:
-    """``{"validators": [...], "window"}``: per validator, totals by status and type, solo misses, streaks and
-    uptime over the last ``window`` committed heights of the range (:func:`.summary.summarize`)."""
+    """``{"validators": [...], "window", "from", "to"}``: per validator, totals by status and type, solo misses,
+    streaks and uptime over the last ``window`` committed heights of the range (:func:`.summary.summarize`);
+    without a range, the last :data:`DEFAULT_SPAN` heights."""
     vals, _ = check_filters(from_height, to_height, validators, None)
     if not 1 <= window <= MAX_WINDOW:
         raise InputError(f"window: between 1 and {MAX_WINDOW}")
+    from_height, to_height = default_range(store, run_id, from_height, to_height)
     rows = missed(store, run_id, from_height=from_height, to_height=to_height, validators=vals)
-    return {"window": window, "validators": summarize(rows, window=window)}
+    return {"window": window, "from": from_height, "to": to_height, "validators": summarize(rows, window=window)}

@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(help="Vote rows shown in the table.", min=0)] = 50,
     ) -> None:
         """Missed votes per height, round and validator: voted / late / nil / absent / unknown (docs/live.md)."""
-        from bftscope.families.cometbft.missed.answer import check_filters
+        from bftscope.families.cometbft.missed.answer import DEFAULT_SPAN, check_filters, default_range
         from bftscope.families.cometbft.missed.summary import summarize
         from bftscope.families.cometbft.missed.votes import missed
 
@@ -85,9 +85,12 @@ def register(app: typer.Typer) -> None:
         with _opened(settings) as store:
             rid = store.get_run(name).id
             derived.ensure_current(store, rid)  # sets and priorities are derived: a stale run is repaired first
-            rows = missed(store, rid, from_height=from_height, to_height=to_height, validators=vals)
+            lo, hi = default_range(store, rid, from_height, to_height)
+            rows = missed(store, rid, from_height=lo, to_height=hi, validators=vals)
             labels = {n.validator: n.label for n in store.nodes(rid) if n.validator}
         if as_json:
             _print_json([r for r in rows if not stats or r["status"] in stats])
             return
+        if lo is not None and from_height is None:
+            out.print(f"heights {lo}– (the last {DEFAULT_SPAN:,}; --from/--to for others)")
         _print_tables(rows, summarize(rows, window=window), labels, stats or list(_NOT_VOTED), limit)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from bftscope.api.deps import Caller, Ctx, HexId, simulation_owner_async
@@ -51,6 +51,8 @@ class MissedPage(BaseModel):
 class MissedSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
     window: int
+    from_: int | None = Field(alias="from")
+    to: int | None
     validators: list[dict[str, Any]]
 
 
@@ -91,10 +93,11 @@ async def missed_votes_summary(
     window: Annotated[int, Query(ge=1, le=MAX_WINDOW)] = DEFAULT_WINDOW,
 ) -> Response:
     """Per validator: votes by status and type, solo misses, the longest and current streak of missed
-    blocks, and uptime over the last ``window`` committed heights."""
+    blocks, and uptime over the last ``window`` committed heights; without ``from``/``to``, over the last
+    10,000 heights (the range used is in the answer)."""
     _, run_id = await simulation_owner_async(c, who, id)
     if run_id is None:
-        return _json({"window": window, "validators": []})
+        return _json({"window": window, "from": from_, "to": to, "validators": []})
     body = await run_in_threadpool(missed_summary, c.store, run_id, from_height=from_, to_height=to,
                                    validators=validator, window=window)  # fmt: skip
     return _json(body)
