@@ -68,6 +68,7 @@ def test_the_routes(client: TestClient) -> None:
         got += page["data"]
         offset = page["next_offset"]
     assert got == want and len(got) == 77 * 4 * 2
+    assert {(r["status"], r["power"]) for r in got} == {("voted", 1)}  # the set came from the uploaded genesis.json
     some = client.get(f"{url}?from=10&to=11&validator={NODE0}&status=voted&status=absent", headers=h).json()
     assert [(r["height"], r["type"]) for r in some["data"]] == [(10, "prevote"), (10, "precommit"),
                                                                 (11, "prevote"), (11, "precommit")]  # fmt: skip
