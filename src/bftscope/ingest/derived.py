@@ -22,7 +22,7 @@ from bftscope.errors import BftscopeError
 from bftscope.families import registry
 from bftscope.store.base import Store
 
-__all__ = ["PHASES", "Phase", "build", "current_version", "ensure_current", "is_current", "rebuild_stale"]
+__all__ = ["PHASES", "Phase", "build", "current_version", "ensure_current", "is_current", "rebuild_stale", "refresh"]
 
 # The phases of an ingest: key in IngestResult.phases → label shown to people.
 PHASES = {"parse_store": "parse and store", "derive": "derived tables", "rollups": "metric rollups"}
@@ -58,6 +58,21 @@ def build(
     counts: dict[str, int] = phase("derive", lambda: family.derive(store, run_id))
     counts["rollups"] = phase("rollups", lambda: family.refresh_rollups(store, run_id))
     store.set_derived_version(run_id, family.derived_version)
+    return counts
+
+
+def refresh(store: Store, run_id: int, from_height: int | None) -> dict[str, int]:
+    """Bring the derived tables and rollups of a run whose events changed only at heights ``>= from_height``
+    (and in events without a height) up to date: the family's incremental derive from that height
+    (:meth:`~bftscope.families.base.ChainFamily.derive_incremental`), then every rollup. ``None``: the
+    change is unknown, everything is rebuilt. The derived version is left as it is: the caller (a live
+    run's sink, :mod:`bftscope.ingest.livesink`) sets it once no event arrived meanwhile."""
+    family = registry.family_of_run(store, run_id)
+    if from_height is None:
+        counts = family.derive(store, run_id)
+    else:
+        counts = family.derive_incremental(store, run_id, from_height)
+    counts["rollups"] = family.refresh_rollups(store, run_id)
     return counts
 
 
