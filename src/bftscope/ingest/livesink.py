@@ -10,10 +10,11 @@ answer depending on that time can say "unknown" instead of "missing".
 Analytics stay current incrementally (docs/live.md "Live analytics"): the sink remembers the lowest height
 its new events touched, and :meth:`StoreSink.update` — called by :meth:`~StoreSink.flush`, and by
 :meth:`~StoreSink.write` when a new height begins (the previous one is complete) at most every
-``update_every_s`` — replaces the derived rows of those heights only and refreshes the rollups
-(:func:`bftscope.ingest.derived.refresh`). The run's ``derived_version`` is cleared before the first event
-after an update is stored and set again only by an update during which no event arrived, so a reader never
-takes stale answers for current ones.
+``update_every_s`` — replaces the derived rows of those heights only (:func:`bftscope.ingest.derived.refresh`).
+The rollups, which are recomputed over the run's retained events, are refreshed at most every
+``rollups_every_s``; an update in between drops them, so answers are computed live, never stale. The run's
+``derived_version`` is cleared before the first event after an update is stored and set again only by an
+update during which no event arrived, so a reader never takes stale answers for current ones.
 """
 
 from __future__ import annotations
@@ -57,13 +58,16 @@ class StoreSink:
 
     ``update_every_s``: the least time between two updates that :meth:`write` starts itself (when a new height
     begins); ``None``: only :meth:`flush` and explicit :meth:`update` calls update (a caller on an event loop
-    may run :meth:`update` in a thread instead). ``clock``: monotonic seconds.
+    may run :meth:`update` in a thread instead). ``rollups_every_s``: the least time between two refreshes of
+    the rollups (they are recomputed over the run's retained events); an update in between drops them and
+    answers are computed live until the next one. ``clock``: monotonic seconds.
     """
 
     store: Store
     run: str
     chain: str
     update_every_s: float | None = 5.0
+    rollups_every_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
     updates: int = 0  # updates done (incremental or full)
     full_updates: int = 0  # of which full rebuilds (a run not current when the sink began, a failed update)
@@ -76,6 +80,8 @@ class StoreSink:
     _writes: int = 0
     _top: int | None = None  # highest height written
     _last_update: float = float("-inf")
+    _last_rollups: float = float("-inf")
+    _rollups_dropped: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _updating: threading.Lock = field(default_factory=threading.Lock)
 
@@ -125,19 +131,26 @@ class StoreSink:
                "extra": json.dumps({"end_ns": int(gap.end * 1e9), "reason": gap.reason})}  # fmt: skip
         self.write(gap.source, [row])
 
-    def update(self) -> bool:
+    def update(self, *, rollups: bool | None = None) -> bool:
         """Bring the run's derived tables and rollups up to date with the events written so far; True when it
-        did work. Incremental from the lowest new height unless the run was not current to begin with."""
+        did work. Incremental from the lowest new height unless the run was not current to begin with. The
+        rollups are refreshed when ``rollups`` is True, or (None) when ``rollups_every_s`` has passed."""
         with self._updating:
+            if rollups is None:
+                rollups = self.clock() - self._last_rollups >= self.rollups_every_s
             with self._lock:
-                if self._run_id is None or not self._stale:
+                if self._run_id is None:
                     return False
                 run_id, pending, writes = self._run_id, self._pending, self._writes
+                if not self._stale:
+                    if not (rollups and self._rollups_dropped):
+                        return False
+                    pending = NO_HEIGHT  # nothing new: only the dropped rollups are computed again
                 incremental = bool(self._incremental)
                 self._pending = None
             self.store.flush_events()
             try:
-                derived.refresh(self.store, run_id, pending if incremental else None)
+                derived.refresh(self.store, run_id, pending if incremental else None, rollups=rollups)
             except BaseException:
                 with self._lock:  # nothing is known to be right any more: the next update rebuilds everything
                     self._incremental = False
@@ -149,6 +162,9 @@ class StoreSink:
                 self.full_updates += not incremental
                 self._incremental = True
                 self._last_update = self.clock()
+                self._rollups_dropped = not rollups
+                if rollups:
+                    self._last_rollups = self._last_update
                 if self._writes == writes:  # else events came meanwhile: still stale, _pending holds their heights
                     self.store.set_derived_version(run_id, registry.family(self.chain).derived_version)
                     self._stale = False
@@ -159,7 +175,7 @@ class StoreSink:
         self.store.flush_events()
         for src in self._sources.values():
             self.store.finish_source(src.source_id, lines=src.events, events=src.events, skipped={}, warnings=[])
-        self.update()
+        self.update(rollups=True)
 
 
 def _table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
