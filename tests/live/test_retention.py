@@ -196,5 +196,27 @@ def test_background_pruner_passes_and_counts(store: DuckDBStore, tmp_path: Path)
 
     pruner._sleep = sleep
     asyncio.run(asyncio.wait_for(pruner.run(), 10))
-    assert pruner.passes == 2 and slept == [3600, 3600] and pruner.errors == 0
+    assert pruner.passes == 1 and slept == [3600, 3600] and pruner.errors == 0  # sleep, prune, sleep: stopped
     assert pruner.removed[(run_id, "events")] > 0 and pruner.removed[(run_id, "vote_arrivals")] > 0
+
+
+def test_metrics_show_live_run_size_and_what_retention_removed(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from bftscope.api.app import create_app
+
+    settings = _settings(tmp_path, rate_limit_enabled=False)
+    with TestClient(create_app(settings)) as client:
+        store: DuckDBStore = client.app.state.ctx.store  # type: ignore[attr-defined]
+        for sql in VALIDATOR_TABLES:
+            store.execute(sql)
+        run_id = _live_run(store)
+        pruner = client.app.state.ctx.pruner  # type: ignore[attr-defined]
+        pruner._clock = lambda: 40.5 * DAY
+        pruner.prune_once()
+        events = _count(store, "events", "true", run_id)
+        text = client.get("/metrics").text
+    assert f'bftscope_live_store_rows{{run="net",table="events"}} {float(events)}' in text
+    removed = pruner.removed[(run_id, "events")]
+    assert f'bftscope_retention_removed_rows{{run="net",table="events"}} {float(removed)}' in text
+    assert "bftscope_retention_passes 1.0" in text and 'bftscope_live_store_bytes{run="net"}' in text

@@ -21,8 +21,10 @@ belong to heights above the cut and are never removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -225,9 +227,14 @@ class Pruner:
         self.errors = 0
         self.removed: dict[tuple[int, str], int] = {}
         self._stopping = False
+        self._busy = threading.Lock()  # held while a pass runs (in a worker thread)
 
     def prune_once(self) -> list[PruneResult]:
         """One pass over the live runs (blocking)."""
+        with self._busy:
+            return self._pass()
+
+    def _pass(self) -> list[PruneResult]:
         results = []
         for run_id in self._runs():
             try:
@@ -245,12 +252,30 @@ class Pruner:
         return results
 
     async def run(self) -> None:
-        """Prune, wait the interval, again, until :meth:`stop` (or the task is cancelled)."""
+        """Wait the interval, prune, again, until :meth:`stop` (or the task is cancelled). The first pass
+        comes one interval after the start: a server starting must not wait for it."""
         while not self._stopping:
-            await asyncio.to_thread(self.prune_once)
+            await self._sleep(self.settings.retention_interval_s)  # type: ignore[misc]
             if self._stopping:
                 break
-            await self._sleep(self.settings.retention_interval_s)  # type: ignore[misc]
+            await asyncio.to_thread(self.prune_once)
 
     def stop(self) -> None:
         self._stopping = True
+
+    def start(self) -> asyncio.Task[None]:
+        """:meth:`run` as a task of the running event loop (see :meth:`close`)."""
+        return asyncio.get_running_loop().create_task(self.run(), name="bftscope-retention")
+
+    async def close(self, task: asyncio.Task[None]) -> None:
+        """Stop the task started by :meth:`start` and wait for a pass in progress to end (its thread cannot be
+        cancelled, and the store must outlive it)."""
+        self.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(self._wait_idle)
+
+    def _wait_idle(self) -> None:
+        with self._busy:
+            pass
