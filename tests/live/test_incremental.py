@@ -176,3 +176,50 @@ def test_a_failed_update_from_write_is_counted_and_the_next_one_rebuilds(
     monkeypatch.setattr(derived, "refresh", lambda s, r, h, **kw: calls.append(h) or real(s, r, h, **kw))
     sink.flush()
     assert calls[-1] is None and derived.is_current(store, store.get_run("live").id)  # a full rebuild
+
+
+def test_keep_current_updates_in_a_thread_until_cancelled(store: DuckDBStore) -> None:
+    import asyncio
+
+    sink = StoreSink(store, "live", "cometbft", update_every_s=None)
+    row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
+    naps: list[float] = []
+
+    async def main() -> None:
+        async def nap(seconds: float) -> None:
+            naps.append(seconds)
+            if len(naps) == 3:
+                raise asyncio.CancelledError
+            await asyncio.sleep(0)
+
+        sink.write("n0", [row | {"height": 1}])
+        with pytest.raises(asyncio.CancelledError):
+            await sink.keep_current(2.0, sleep=nap)
+
+    asyncio.run(main())
+    assert naps == [2.0, 2.0, 2.0] and sink.updates == 1  # the second pass found nothing new
+    assert derived.is_current(store, store.get_run("live").id)
+
+
+def test_rollups_wait_ten_times_their_own_cost(store: DuckDBStore) -> None:
+    now = [0.0]
+    sink = StoreSink(store, "live", "cometbft", update_every_s=None, rollups_every_s=1.0, clock=lambda: now[0])
+    row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
+    real = derived.refresh
+    seen: list[bool] = []
+
+    def slow(s: Any, r: int, h: int | None, *, rollups: bool = True) -> dict[str, int]:
+        seen.append(rollups)
+        now[0] += 3.0 if rollups else 0.1  # a rollup refresh that takes 3 s
+        return real(s, r, h, rollups=rollups)
+
+    derived.refresh = slow  # type: ignore[assignment]
+    try:
+        for h in range(1, 5):
+            sink.write("n0", [row | {"height": h}])
+            sink.update()
+            now[0] += 10.0
+    finally:
+        derived.refresh = real  # type: ignore[assignment]
+    # refresh at t=0 took 3 s: the next waits 30 s, not rollups_every_s
+    assert seen == [True, False, False, True]

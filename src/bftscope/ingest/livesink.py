@@ -19,11 +19,12 @@ update during which no event arrived, so a reader never takes stale answers for 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,7 @@ class StoreSink:
     _top: int | None = None  # highest height written
     _last_update: float = float("-inf")
     _last_rollups: float = float("-inf")
+    _rollups_cost: float = 0.0  # seconds the last update with rollups took
     _rollups_dropped: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _updating: threading.Lock = field(default_factory=threading.Lock)
@@ -137,7 +139,8 @@ class StoreSink:
         rollups are refreshed when ``rollups`` is True, or (None) when ``rollups_every_s`` has passed."""
         with self._updating:
             if rollups is None:
-                rollups = self.clock() - self._last_rollups >= self.rollups_every_s
+                # at most every rollups_every_s, and never more than a tenth of the time (they grow with the run)
+                rollups = self.clock() - self._last_rollups >= max(self.rollups_every_s, 10 * self._rollups_cost)
             with self._lock:
                 if self._run_id is None:
                     return False
@@ -149,6 +152,7 @@ class StoreSink:
                 incremental = bool(self._incremental)
                 self._pending = None
             self.store.flush_events()
+            began = self.clock()
             try:
                 derived.refresh(self.store, run_id, pending if incremental else None, rollups=rollups)
             except BaseException:
@@ -165,10 +169,23 @@ class StoreSink:
                 self._rollups_dropped = not rollups
                 if rollups:
                     self._last_rollups = self._last_update
+                    self._rollups_cost = self._last_update - began
                 if self._writes == writes:  # else events came meanwhile: still stale, _pending holds their heights
                     self.store.set_derived_version(run_id, registry.family(self.chain).derived_version)
                     self._stale = False
             return True
+
+    async def keep_current(self, interval_s: float = 5.0,
+                           sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:  # fmt: skip
+        """Update every ``interval_s`` in a worker thread, so an event loop that writes (a follower, with
+        ``update_every_s=None``) is never held up by the analytics; runs until cancelled."""
+        while True:
+            await sleep(interval_s)
+            try:
+                await asyncio.to_thread(self.update)
+            except BftscopeError as exc:
+                self.update_errors += 1
+                log.warning("live run %s: analytics update failed (%s); the next one rebuilds", self.run, exc)
 
     def flush(self) -> None:
         """Close every source with its count, then bring the run's derived tables and rollups up to date."""
