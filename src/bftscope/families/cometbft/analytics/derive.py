@@ -40,21 +40,25 @@ DERIVED_TABLES = ("vote_arrivals", "deliveries", "unmatched_receipts")
 # messages that name none), and replaces the derived rows of the same heights.
 _SCOPE = "AND (height >= :from OR height IS NULL)"
 _E_SCOPE = "AND (e.height >= :from OR e.height IS NULL)"
+# What needs a height (vote arrivals, logical deliveries: joined on it) reads only the heights: a filter on the
+# height alone skips the older row groups, one that also takes NULLs cannot.
+_HEIGHTS = "AND height >= :from"
 
 
 def _idx(d: Dialect, scoped: bool) -> str:
     """Validator index → address. Scoped to heights ≥ ``:from``, the heights below contribute what their
-    vote arrivals already resolved (the map is assumed fixed within a run, as in a full rebuild)."""
+    vote arrivals already resolved (the map is assumed fixed within a run, as in a full rebuild; a vote
+    event without a height, which a full rebuild also reads, is not read again)."""
     votes = ("SELECT validator_index, validator FROM events WHERE run_id = :run AND msg_type = 'vote'"
              " AND validator IS NOT NULL AND validator_index IS NOT NULL")  # fmt: skip
     if scoped:
-        votes += (f" {_SCOPE} UNION ALL SELECT validator_index, validator FROM vote_arrivals"
+        votes += (f" {_HEIGHTS} UNION ALL SELECT validator_index, validator FROM vote_arrivals"
                   " WHERE run_id = :run AND height < :from AND validator IS NOT NULL")  # fmt: skip
     return f"SELECT validator_index, {d.any_value('validator')} AS validator FROM ({votes}) v GROUP BY validator_index"
 
 
 def _vote_arrivals(d: Dialect, scoped: bool) -> str:
-    scope = _SCOPE if scoped else ""
+    scope = _HEIGHTS if scoped else ""
     return f"""
 INSERT INTO vote_arrivals
 WITH idx AS ({_idx(d, scoped)}), rec AS (
@@ -132,7 +136,7 @@ GROUP BY r.sender, r.receiver, r.msg_type, r.height
 
 # Only for senders whose own messages are recorded (WAL) and who sent none over the wire in logs.
 def _logical_deliveries(d: Dialect, scoped: bool) -> str:
-    scope, e_scope = (_SCOPE, _SCOPE.replace("height", "e.height")) if scoped else ("", "")
+    scope, e_scope = (_HEIGHTS, _HEIGHTS.replace("height", "e.height")) if scoped else ("", "")
     return f"""
 INSERT INTO deliveries ({_COLS})
 WITH o AS (
