@@ -220,3 +220,11 @@ def test_metrics_show_live_run_size_and_what_retention_removed(tmp_path: Path) -
     removed = pruner.removed[(run_id, "events")]
     assert f'bftscope_retention_removed_rows{{run="net",table="events"}} {float(removed)}' in text
     assert "bftscope_retention_passes 1.0" in text and 'bftscope_live_store_bytes{run="net"}' in text
+
+
+def test_deleting_a_run_removes_its_retention_marks(store: DuckDBStore, tmp_path: Path) -> None:
+    run_id = _live_run(store)
+    retention.prune(store, run_id, 40.5 * DAY, _settings(tmp_path))
+    assert store.query("SELECT count(*) FROM retention_marks WHERE run_id = ?", [run_id])[0][0] == 1
+    store.delete_run(run_id)
+    assert store.query("SELECT count(*) FROM retention_marks")[0][0] == 0
