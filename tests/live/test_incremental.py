@@ -223,3 +223,25 @@ def test_rollups_wait_ten_times_their_own_cost(store: DuckDBStore) -> None:
         derived.refresh = real  # type: ignore[assignment]
     # refresh at t=0 took 3 s: the next waits 30 s, not rollups_every_s
     assert seen == [True, False, False, True]
+
+
+def test_a_run_resumed_after_a_crash_keeps_its_events_and_goes_on(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "d")
+    row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
+    store = DuckDBStore.open(settings.store_path, settings)
+    sink = StoreSink(store, "live", "cometbft", update_every_s=None)
+    sink.write("n0", [row | {"height": 1}, row | {"height": 2}])
+    store.close()  # the process dies: no flush, no update
+    store = DuckDBStore.open(settings.store_path, settings)  # opening recovers interrupted ingests
+    try:
+        run_id = store.get_run("live").id
+        assert store.query("SELECT count(*) FROM events WHERE run_id = ?", [run_id])[0][0] == 2
+        again = StoreSink(store, "live", "cometbft", update_every_s=None)
+        again.write("n0", [row | {"height": 3}])
+        again.flush()
+        assert again.full_updates == 1  # the run was not current when the process died: rebuilt in full
+        (source,) = store.sources(run_id)
+        assert (source.name, source.events) == ("live:n0", 3)
+        assert derived.is_current(store, run_id)
+    finally:
+        store.close()

@@ -94,8 +94,17 @@ class StoreSink:
             if self._run_id is None:
                 self._run_id = self.store.get_or_create_run(self.run, self.chain).id
             node = family.resolve_node(self.store, self._run_id, family.new_identity(), name, None)
-            record = self.store.begin_source(self._run_id, node.node, f"live:{name}", "live", f"live:{name}", 0)
-            src = self._sources[name] = _Source(node.node, record.id)
+            key = f"live:{name}"
+            record = self.store.find_source(self._run_id, key)
+            if record is None:
+                # Complete from the start: a stream has no end to wait for, and a source left "ingesting" by a
+                # process that died would be discarded, events and all, when the store is opened again.
+                record = self.store.begin_source(self._run_id, node.node, key, "live", key, 0)
+                self.store.finish_source(record.id, lines=0, events=0, skipped={}, warnings=[])
+            # a resumed run goes on counting (what a process that died appended was never counted: count it)
+            (held,) = self.store.query("SELECT count(*) FROM events WHERE run_id = ? AND source = ?",
+                                       [self._run_id, record.id])[0]  # fmt: skip
+            src = self._sources[name] = _Source(node.node, record.id, max(record.events, int(held)))
         return src
 
     def write(self, source: str, events: Sequence[Any]) -> None:
