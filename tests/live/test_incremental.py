@@ -138,17 +138,18 @@ def test_write_updates_when_a_new_height_begins_at_most_every_interval(store: Du
     now = [0.0]
     sink = StoreSink(store, "live", "cometbft", update_every_s=10.0, clock=lambda: now[0])
     row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
-    sink.write("n0", [row | {"height": 1}])
-    assert sink.updates == 0  # no height completed yet
-    sink.write("n0", [row | {"height": 2}])
-    assert sink.updates == 1  # height 1 is complete
-    sink.write("n0", [row | {"height": 3}])
-    assert sink.updates == 1  # too soon
+
+    def write(height: int) -> int:
+        sink.write("n0", [row | {"height": height}])
+        sink.wait()  # write started the update in a thread of its own
+        return sink.updates
+
+    assert write(1) == 0  # no height completed yet
+    assert write(2) == 1  # height 1 is complete
+    assert write(3) == 1  # too soon
     now[0] = 11.0
-    sink.write("n0", [row | {"height": 3}])
-    assert sink.updates == 1  # same height: nothing completed
-    sink.write("n0", [row | {"height": 4}])
-    assert sink.updates == 2 and derived.is_current(store, store.get_run("live").id)
+    assert write(3) == 1  # same height: nothing completed
+    assert write(4) == 2 and derived.is_current(store, store.get_run("live").id)
     sink.write("n0", [row | {"height": 4}])
     assert not derived.is_current(store, store.get_run("live").id)  # a row the last update did not cover
     sink.flush()
@@ -171,7 +172,8 @@ def test_a_failed_update_from_write_is_counted_and_the_next_one_rebuilds(
         raise StoreError("disk full")
 
     monkeypatch.setattr(derived, "refresh", failing)
-    sink.write("n0", [row | {"height": 2}])  # does not raise: the row is stored, the failure counted
+    sink.write("n0", [row | {"height": 2}])  # the row is stored, the update's failure counted (in its thread)
+    sink.wait()
     assert sink.update_errors == 1 and store.query("SELECT count(*) FROM events")[0][0] == 2
     monkeypatch.setattr(derived, "refresh", lambda s, r, h, **kw: calls.append(h) or real(s, r, h, **kw))
     sink.flush()

@@ -9,8 +9,9 @@ answer depending on that time can say "unknown" instead of "missing".
 
 Analytics stay current incrementally (docs/live.md "Live analytics"): the sink remembers the lowest height
 its new events touched, and :meth:`StoreSink.update` — called by :meth:`~StoreSink.flush`, and by
-:meth:`~StoreSink.write` when a new height begins (the previous one is complete) at most every
-``update_every_s`` — replaces the derived rows of those heights only (:func:`bftscope.ingest.derived.refresh`).
+:meth:`~StoreSink.write` in a thread of its own when a new height begins (the previous one is complete), at
+most every ``update_every_s`` — replaces the derived rows of those heights only
+(:func:`bftscope.ingest.derived.refresh`).
 The rollups, which are recomputed over the run's retained events, are refreshed at most every
 ``rollups_every_s``; an update in between drops them, so answers are computed live, never stale. The run's
 ``derived_version`` is cleared before the first event after an update is stored and set again only by an
@@ -57,9 +58,9 @@ class _Source:
 class StoreSink:
     """Appends each live source's events to run ``run`` (created for ``chain`` if new) of ``store``.
 
-    ``update_every_s``: the least time between two updates that :meth:`write` starts itself (when a new height
-    begins); ``None``: only :meth:`flush` and explicit :meth:`update` calls update (a caller on an event loop
-    may run :meth:`update` in a thread instead). ``rollups_every_s``: the least time between two refreshes of
+    ``update_every_s``: the least time between two updates that :meth:`write` starts itself, in a thread, when a
+    new height begins; ``None``: only :meth:`flush`, :meth:`keep_current` and explicit :meth:`update` calls
+    update. ``rollups_every_s``: the least time between two refreshes of
     the rollups (they are recomputed over the run's retained events); an update in between drops them and
     answers are computed live until the next one. ``clock``: monotonic seconds.
     """
@@ -86,6 +87,7 @@ class StoreSink:
     _rollups_dropped: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _updating: threading.Lock = field(default_factory=threading.Lock)
+    _worker: threading.Thread | None = None
 
     def _source(self, name: str) -> _Source:
         src = self._sources.get(name)
@@ -131,11 +133,29 @@ class StoreSink:
                 self._top = int(hi) if self._top is None else max(self._top, int(hi))
         every = self.update_every_s
         if began and every is not None and self.clock() - self._last_update >= every:
-            try:
-                self.update()
-            except BftscopeError as exc:  # the events are stored; the next update rebuilds what this one could not
-                self.update_errors += 1
-                log.warning("live run %s: analytics update failed (%s); the next one rebuilds", self.run, exc)
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        """Update in a thread of its own: the writer (a follower's event loop) goes on at once."""
+        with self._lock:
+            if self._worker is not None and self._worker.is_alive():
+                return  # the next height that begins after it ends starts the next one
+            self._worker = threading.Thread(target=self._update_logged, name=f"bftscope-live-{self.run}",
+                                            daemon=True)  # fmt: skip
+            self._worker.start()
+
+    def _update_logged(self) -> None:
+        try:
+            self.update()
+        except BftscopeError as exc:  # the events are stored; the next update rebuilds what this one could not
+            self.update_errors += 1
+            log.warning("live run %s: analytics update failed (%s); the next one rebuilds", self.run, exc)
+
+    def wait(self) -> None:
+        """Wait for an update that :meth:`write` started to end."""
+        worker = self._worker
+        if worker is not None:
+            worker.join()
 
     def gap(self, gap: Gap) -> None:
         row = {"ts": int(gap.start * 1e9), "kind": OBSERVATION_GAP,
@@ -186,18 +206,15 @@ class StoreSink:
 
     async def keep_current(self, interval_s: float = 5.0,
                            sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:  # fmt: skip
-        """Update every ``interval_s`` in a worker thread, so an event loop that writes (a follower, with
-        ``update_every_s=None``) is never held up by the analytics; runs until cancelled."""
+        """Update every ``interval_s`` in a worker thread (also what late events of old heights alone, which
+        start no height, need); runs until cancelled."""
         while True:
             await sleep(interval_s)
-            try:
-                await asyncio.to_thread(self.update)
-            except BftscopeError as exc:
-                self.update_errors += 1
-                log.warning("live run %s: analytics update failed (%s); the next one rebuilds", self.run, exc)
+            await asyncio.to_thread(self._update_logged)
 
     def flush(self) -> None:
         """Close every source with its count, then bring the run's derived tables and rollups up to date."""
+        self.wait()
         self.store.flush_events()
         for src in self._sources.values():
             self.store.finish_source(src.source_id, lines=src.events, events=src.events, skipped={}, warnings=[])
