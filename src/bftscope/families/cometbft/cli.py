@@ -1,4 +1,4 @@
-"""The CometBFT family's commands: ``report``, ``compare``, ``simulate``, ``demo`` and ``watch`` (added by
+"""The CometBFT family's commands: ``report``, ``compare``, ``simulate``, ``demo``, ``missed`` and ``watch`` (added by
 :func:`register`)."""
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def _clock_offsets(specs: list[str]) -> dict[int, float]:
 
 def register(app: typer.Typer) -> None:
     from bftscope.families.cometbft.live.watch import register as register_watch
+    from bftscope.families.cometbft.missed.cli import register as register_missed
 
+    register_missed(app)
     register_watch(app)
 
     @app.command("report")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bftscope.families.base import EventRenderer, Family, Metric
+from bftscope.families.base import EventRenderer, Family, Metric, RetainedTable
 from bftscope.families.cometbft.analytics import derive, peerids, rollups
 from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN
 from bftscope.families.cometbft.kinds import ALL_KINDS
@@ -20,6 +20,7 @@ from bftscope.families.cometbft.live.source import RPC_SOURCE
 from bftscope.families.cometbft.parse import home
 from bftscope.families.cometbft.parse.formats import FORMATS
 from bftscope.families.cometbft.parse.identity import Identity
+from bftscope.families.cometbft.validators import history
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -34,6 +35,17 @@ _WAL_NAME = re.compile(r"^wal(\.\d+)?$")
 _NOT_LOGS = frozenset({"genesis.json", "node_key.json", "priv_validator_key.json", "priv_validator_state.json",
                        "addrbook.json", "ground_truth.json"})  # fmt: skip
 
+# What retention prunes (docs/live.md "Retention"): events and the rows derived from them with the raw window;
+# validator history (validators/history.py) with the summary window, the set in effect at the cut kept.
+RETAINED = (
+    RetainedTable("events", "raw", ts="ts"),
+    RetainedTable("vote_arrivals", "raw"),
+    RetainedTable("deliveries", "raw", ts="sent_ts"),
+    RetainedTable("unmatched_receipts", "raw"),
+    RetainedTable("validator_sets", "summary", keep_last=True),
+    RetainedTable("validator_priorities", "summary"),
+)
+
 
 class CometBFT(Family):
     name = "cometbft"
@@ -42,8 +54,9 @@ class CometBFT(Family):
     live_sources: Sequence[Any] = (RPC_SOURCE,)  # the RPC websocket (live/source.py; a network: live/follower.py)
     identity_key = "p2p_id"
     identity_aliases = ("p2p_id", "validator", "moniker")
-    # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology; 3: deliveries' event ids
-    derived_version = 3
+    # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology; 3: deliveries' event ids;
+    # 4: unmatched receipts by height; 5: validator sets with history and proposer priorities (validators/history.py)
+    derived_version = 5
     whole_run = WHOLE_RUN
 
     def is_node_home(self, path: Path) -> bool:
@@ -88,13 +101,29 @@ class CometBFT(Family):
         node = store.resolve_node(run_id, p2p_id=ident.p2p_id, validator=ident.validator, moniker=ident.moniker,
                                   label=label)  # fmt: skip
         peerids.record_home(store, run_id, node.node, home_dir, ident)
+        history.keep_genesis(store, run_id, node.node, home_dir)  # the set the chain starts with
         return node
 
     def derive(self, store: Store, run_id: int) -> dict[str, int]:
         # Through the modules (not names imported from them), so a test can stand in for either step.
         # Inferred p2p ids are derived data too: deliveries need them to tie a receipt to its sender.
         peerids.resolve(store, run_id)
-        return derive.rebuild(store, run_id)
+        counts = derive.rebuild(store, run_id)
+        counts.update(history.rebuild(store, run_id))
+        return counts
+
+    def derive_incremental(self, store: Store, run_id: int, from_height: int) -> dict[str, int]:
+        # Deliveries tie receipts to senders by p2p id: when new events changed an inferred id, every height's
+        # deliveries may change, and only a full rebuild is right.
+        before = {n.node: n.p2p_id for n in store.nodes(run_id)}
+        peerids.resolve(store, run_id)
+        changed = before != {n.node: n.p2p_id for n in store.nodes(run_id)}
+        counts = derive.rebuild(store, run_id, None if changed else from_height)
+        counts.update(history.rebuild(store, run_id))
+        return counts
+
+    def retention_tables(self) -> Sequence[RetainedTable]:
+        return RETAINED
 
     def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
         return peerids.identity_provenance(store, run_id)

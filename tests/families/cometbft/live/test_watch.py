@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from bftscope.cli import app
 from bftscope.config import Settings
 from bftscope.families import registry
+from bftscope.families.cometbft.validators.history import set_at
 from bftscope.store import open_store
 from tests.conftest import REPO, require_data
 from tests.families.cometbft.live.fakenode import Chain, FakeNode, serving, wal_chain
@@ -57,10 +58,12 @@ def test_watch_until_a_height_then_resume(chain: Chain, tmp_path: Path) -> None:
         gaps = store.query("SELECT height, extra FROM events WHERE kind = 'observation_gap' ORDER BY ts")
         run = store.get_run("net")
         nodes = [n.label for n in store.nodes(run.id)]
+        members = [v.address for v in set_at(store, run.id, 77)]
     finally:
         store.close()
     assert [h for (h,) in heights] == list(range(1, 78)) and run.chain == "cometbft"
     assert nodes == [url.removeprefix("http://")]
+    assert members == [v["address"] for v in chain.validators]  # fetched with /validators, in set order
     reasons = [json.loads(extra)["reason"] for _, extra in gaps]
     # the pause between the two watches, and the cut if the first watch was still running at frame 700
     assert "not followed (bftscope was not running)" in reasons

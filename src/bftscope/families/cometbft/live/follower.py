@@ -116,7 +116,7 @@ class NetworkFollower:
         max_backfill: int = 100,
         flush_interval: float = 0.25,
         transport_factory: Callable[[Endpoint], Transport] | None = None,
-        on_validator_set: Callable[[int, list[RpcValidator]], bool] | None = None,
+        on_validator_set: Callable[[int, list[RpcValidator]], object] | None = None,
         seen: Seen | None = None,
         committed: int | None = None,
         last_seen_at: float | None = None,
@@ -407,8 +407,11 @@ class NetworkFollower:
         else:
             self._sets.insert(i, (vs.height, addresses))
         del self._sets[:-64]
-        if self._on_validator_set is not None and not self._on_validator_set(vs.height, vs.validators):
-            self._counts["validator_sets_not_stored"] += 1
+        if self._on_validator_set is not None:
+            try:
+                self._on_validator_set(vs.height, vs.validators)
+            except ValueError:  # the history refused the set (a malformed member): the one stored stays
+                self._counts["validator_errors"] += 1
 
     async def _flush_loop(self) -> None:
         while True:
