@@ -7,7 +7,7 @@ frame sent while no client listens is lost to the client. Knobs for the tests: `
 which the server drops the connection, each once), ``skip_on_reconnect`` (frames the chain moves on while a
 client is away), ``silent_at`` (stop sending, keep the socket open), ``max_subscriptions`` (refuse more, as
 CometBFT's ``max_subscriptions_per_client``), ``validators_error`` (``/validators`` answers -32603), ``down``
-(refuse websocket connections).
+(refuse websocket connections), ``drop`` (frames never sent, as a node's full subscriber buffer drops them).
 """
 
 from __future__ import annotations
@@ -142,6 +142,7 @@ class FakeNode:
         max_subscriptions: int | None = None,
         validators_error: bool = False,
         down: bool = False,
+        drop: tuple[int, int] | None = None,
     ) -> None:
         self.chain = chain
         self.position = 0
@@ -151,6 +152,7 @@ class FakeNode:
         self.max_subscriptions = max_subscriptions
         self.validators_error = validators_error
         self.down = down
+        self.drop = drop  # (first, count): frames a slow subscriber loses without a disconnect
         self.connections = 0
         self.http_calls: list[str] = []
 
@@ -190,7 +192,8 @@ class FakeNode:
                     return
                 kind, value = self.chain.frames[self.position]
                 self.position += 1
-                if kind in queries:
+                dropped = self.drop is not None and self.drop[0] <= self.position - 1 < sum(self.drop)
+                if kind in queries and not dropped:
                     sub_id, query = queries[kind]
                     data_type = "RoundState" if kind == "NewRoundStep" else kind
                     result = {"query": query, "data": {"type": f"tendermint/event/{data_type}", "value": value},

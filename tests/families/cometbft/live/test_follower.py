@@ -170,3 +170,21 @@ def test_stopping_while_disconnected_stores_the_open_gap(chain: Chain, tmp_path:
     extra = json.loads(gap["extra"])
     assert gap["height"] == 11 and gap["ts"] == 1_000_000_000 and extra["refilled"] == []
     assert follower.status().endpoints[0].state is EndpointState.STOPPED and sink.flushes == 1
+
+
+def test_a_height_jump_in_the_stream_is_a_backfilled_gap(chain: Chain) -> None:
+    """A node that drops events for a slow subscriber (no disconnect): the heights between two NewBlocks are
+    backfilled and stored as one gap; nothing written twice."""
+    node = FakeNode(chain, drop=(chain.block_at[20] - 5, chain.block_at[24] - chain.block_at[20] + 5))
+    sink = MemorySink()
+    with serving(node.app()) as url:
+        follower = _follower([url], sink)
+        _follow(follower, lambda: node.done and follower.status().observed_height == 77 and follower.status().gaps)
+    (gap,) = _rows(sink, "observation_gap")
+    extra = json.loads(gap["extra"])
+    assert (gap["height"], extra["to_height"], extra["refilled_heights"]) == (20, 24, [20, 23])  # 24 partly seen
+    assert extra["reason"].startswith("height jump in the stream: 20..23 not received")
+    assert {r["height"] for r in _rows(sink, "block_committed")} == set(range(1, 78))
+    assert {r["height"] for r in _rows(sink, "commit_sig")} == set(range(1, 77))
+    assert _keyed_duplicates(sink) == Counter()
+    assert follower.status().endpoints[0].reconnects == 0
