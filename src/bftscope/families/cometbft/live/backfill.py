@@ -28,7 +28,8 @@ PARTS = ("block", "commit", "validators")
 @dataclass
 class GapSpan:
     """Time (epoch s) and heights not observed. ``first``…``last``: the heights whose events may be missing
-    (``None`` when no height was known yet); ``refill_to``: the last of them already committed (backfillable)."""
+    (``None`` when no height was known yet) — from the last committed height seen, whose late precommits can
+    still arrive, to the one in progress; ``refill_from``…``refill_to``: the committed ones not seen (backfillable)."""
 
     label: str  # the endpoint whose observation broke: the gap row goes on its node
     start: float
@@ -36,6 +37,7 @@ class GapSpan:
     reason: str
     first: int | None = None
     last: int | None = None
+    refill_from: int | None = None  # the first committed height not seen (None: ``first``)
     refill_to: int | None = None
 
 
@@ -61,11 +63,12 @@ class Backfiller:
         """Refill what ``rpc`` can give for ``gap`` and return its ``observation_gap`` row (not written)."""
         heights: list[int] = []
         not_refilled: list[int] | None = None
-        if gap.first is not None and gap.refill_to is not None and gap.refill_to >= gap.first:
-            heights = list(range(max(gap.first, gap.refill_to - self.max_heights + 1), gap.refill_to + 1))
-            if heights[0] > gap.first:
-                not_refilled = [gap.first, heights[0] - 1]
-                self.not_refilled_heights += heights[0] - gap.first
+        start = gap.refill_from if gap.refill_from is not None else gap.first
+        if start is not None and gap.refill_to is not None and gap.refill_to >= start:
+            heights = list(range(max(start, gap.refill_to - self.max_heights + 1), gap.refill_to + 1))
+            if heights[0] > start:
+                not_refilled = [start, heights[0] - 1]
+                self.not_refilled_heights += heights[0] - start
         got: Counter[str] = Counter()
         errors: Counter[str] = Counter()
         for h in heights if rpc is not None else []:

@@ -6,9 +6,9 @@ that fails, closes, or stays silent past ``silence_timeout`` (the websocket itse
 follower fails over to the next endpoint at once, waiting a capped backoff with full jitter
 (:class:`~bftscope.ingest.live.Backoff`) only when it has tried them all since the last healthy connection.
 
-Heights are tracked, not assumed: after a reconnect the heights from the last committed one seen + 1 to the
-node's height + 1 (``/status``) were not (fully) observed, and so were the heights skipped by a jump in the
-stream (a node drops events for a slow subscriber). Each gap is backfilled in the background
+Heights are tracked, not assumed: after a reconnect the heights from the last committed one seen (its late
+precommits) to the node's height + 1 (``/status``) were not (fully) observed, and so were the heights skipped by
+a jump in the stream (a node drops events for a slow subscriber). Each gap is backfilled in the background
 (:mod:`~bftscope.families.cometbft.live.backfill`) and stored as one ``observation_gap`` row. Nothing is
 written twice (:class:`~bftscope.families.cometbft.live.seen.Seen`). Validator sets are fetched at start and
 where updates take effect, and handed to ``on_validator_set``; an RPC error never replaces a set.
@@ -279,8 +279,8 @@ class NetworkFollower:
             label, since, reason = self._lost
             self._lost = None
             span = GapSpan(label, since, self._clock(), reason)
-            if self._committed is not None:
-                span.first = self._committed + 1
+            if self._committed is not None:  # from the last committed height: its late precommits were missed too
+                span.first, span.refill_from = self._committed, self._committed + 1
                 if self._node_height is None:
                     self._awaiting_heights = span  # the first NewBlock of the stream closes it
                     return
@@ -293,9 +293,9 @@ class NetworkFollower:
 
     def _close_heights(self, span: GapSpan, node_height: int) -> None:
         """Heights of a gap once the node's height is known: up to the one in progress (``node_height`` + 1)."""
-        assert span.first is not None
-        span.last = max(span.first, node_height + 1)
-        span.refill_to = node_height if node_height >= span.first else None
+        assert span.refill_from is not None
+        span.last = max(span.refill_from, node_height + 1)
+        span.refill_to = node_height if node_height >= span.refill_from else None
         self._advance(node_height)
 
     # --- rows -----------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ class NetworkFollower:
             first = self._committed + 1
             span = GapSpan(ep.endpoint.label, self._last_block_at or now, now,
                            f"height jump in the stream: {first}..{height - 1} not received (dropped by the node)",
-                           first, height, height - 1)  # fmt: skip
+                           self._committed, height, first, height - 1)  # fmt: skip
             self._jobs.put_nowait(("gap", span))
         self._last_block_at = now
         self._advance(height)
@@ -449,7 +449,7 @@ class NetworkFollower:
         if pending is not None:
             pending.end = self._clock()
             if pending.first is None and self._committed is not None:
-                pending.first = self._committed + 1
+                pending.first = self._committed
             self._gap_row(await self._backfill.fill(pending, None), pending.label)
         self._lost = self._awaiting_heights = None
         for ep in self._eps:
