@@ -30,14 +30,16 @@ def _watch(node: FakeNode, data: Path) -> list[dict[str, Any]]:
 
 
 def _by_status(rows: list[dict[str, Any]], status: str) -> set[tuple[Any, ...]]:
-    return {(r["height"], r["round"], r["validator"], r["type"]) for r in rows if r["status"] == status}
+    """Rows of the 77 committed heights (a watch stopped at 77 may or may not have seen 78 begin)."""
+    return {(r["height"], r["round"], r["validator"], r["type"]) for r in rows
+            if r["status"] == status and r["height"] <= 77}  # fmt: skip
 
 
 def test_a_cut_watch_says_unknown_where_the_uncut_one_saw(tmp_path: Path) -> None:
     chain = wal_chain(require_data("cometbft/tendermint-v0.34-4node-wal") / "node0" / "data" / "cs.wal" / "wal")
     whole = _watch(FakeNode(chain), tmp_path / "whole")
     cut = _watch(FakeNode(chain, cuts=(150, 400, 650, 900), skip_on_reconnect=40), tmp_path / "cut")
-    assert {r["height"] for r in whole} == set(range(1, 78)) and {r["height"] for r in cut} >= set(range(2, 77))
+    assert {r["height"] for r in whole} >= set(range(1, 78)) and {r["height"] for r in cut} >= set(range(2, 77))
     assert _by_status(cut, "absent") <= _by_status(whole, "absent") == set()  # node0 alone shows no absent
     unknown_now = _by_status(cut, "unknown") - _by_status(whole, "unknown")
     assert unknown_now  # the votes lost with the connections
