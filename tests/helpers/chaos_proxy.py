@@ -84,6 +84,12 @@ class ChaosProxy:
             return None
         return self.rng.randint(self.min_bytes, self.max_bytes)
 
+    @staticmethod
+    def random_plan(seed: int, n: int, min_bytes: int = 1_000, max_bytes: int = 50_000) -> list[int]:
+        """The cut points a proxy with this seed uses for its first ``n`` connections."""
+        rng = random.Random(seed)
+        return [rng.randint(min_bytes, max_bytes) for _ in range(n)]
+
     async def __aenter__(self) -> ChaosProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]

@@ -111,7 +111,8 @@ def validators(p: Player, params: dict[str, Any]) -> dict[str, Any]:
     h = _height(p, params, latest=p.latest_height + 1)  # the next height's set is known, as on a real node
     per_page = _int_param(params, "per_page")
     per_page = DEFAULT_PER_PAGE if per_page is None or per_page < 1 else min(per_page, MAX_PER_PAGE)
-    page = _int_param(params, "page") or 1
+    page = _int_param(params, "page")
+    page = 1 if page is None else page
     members = p.tl.set_at(h).validators
     pages = max(1, (len(members) + per_page - 1) // per_page)
     if page < 1 or page > pages:
