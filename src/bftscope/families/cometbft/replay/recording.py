@@ -56,9 +56,13 @@ def _label(f: InputFile) -> str:
     return f.home.name if f.home is not None else f.path.name.split(".")[0]
 
 
+def _is_genesis_name(p: Path) -> bool:
+    return p.is_file() and p.name.endswith("genesis.json")
+
+
 def _genesis_path(paths: list[Path], homes: set[Path]) -> Path | None:
     for p in paths:
-        if p.is_file() and p.name == "genesis.json":
+        if _is_genesis_name(p):
             return p
     for home in sorted(homes):
         if (home / "config" / "genesis.json").is_file():
@@ -119,7 +123,7 @@ def read_recording(paths: list[Path], node: str | None = None) -> Recording:
     found = discover(paths)
     by_node: dict[str, list[InputFile]] = {}
     for f in found.files:
-        if f.path.name == "genesis.json":
+        if _is_genesis_name(f.path):
             continue
         by_node.setdefault(_label(f), []).append(f)
     if not by_node:

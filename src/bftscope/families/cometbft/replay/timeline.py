@@ -46,6 +46,7 @@ from bftscope.families.cometbft.validators.priority import HeightSet
 __all__ = ["Timeline", "build_timeline"]
 
 _VOTE_TYPES = {"prevote": 1, "precommit": 2}
+_WAL_MSGS = (kinds.MSG_RECEIVED, kinds.MSG_INTERNAL)
 
 
 @dataclass
@@ -119,6 +120,7 @@ class _Builder:
         self.rec = rec
         self.drop = drop.upper() if drop else None
         self.height: int | None = None
+        self.round = 0
         self.step = "RoundStepNewHeight"
         self.rounds_started: set[tuple[int, int]] = set()
         self.seen: set[tuple[int, int, int, str]] = set()
@@ -127,16 +129,22 @@ class _Builder:
         self.commit_round: dict[int, int] = {}
         self.ends: list[tuple[int, int]] = []  # (ts, height) of each height's end
         self.peers: dict[str, None] = {}
+        self.proposers: dict[tuple[int, int], str] = {}  # (h, r) → proposer named by a log
+        by_fp = {v.address[:12]: v.address for v in ordered}
+        self.by_fp, self.by_index = by_fp, [v.address for v in ordered]
 
     def add(self, ts: int, kind: str, h: int, r: int, **kw: Any) -> None:
         self.tl.events.append(Event(ts, kind, h, r, self.step, **kw))
 
-    def on_step(self, ts: int, h: int, r: int, step: str) -> None:
-        self.height = h
+    def on_step(self, ts: int, h: int, r: int, step: str, proposer: str | None) -> None:
+        self.height, self.round = h, r
         if step in ("new_round", "propose") and (h, r) not in self.rounds_started:
             self.rounds_started.add((h, r))
             self.step = STEP_NAMES["new_round"]
-            self.add(ts, "NewRound", h, r, proposer=self.tl.proposer(h, r))
+            if proposer:  # a log names the round's proposer: it wins over the rule
+                self.proposers[(h, r)] = proposer
+            who = (proposer, self.tl.index_of(proposer)) if proposer else self.tl.proposer(h, r)
+            self.add(ts, "NewRound", h, r, proposer=who)
         if step == "commit":
             self.commit_round[h] = r
         if step != "new_round" and step in STEP_NAMES:
@@ -145,7 +153,9 @@ class _Builder:
 
     def on_vote(self, ts: int, row: dict[str, Any]) -> None:
         h, r, vtype = row["height"], row["round"], _VOTE_TYPES.get(row["vote_type"] or "")
-        validator = row["validator"]
+        validator = row["validator"] or self._log_validator(row)
+        if r is None and vtype == 2 and h in self.commit_round:  # a log's "added to last precommits" has no round
+            r = self.commit_round[h]
         if h is None or r is None or vtype is None or not validator:
             self.tl.skipped["vote without height, round, type or validator"] += 1
             return
@@ -163,8 +173,11 @@ class _Builder:
             self.peers[row["peer"]] = None
         wire = self.rec.wires.get((row["file"], row["seq"]))
         bhash = row["block_hash"] or ""
+        if not self.rec.from_wal and not bhash:  # a log prints only a fingerprint: the round's proposal block
+            bhash = self.proposals[(h, r)].hash if (h, r) in self.proposals else ""
         block_id = BlockId(bhash, wire.parts_total, wire.parts_hash) if wire and bhash else BlockId(bhash)
-        vote = Vote(vtype, h, r, block_id, row["signer_ts"], validator, row["validator_index"] or 0,
+        index = row["validator_index"] if row["validator_index"] is not None else self.tl.index_of(validator)
+        vote = Vote(vtype, h, r, block_id, row["signer_ts"], validator, index,
                     wire.signature if wire else b"")  # fmt: skip
         if vtype == 2:
             self.precommits.setdefault((h, r), []).append((ts, vote))
@@ -172,6 +185,14 @@ class _Builder:
             self.tl.skipped["vote of the dropped validator"] += 1
             return
         self.add(ts, "Vote", h, r, vote=vote)
+
+    def _log_validator(self, row: dict[str, Any]) -> str | None:
+        """A log's vote names its validator by a 12-hex fingerprint and its index in the set."""
+        fp = _extra(row).get("validator_fp")
+        if isinstance(fp, str) and fp.upper() in self.by_fp:
+            return self.by_fp[fp.upper()]
+        i = row["validator_index"]
+        return self.by_index[i] if isinstance(i, int) and 0 <= i < len(self.by_index) else None
 
     def on_proposal(self, row: dict[str, Any]) -> None:
         h, r, bhash = row["height"], row["round"], row["block_hash"]
@@ -182,10 +203,12 @@ class _Builder:
 
     def feed(self, row: dict[str, Any]) -> None:
         ts, kind, h, r = row["ts"], row["kind"], row["height"], row["round"]
+        if r is None and kind == kinds.BLOCK_COMPLETE and h == self.height:  # a log line without the round
+            r = self.round
         msg_type = row.get("msg_type")
         if kind == kinds.STEP and h is not None and r is not None and row["step"]:
-            self.on_step(ts, h, r, row["step"])
-        elif (kind in (kinds.MSG_RECEIVED, kinds.MSG_INTERNAL) and msg_type == "vote") or kind == kinds.VOTE_ADDED:
+            self.on_step(ts, h, r, row["step"], row["validator"] if row["step"] == "new_round" else None)
+        elif kind == kinds.VOTE_ADDED if not self.rec.from_wal else (kind in _WAL_MSGS and msg_type == "vote"):
             self.on_vote(ts, row)
         elif msg_type == "proposal" or kind == kinds.PROPOSAL_RECEIVED:
             self.on_proposal(row)
@@ -240,7 +263,8 @@ class _Builder:
                 time_ns = tl.genesis_time_ns if h == tl.initial_height else (end_ts.get(h) or 0)
             else:
                 time_ns = _weighted_median(stamps)
-            tl.blocks[h] = Block(h, c.round, c.block_id, tl.proposer(h, c.round)[0], time_ns,
+            proposer = self.proposers.get((h, c.round)) or tl.proposer(h, c.round)[0]
+            tl.blocks[h] = Block(h, c.round, c.block_id, proposer, time_ns,
                                  last.block_id if last else None, last)  # fmt: skip
         tl.events = [e for e in tl.events if e.kind != "NewBlock" or e.height in tl.blocks]
         tl.peers = list(self.peers)
