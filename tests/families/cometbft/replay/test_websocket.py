@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 from collections import Counter
 from typing import Any
 
@@ -131,3 +133,21 @@ async def _late_subscriber() -> None:
 
 def test_a_new_subscriber_gets_events_from_now_on() -> None:
     asyncio.run(_late_subscriber())
+
+
+async def _first_server_frame_opcode() -> int:
+    async with ReplayServer(timeline("node0"), autostart=False, ping_interval=0.05) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        first = await asyncio.wait_for(reader.readexactly(2), 5)  # a silent client: the server speaks first
+        writer.close()
+        return first[0] & 0x0F
+
+
+def test_the_server_pings_its_clients() -> None:
+    assert asyncio.run(_first_server_frame_opcode()) == 0x9  # a ping frame
