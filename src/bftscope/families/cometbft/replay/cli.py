@@ -44,12 +44,14 @@ async def _serve(server: object, at_end: str) -> None:
         _say(f"replay: node {srv.timeline.node!r} at {srv.url} (websocket {srv.ws_url}), speed {srv.speed:g}x")
         last = 0.0
         serving = asyncio.ensure_future(srv.serve_until_closed())
+        stopped = True
         while not serving.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(serving), 0.5)
             now = time.monotonic()
             if player.finished.is_set():
                 _say(f"replay: end of the recording at height {player.latest_height} ({player.fired} events)")
+                stopped = False
                 if at_end == "exit":
                     break
                 _say("replay: holding the last state; Ctrl-C to stop")
@@ -59,6 +61,8 @@ async def _serve(server: object, at_end: str) -> None:
                 last = now
                 _say(f"replay: height {player.latest_height}, {player.fired}/{len(srv.timeline.events)} events, "
                           f"{len(srv.connections)} websocket client(s)")  # fmt: skip
+        if stopped:
+            _say(f"replay: stopped at height {player.latest_height} ({player.fired} events served)")
 
 
 def register(app: typer.Typer) -> None:
