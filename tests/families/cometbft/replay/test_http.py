@@ -150,5 +150,7 @@ def test_json_rpc_post() -> None:
         assert first["result"]["node_info"]["network"] == "chain-H5iqVd"
         assert second["error"] == {"code": -32601, "message": "Method not found", "data": ""}
         assert (await c.post("/", content=b"{oops")).json()["error"]["code"] == -32700
+        too_big = await c.post("/", content=b" " * (2 * 1024 * 1024))
+        assert too_big.status_code == 413 and too_big.json()["error"]["data"] == "body too large"
 
     _run(check)

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from bftscope.families.cometbft.replay.server import ReplayServer
 from tests.conftest import require_data
-from tests.families.cometbft.replay.replaydata import NODES, timeline
+from tests.families.cometbft.replay.replaydata import NODES, TESTNET, timeline
 from tests.families.cometbft.replay.wsclient import frames_until_marker, request, shape_diff, subscribe, vote_key
 
 RPC = "tendermint-rpc"
@@ -151,3 +152,19 @@ async def _first_server_frame_opcode() -> int:
 
 def test_the_server_pings_its_clients() -> None:
     assert asyncio.run(_first_server_frame_opcode()) == 0x9  # a ping frame
+
+
+async def _cut_by_the_server() -> None:
+    srv = ReplayServer.from_paths([require_data(TESTNET)], "node0", speed=1000, autostart=False)
+    async with srv, connect(srv.ws_url) as ws:
+        await subscribe(ws, ("NewBlock",))
+        assert await srv.cut_connections() == 1
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        async with connect(srv.ws_url) as again:  # the node is still there: a follower reconnects
+            assert (await request(again, 1, "health")) == {"jsonrpc": "2.0", "id": 1, "result": {}}
+
+
+def test_the_server_can_drop_every_client_as_a_restart_would() -> None:
+    asyncio.run(_cut_by_the_server())

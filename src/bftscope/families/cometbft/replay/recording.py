@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from bftscope.errors import InputError
+from bftscope.families.cometbft import kinds
 from bftscope.families.cometbft.parse.formats import FORMATS
 from bftscope.families.cometbft.parse.home import home_identity
 from bftscope.families.cometbft.parse.wal import WalFormat, iter_frames
@@ -25,6 +29,12 @@ from bftscope.ingest.parsereport import ParseReport
 __all__ = ["GenesisValidator", "Recording", "read_recording"]
 
 _MAX_GENESIS_BYTES = 64 * 1024 * 1024
+_USED_KINDS = pa.array([
+    kinds.STEP, kinds.MSG_RECEIVED, kinds.MSG_INTERNAL, kinds.VOTE_ADDED, kinds.PROPOSAL_RECEIVED,
+    kinds.BLOCK_COMPLETE, kinds.HEIGHT_END, kinds.BLOCK_COMMITTED,
+])  # fmt: skip
+_MESSAGE_KINDS = pa.array([kinds.MSG_RECEIVED, kinds.MSG_INTERNAL])
+_USED_MESSAGES = pa.array(["vote", "proposal"])
 
 
 @dataclass(frozen=True)
@@ -101,7 +111,13 @@ def _parse_file(f: InputFile, fmt: Any, index: int, rec: Recording) -> None:
     report = ParseReport()
     with open_input(f) as (stream, _raw):
         for table in fmt.parse(stream, report):
-            for row in table.to_pylist():
+            # Only the rows a timeline reads are kept as Python objects (block parts, p2p traffic … are most rows).
+            kind = pc.cast(table.column("kind"), pa.string())
+            msg = pc.is_in(pc.cast(table.column("msg_type"), pa.string()), value_set=_USED_MESSAGES)
+            wanted = pc.and_(pc.is_in(kind, value_set=_USED_KINDS),
+                             pc.or_(pc.invert(pc.is_in(kind, value_set=_MESSAGE_KINDS)), msg))  # fmt: skip
+            kept = table.filter(wanted)
+            for row in kept.to_pylist():
                 row["file"] = index
                 rec.rows.append(row)
     if isinstance(fmt, WalFormat):

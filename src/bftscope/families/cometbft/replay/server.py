@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,8 +30,9 @@ from bftscope.families.cometbft.replay.frames import event_data
 from bftscope.families.cometbft.replay.methods import METHODS, RPCError, call, error_body
 from bftscope.families.cometbft.replay.model import Event
 from bftscope.families.cometbft.replay.player import Player
-from bftscope.families.cometbft.replay.timeline import Timeline
-from bftscope.families.cometbft.replay.wsconn import Connection
+from bftscope.families.cometbft.replay.recording import read_recording
+from bftscope.families.cometbft.replay.timeline import Timeline, build_timeline
+from bftscope.families.cometbft.replay.wsconn import MAX_MESSAGE_BYTES, Connection
 
 __all__ = ["ReplayServer"]
 
@@ -78,6 +80,14 @@ class ReplayServer:
         self._task: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
 
+    @classmethod
+    def from_paths(
+        cls, paths: list[Path], node: str | None = None, *, drop_validator: str | None = None, **kwargs: Any
+    ) -> ReplayServer:
+        """A server for one node of a recording (what ``bftscope replay`` serves); ``kwargs`` as for the class."""
+        recording = read_recording(paths, node)
+        return cls(build_timeline(recording, drop_validator=drop_validator), **kwargs)
+
     # -- lifecycle
     @property
     def url(self) -> str:
@@ -104,6 +114,7 @@ class ReplayServer:
         config = uvicorn.Config(
             self.app(), log_level="critical", lifespan="off", ws_ping_interval=self.ping_interval,
             ws_ping_timeout=self.ping_interval, limit_concurrency=self.max_connections, log_config=None,
+            ws_max_size=MAX_MESSAGE_BYTES,
         )  # fmt: skip
         self._server = uvicorn.Server(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
@@ -186,9 +197,13 @@ class ReplayServer:
         return _response({"jsonrpc": "2.0", "id": _URI_ID, "result": result})
 
     async def _post(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > _MAX_BODY:
-            return _response(error_body(None, -32600, "Invalid Request", "body too large"))
+        chunks, size = [], 0
+        async for chunk in request.stream():  # read no more than the limit, whatever the client sends
+            size += len(chunk)
+            if size > _MAX_BODY:
+                return _response(error_body(None, -32600, "Invalid Request", "body too large"), 413)
+            chunks.append(chunk)
+        body = b"".join(chunks)
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
