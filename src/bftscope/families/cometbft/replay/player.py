@@ -72,14 +72,11 @@ class Player:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def recorded_now(self) -> int | None:
-        """The recording's time the replay has reached (Unix ns), None before the start."""
-        if self.position == 0:
-            return None
-        return self.tl.events[self.position - 1].ts
-
     async def _run(self) -> None:
         events = self.tl.events
+        if not events:
+            self.finished.set()
+            return
         t0_rec = events[0].ts
         t0 = self.clock()
         while self.position < len(events):
