@@ -39,7 +39,7 @@ def test_replays_a_node_to_the_end_and_exits() -> None:
         (("--node", "node0", "--listen", "localhost"), "expected HOST:PORT"),
         (("--node", "node0", "--fail", "nope"), "cannot fail unknown method(s) nope"),
         (("--node", "node0", "--drop-validator", "AB" * 20), "not a validator of genesis.json"),
-        (("--node", "node0", "--at-end", "loop"), "expected 'hold' or 'exit'"),
+        (("--node", "node0", "--at-end", "forever"), "expected 'hold', 'exit' or 'loop'"),
     ],
 )
 def test_bad_input_is_one_clear_error(args: tuple[str, ...], message: str) -> None:

@@ -79,7 +79,10 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--fail", help="Answer this method with an error, e.g. validators.")
         ] = None,
         at_end: Annotated[
-            str, typer.Option("--at-end", help="At the end of the recording: 'hold' the last state or 'exit'.")
+            str,
+            typer.Option(
+                "--at-end", help="At the end: 'hold' the last state, 'exit', or 'loop' (again, heights growing)."
+            ),
         ] = "hold",
         wait: Annotated[
             bool, typer.Option("--wait", help="Start the clock at the first websocket subscribe, not at once.")
@@ -90,14 +93,14 @@ def register(app: typer.Typer) -> None:
         from bftscope.families.cometbft.replay.server import ReplayServer
         from bftscope.families.cometbft.replay.timeline import build_timeline
 
-        if at_end not in ("hold", "exit"):
-            raise _fail(InputError(f"--at-end {at_end!r}: expected 'hold' or 'exit'"))
+        if at_end not in ("hold", "exit", "loop"):
+            raise _fail(InputError(f"--at-end {at_end!r}: expected 'hold', 'exit' or 'loop'"))
         try:
             host, port = parse_listen(listen)
             recording = read_recording(paths, node)
             timeline = build_timeline(recording, drop_validator=drop_validator)
-            server = ReplayServer(timeline, host=host, port=port, speed=speed, autostart=not wait,
-                                  start_on_subscribe=wait, fail=fail or ())  # fmt: skip
+            server = ReplayServer(timeline, host=host, port=port, speed=speed, loop=at_end == "loop",
+                                  autostart=not wait, start_on_subscribe=wait, fail=fail or ())  # fmt: skip
         except InputError as exc:
             raise _fail(exc) from exc
         except ValueError as exc:

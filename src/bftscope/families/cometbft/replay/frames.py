@@ -101,8 +101,9 @@ def block_json(tl: Timeline, b: Block) -> dict[str, Any]:
     }
 
 
-def event_data(tl: Timeline, e: Event) -> dict[str, Any]:
-    """``result.data`` of the event frame: ``{"type": "tendermint/event/<Kind>", "value": …}``."""
+def event_data(tl: Timeline, e: Event, block: Block | None = None) -> dict[str, Any]:
+    """``result.data`` of the event frame: ``{"type": "tendermint/event/<Kind>", "value": …}`` (``block``: that of a
+    NewBlock, when not the timeline's block at the event's height)."""
     head: dict[str, Any] = {"height": str(e.height), "round": e.round, "step": e.step}
     if e.kind == "NewRound":
         address, index = e.proposer or ("", -1)
@@ -116,7 +117,7 @@ def event_data(tl: Timeline, e: Event) -> dict[str, Any]:
         assert e.vote is not None
         value, kind = {"Vote": vote_json(e.vote)}, "Vote"
     else:  # NewBlock
-        b = tl.blocks[e.height]
+        b = block if block is not None else tl.blocks[e.height]
         value = {
             "block": block_json(tl, b),
             "result_begin_block": {"events": []},

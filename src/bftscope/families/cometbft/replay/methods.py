@@ -77,8 +77,8 @@ def _pub_key(p: Player, address: str) -> dict[str, str]:
 
 def status(p: Player, params: dict[str, Any]) -> dict[str, Any]:
     tl = p.tl
-    latest = tl.blocks.get(p.latest_height)
-    first = tl.blocks.get(tl.first_height) if tl.first_height is not None else None
+    latest = p.block(p.latest_height)
+    first = p.block(tl.first_height) if tl.first_height is not None else None
     own = tl.own_address or ""
     power = next((v.power for v in tl.validators if v.address == own), 0)
     return {
@@ -113,7 +113,7 @@ def validators(p: Player, params: dict[str, Any]) -> dict[str, Any]:
     per_page = DEFAULT_PER_PAGE if per_page is None or per_page < 1 else min(per_page, MAX_PER_PAGE)
     page = _int_param(params, "page")
     page = 1 if page is None else page
-    members = p.tl.set_at(h).validators
+    members = p.set_at(h).validators
     pages = max(1, (len(members) + per_page - 1) // per_page)
     if page < 1 or page > pages:
         raise RPCError(INTERNAL, f"page should be within [1, {pages}] range, given {page}")
@@ -136,15 +136,17 @@ def validators(p: Player, params: dict[str, Any]) -> dict[str, Any]:
 
 def block(p: Player, params: dict[str, Any]) -> dict[str, Any]:
     h = _height(p, params, latest=p.latest_height)
-    b = p.tl.blocks[h]
+    b = p.block(h)
+    assert b is not None  # every height from the first to the latest has a block
     return {"block_id": block_id_json(b.block_id), "block": block_json(p.tl, b)}
 
 
 def commit(p: Player, params: dict[str, Any]) -> dict[str, Any]:
     h = _height(p, params, latest=p.latest_height)
-    b = p.tl.blocks[h]
+    b = p.block(h)
+    assert b is not None
     return {
-        "signed_header": {"header": header_json(p.tl, b), "commit": commit_json(p.tl.commits[h])},
+        "signed_header": {"header": header_json(p.tl, b), "commit": commit_json(p.commit(h))},
         "canonical": h < p.latest_height,  # the latest commit is the node's own "seen" commit
     }
 
@@ -157,7 +159,7 @@ def _bit_array(votes: dict[str, Any], p: Player) -> str:
 
 
 def consensus_state(p: Player, params: dict[str, Any]) -> dict[str, Any]:
-    address, index = p.tl.proposer(p.height, p.round)
+    address, index = p.proposer(p.height, p.round)
     step = ["RoundStepNewHeight", "RoundStepNewRound", "RoundStepPropose", "RoundStepPrevote", "RoundStepPrevoteWait",
             "RoundStepPrecommit", "RoundStepPrecommitWait", "RoundStepCommit"].index(p.step) + 1  # fmt: skip
     rounds = []

@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bftscope.families.cometbft.replay.model import Event, Vote
+from bftscope.families.cometbft.replay.laps import Laps
+from bftscope.families.cometbft.replay.model import Block, Commit, Event, Vote
 from bftscope.families.cometbft.replay.timeline import Timeline
+from bftscope.families.cometbft.validators.priority import HeightSet
 
 __all__ = ["Player", "RoundVotes"]
 
@@ -29,11 +31,21 @@ class RoundVotes:
 
 
 class Player:
-    def __init__(self, timeline: Timeline, *, speed: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        timeline: Timeline,
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not speed > 0:
             raise ValueError("speed must be positive")
         self.tl = timeline
         self.speed = speed
+        self.loop = loop and bool(timeline.events)
+        self.laps = Laps(timeline)
+        self.lap = 0
         self.clock = clock
         self.position = 0  # index of the next event to fire
         self.fired = 0
@@ -79,19 +91,39 @@ class Player:
             return
         t0_rec = events[0].ts
         t0 = self.clock()
-        while self.position < len(events):
-            due = t0 + (events[self.position].ts - t0_rec) / 1e9 / self.speed
-            wait = due - self.clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            now_rec = t0_rec + int((self.clock() - t0) * self.speed * 1e9)
-            self._fire(events[self.position])  # it is due (whatever the float rounding of now_rec)
-            while self.position < len(events) and events[self.position].ts <= now_rec:
-                self._fire(events[self.position])
-            await asyncio.sleep(0)  # let the connections write what was fired
+        while True:
+            shift = self.lap * self.laps.span
+            while self.position < len(events):
+                due = t0 + (events[self.position].ts + shift - t0_rec) / 1e9 / self.speed
+                wait = due - self.clock()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                now_rec = t0_rec + int((self.clock() - t0) * self.speed * 1e9) - shift
+                self._fire(events[self.position])  # it is due (whatever the float rounding of now_rec)
+                while self.position < len(events) and events[self.position].ts <= now_rec:
+                    self._fire(events[self.position])
+                await asyncio.sleep(0)  # let the connections write what was fired
+            if not self.loop:
+                break
+            self.lap += 1
+            self.position = 0
         self.finished.set()
 
-    def _fire(self, e: Event) -> None:
+    # The recording's values at a (possibly looped) height.
+    def block(self, height: int) -> Block | None:
+        return self.laps.block(height)
+
+    def commit(self, height: int) -> Commit | None:
+        return self.laps.commit(height)
+
+    def set_at(self, height: int) -> HeightSet:
+        return self.tl.set_at(self.laps.base(height)[0])
+
+    def proposer(self, height: int, round_: int) -> tuple[str, int]:
+        return self.tl.proposer(self.laps.base(height)[0], round_)
+
+    def _fire(self, recorded: Event) -> None:
+        e = self.laps.event(recorded, self.lap)
         self.position += 1
         self.fired += 1
         self._apply(e)

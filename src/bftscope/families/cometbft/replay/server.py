@@ -5,6 +5,7 @@ and uvicorn. Embeddable in-process::
     async with ReplayServer(timeline, speed=100) as srv:
         ...  # srv.url (http://127.0.0.1:PORT), srv.ws_url (ws://…/websocket)
 
+``loop=True`` plays the recording again and again with growing heights (:mod:`…replay.laps`);
 ``autostart=False`` holds the clock until :meth:`ReplayServer.start` (or, with ``start_on_subscribe``, the first
 ``subscribe``); ``fail`` names methods that answer with an internal error (mutable at run time: ``srv.fail``).
 """
@@ -56,6 +57,7 @@ class ReplayServer:
         host: str = "127.0.0.1",
         port: int = 0,
         speed: float = 1.0,
+        loop: bool = False,
         autostart: bool = True,
         start_on_subscribe: bool = False,
         fail: Iterable[str] = (),
@@ -68,6 +70,7 @@ class ReplayServer:
         self.timeline = timeline
         self.host, self.port = host, port
         self.speed = speed
+        self.loop = loop
         self.autostart = autostart
         self.start_on_subscribe = start_on_subscribe
         self.fail: set[str] = set(fail)
@@ -98,7 +101,7 @@ class ReplayServer:
         return f"ws://{self.host}:{self.port}/websocket"
 
     async def __aenter__(self) -> ReplayServer:
-        self.player = Player(self.timeline, speed=self.speed)
+        self.player = Player(self.timeline, speed=self.speed, loop=self.loop)
         self.player.add_listener(self._on_event)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -168,7 +171,8 @@ class ReplayServer:
         wanted = [c for c in self.connections if c.wants(kind)]
         if not wanted:
             return
-        data = orjson.dumps(event_data(self.timeline, e))
+        block = self.player.block(e.height) if e.kind == "NewBlock" and self.player is not None else None
+        data = orjson.dumps(event_data(self.timeline, e, block))
         for conn in wanted:
             conn.push_event(kind, data)
 
