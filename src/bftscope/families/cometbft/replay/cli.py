@@ -59,8 +59,9 @@ async def _serve(server: object, at_end: str) -> None:
                 break
             if now - last >= _PROGRESS_EVERY_S:
                 last = now
-                _say(f"replay: height {player.latest_height}, {player.fired}/{len(srv.timeline.events)} events, "
-                          f"{len(srv.connections)} websocket client(s)")  # fmt: skip
+                lap = f", lap {player.lap + 1}" if player.loop else f" of {len(srv.timeline.events)}"
+                _say(f"replay: height {player.latest_height}, {player.fired} events{lap}, "
+                     f"{len(srv.connections)} websocket client(s)")  # fmt: skip
         if stopped:
             _say(f"replay: stopped at height {player.latest_height} ({player.fired} events served)")
 
