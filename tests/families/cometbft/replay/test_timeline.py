@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -124,3 +125,10 @@ def test_bad_paths_say_why(tmp_path: Path) -> None:
     genesis.write_text('{"validators": []}')
     with pytest.raises(InputError, match="without validators"):
         read_recording([lone, genesis])
+    genesis.write_text('{"validators": [{"address": "12; DROP", "power": "1", "pub_key": {"type": "t", "value": ""}}]}')
+    with pytest.raises(InputError, match="not 20 bytes of hex"):
+        read_recording([lone, genesis])
+    # An entry without an address: CometBFT's address of its ed25519 key (node0's, from the real genesis).
+    key = {"type": "tendermint/PubKeyEd25519", "value": "5DOY/Cb4QwN9ebjC5i5e4+kqlgX/QEvVDRQ6C5eHstQ="}
+    genesis.write_text(json.dumps({"validators": [{"power": "1", "pub_key": key}, {"power": "0", "pub_key": key}]}))
+    assert [v.address for v in read_recording([lone, genesis]).validators] == [DROPPED]

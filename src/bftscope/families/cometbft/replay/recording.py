@@ -8,7 +8,10 @@ What could not be read is counted in :attr:`Recording.skipped`, never dropped si
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,7 @@ from bftscope.ingest.parsereport import ParseReport
 __all__ = ["GenesisValidator", "Recording", "read_recording"]
 
 _MAX_GENESIS_BYTES = 64 * 1024 * 1024
+_ADDRESS = re.compile(r"[0-9A-F]{40}")
 _USED_KINDS = pa.array([
     kinds.STEP, kinds.MSG_RECEIVED, kinds.MSG_INTERNAL, kinds.VOTE_ADDED, kinds.PROPOSAL_RECEIVED,
     kinds.BLOCK_COMPLETE, kinds.HEIGHT_END, kinds.BLOCK_COMMITTED,
@@ -100,10 +104,16 @@ def _validators(doc: dict[str, Any], path: Path) -> list[GenesisValidator]:
     for v in doc["validators"]:
         try:
             key = v["pub_key"]
-            address, power, name = str(v["address"]).upper(), int(v["power"]), str(v.get("name", ""))
-            out.append(GenesisValidator(address, power, str(key["type"]), str(key["value"]), name))
+            address = v.get("address") or hashlib.sha256(base64.b64decode(key["value"])).digest()[:20].hex()
+            address, power, name = str(address).upper(), int(v["power"]), str(v.get("name", ""))
+            if not _ADDRESS.fullmatch(address):
+                raise ValueError(f"address {address[:50]!r} is not 20 bytes of hex")
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{path}: a genesis validator lacks address, power or pub_key ({exc})") from exc
+            raise InputError(f"{path}: a genesis validator without a valid address, power or pub_key ({exc})") from exc
+        if power > 0:  # a zero-power entry is no member of the set
+            out.append(GenesisValidator(address, power, str(key["type"]), str(key["value"]), name))
+    if not out:
+        raise InputError(f"{path}: genesis.json has no validator with power")
     return out
 
 
