@@ -13,12 +13,11 @@ import pytest
 
 from bftscope.families.cometbft.live.endpoint import subscribe_messages
 from bftscope.families.cometbft.live.follower import NetworkFollower
+from bftscope.families.cometbft.replay import server
 from bftscope.ingest.live import Backoff, MemorySink
 from bftscope.sources.websocket import WebSocketTransport
-
-server = pytest.importorskip("bftscope.families.cometbft.replay.server", reason="the replay server is not merged")
-replaydata = pytest.importorskip("tests.families.cometbft.replay.replaydata")
-chaos_proxy = pytest.importorskip("tests.helpers.chaos_proxy")
+from tests.families.cometbft.replay import replaydata
+from tests.helpers import chaos_proxy
 
 FAST = Backoff(base=0.001, cap=0.01)
 
