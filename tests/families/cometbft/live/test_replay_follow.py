@@ -7,15 +7,21 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bftscope.config import Settings
 from bftscope.families.cometbft.live.endpoint import subscribe_messages
 from bftscope.families.cometbft.live.follower import NetworkFollower
+from bftscope.families.cometbft.live.valsets import record_validator_set
 from bftscope.families.cometbft.replay import server
+from bftscope.families.cometbft.validators.history import set_at
 from bftscope.ingest.live import Backoff, MemorySink
+from bftscope.ingest.livesink import StoreSink
 from bftscope.sources.websocket import WebSocketTransport
+from bftscope.store import open_store
 from tests.families.cometbft.replay import replaydata
 from tests.helpers import chaos_proxy
 
@@ -115,3 +121,40 @@ def test_twenty_cuts_through_the_chaos_proxy() -> None:
     expected = {(e.vote.height, e.vote.round, e.vote.type, e.vote.validator) for e in tl.events if e.vote}
     lost = expected - set(_votes(sink))
     assert {h for h, *_ in lost} <= covered  # every vote not seen lies in a stored gap
+
+
+def test_a_node_whose_validators_fail_keeps_the_stored_set(tmp_path: Path) -> None:
+    """The set fetched at start is stored; then /validators answers errors and the connection is cut: the
+    backfill's fetches fail, are counted, and the stored set stays the set at every height."""
+    tl = replaydata.timeline("node1")
+    settings = Settings(data_dir=tmp_path / "data")
+    store = open_store(settings)
+    run = store.get_or_create_run("net", "cometbft")
+
+    async def go() -> NetworkFollower:
+        async with server.ReplayServer(tl, speed=100, autostart=False, start_on_subscribe=True) as srv:
+            follower = NetworkFollower(
+                "net", [srv.url], StoreSink(store, "net", "cometbft"), backoff=FAST, flush_interval=0.01,
+                on_validator_set=lambda h, vs: record_validator_set(store, run.id, h, vs),
+            )  # fmt: skip
+            task = asyncio.create_task(follower.run())
+            await _until(follower, task, lambda: follower.status().validator_sets == 1)
+            srv.fail = {"validators"}
+            await _until(follower, task, lambda: (follower.status().committed or 0) >= 20)
+            await srv.cut_connections()
+            await _until(follower, task, lambda: follower.status().gaps == 1)
+            await follower.stop()
+            await task
+            return follower
+
+    try:
+        follower = asyncio.run(go())
+        members = [(v.address, v.power) for v in set_at(store, run.id, 77)]
+        gap_extra = store.query("SELECT extra FROM events WHERE kind = 'observation_gap'")
+    finally:
+        store.close()
+    assert members == [(v.address, v.power) for v in tl.set_at(1).validators] and len(members) == 4
+    status = follower.status()
+    assert status.validator_sets == 1 and status.validator_errors >= 1
+    (extra,) = [json.loads(e) for (e,) in gap_extra]
+    assert "validators" not in extra["refilled"] and extra["errors"]["validators"] == status.validator_errors
