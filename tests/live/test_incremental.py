@@ -247,3 +247,40 @@ def test_a_run_resumed_after_a_crash_keeps_its_events_and_goes_on(tmp_path: Path
         assert derived.is_current(store, run_id)
     finally:
         store.close()
+
+
+def test_two_live_runs_of_one_store_update_at_once_without_tripping(
+    store: DuckDBStore, wal_testnet: Path, settings: Settings
+) -> None:
+    """Several followed networks share one store, each sink updating in its own thread. Derive steps use
+    session-wide temporary tables of fixed names: run concurrently they failed ('Column with name "k" already
+    exists'), seen in bench/live_follow_bench.py. Each run's tables must equal a rebuild of its own."""
+    import threading
+
+    events, labels = _recorded_events(store, wal_testnet, settings)
+    sinks = [StoreSink(store, f"live{i}", "cometbft", update_every_s=None) for i in range(3)]
+    for sink in sinks:
+        for node, label in labels.items():
+            sink.write(label, [events.filter(pc.equal(events.column("node"), node)).drop_columns(["node"])])
+    errors: list[BaseException] = []
+
+    def update(sink: StoreSink) -> None:
+        try:
+            for _ in range(3):
+                sink.update(rollups=False)
+                sink._stale, sink._incremental = True, False  # force a full derive again: the longest overlap
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=update, args=(s,)) for s in sinks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for sink in sinks:
+        sink.update(rollups=True)
+        run_id = store.get_run(sink.run).id
+        live = _snapshot(store, run_id)
+        derived.build(store, run_id)
+        assert _snapshot(store, run_id) == live and live["deliveries"]

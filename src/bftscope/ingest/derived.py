@@ -15,7 +15,9 @@ derived, and which rollups, is the run's chain family's (:mod:`bftscope.families
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,21 @@ __all__ = ["PHASES", "Phase", "build", "current_version", "ensure_current", "is_
 # The phases of an ingest: key in IngestResult.phases → label shown to people.
 PHASES = {"parse_store": "parse and store", "derive": "derived tables", "rollups": "metric rollups"}
 Phase = Callable[[str], None]  # called with the label of each phase after parsing, as it starts
+
+
+# One derive at a time per store: derive steps use session-wide temporary tables of fixed names, so two live runs
+# of one store updating in their own threads (several followed networks) would trip over each other's.
+_DERIVE_LOCKS: weakref.WeakKeyDictionary[Store, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def derive_lock(store: Store) -> threading.RLock:
+    """The lock every derive of ``store`` holds (re-entrant: a build may run inside a refresh's caller)."""
+    with _LOCKS_GUARD:
+        lock = _DERIVE_LOCKS.get(store)
+        if lock is None:
+            lock = _DERIVE_LOCKS[store] = threading.RLock()
+        return lock
 
 
 def current_version(chain: str) -> int:
@@ -45,6 +62,11 @@ def build(
 ) -> dict[str, int]:
     """Rebuild the run's derived tables, then its rollups, then mark them current. Returns row counts;
     the seconds of each phase go into ``phases``."""
+    with derive_lock(store):
+        return _build(store, run_id, on_phase, phases)
+
+
+def _build(store: Store, run_id: int, on_phase: Phase | None, phases: dict[str, float] | None) -> dict[str, int]:
     family = registry.family_of_run(store, run_id)
     store.set_derived_version(run_id, None)
 
@@ -72,14 +94,15 @@ def refresh(store: Store, run_id: int, from_height: int | None, *, rollups: bool
     left as it is: the caller (a live run's sink, :mod:`bftscope.ingest.livesink`) sets it once no event
     arrived meanwhile."""
     family = registry.family_of_run(store, run_id)
-    if from_height is None:
-        counts = family.derive(store, run_id)
-    else:
-        counts = family.derive_incremental(store, run_id, from_height)
-    if rollups:
-        counts["rollups"] = family.refresh_rollups(store, run_id)
-    else:
-        rollup_engine.drop(store, run_id)
+    with derive_lock(store):
+        if from_height is None:
+            counts = family.derive(store, run_id)
+        else:
+            counts = family.derive_incremental(store, run_id, from_height)
+        if rollups:
+            counts["rollups"] = family.refresh_rollups(store, run_id)
+        else:
+            rollup_engine.drop(store, run_id)
     return counts
 
 
