@@ -83,7 +83,7 @@ class RecordedSource:
         tick_s: float = 0.1,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
-        self.rows, self._validators, self.names = list(rows), list(validators), dict(names or {})
+        self.rows, self._validators, self._names = list(rows), list(validators), dict(names or {})
         self.network, self.endpoint, self.speed, self.tick_ns = network, endpoint, speed, int(tick_s * 1e9)
         self._sleep = sleep
         self._given = 0
@@ -108,12 +108,15 @@ class RecordedSource:
     def status(self) -> SourceStatus:
         ended = self._given >= len(self.rows)
         return SourceStatus(
-            "unknown" if ended else "connected", self.network, self.endpoint, self._given,
-            "end of recording" if ended else "replaying a stored run",
+            "unknown" if ended else "connected", self.network, self.endpoint, frames=self._given,
+            detail="end of recording" if ended else "replaying a stored run",
         )  # fmt: skip
 
     def validators(self) -> Sequence[ValidatorLike]:
         return self._validators
+
+    def names(self) -> Mapping[str, str]:
+        return self._names
 
     def now_ns(self) -> int:
         return self._clock

@@ -32,6 +32,10 @@ class RowSource(Protocol):
         """The latest validator set the source knows (empty when it knows none yet)."""
         ...
 
+    def names(self) -> Mapping[str, str]:
+        """Validator address → a readable name (moniker, node label), where the source knows one."""
+        ...
+
     def now_ns(self) -> int:
         """The source's clock (Unix ns): wall time live, the recording's time in a replay."""
         ...

@@ -64,6 +64,7 @@ class SourceStatus:
     network: str = ""
     endpoint: str = ""
     frames: int = 0
+    reconnects: int = 0  # connections lost so far: a loss between two looks at the status is still seen
     detail: str = ""
 
 
@@ -184,11 +185,17 @@ class TopState:
             self.power = {v.address.upper(): int(v.power) for v in sorted(validators, key=lambda v: v.index)}
 
     def set_status(self, status: SourceStatus) -> None:
-        if status.connection != "connected":
-            for h in self.heights.values():  # what happens while away is not seen: nothing open is watched whole
+        if status.connection != "connected" or status.reconnects != self.status.reconnects:
+            self._unwatch_open()  # what happens while away is not seen: nothing still open is watched whole
+        self.status = status
+
+    def _unwatch_open(self) -> None:
+        """Rounds of heights not yet committed (the current one and any after) lose "watched whole"; a committed
+        height's rounds were watched to their end and keep it."""
+        for height, h in self.heights.items():
+            if self.height is None or height >= self.height or not (h.committed or h.commit_ts is not None):
                 for r in h.rounds.values():
                     r.watched = False
-        self.status = status
 
     def feed(self, rows: Iterable[Mapping[str, Any]]) -> None:
         for row in rows:
@@ -289,9 +296,7 @@ class TopState:
                 for r in h.rounds.values():
                     r.watched = False
         else:  # a gap with no heights (the runner's): whatever is open was not watched whole
-            for h in self.heights.values():
-                for r in h.rounds.values():
-                    r.watched = False
+            self._unwatch_open()
         return None
 
     def _validator_update(self, row: Mapping[str, Any]) -> str | None:
@@ -339,7 +344,7 @@ class TopState:
             (SlowLine(a, self.name(a), m, len(delays[a])) for a in delays if (m := _median_ms(delays[a])) is not None),
             key=lambda s: (-s.delay_ms, s.address),
         )
-        age = (now_ns - self.step_ts) / 1e9 if self.step_ts is not None else None
+        age = max(0.0, (now_ns - self.step_ts) / 1e9) if self.step_ts is not None else None
         return TopView(
             height=self.height, round=self.round, step=self.step, step_age_s=age,
             connection=self.status.connection, validators=validators,
