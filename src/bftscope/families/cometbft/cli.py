@@ -41,6 +41,10 @@ def _clock_offsets(specs: list[str]) -> dict[int, float]:
 
 
 def register(app: typer.Typer) -> None:
+    from bftscope.families.cometbft.top.cli import register as register_top
+
+    register_top(app)
+
     @app.command("report")
     def report_cmd(
         run: Annotated[str, typer.Argument()],
