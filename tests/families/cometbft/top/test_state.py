@@ -8,6 +8,7 @@ import statistics
 from typing import Any
 
 from bftscope.families.cometbft.top.state import SourceStatus, TopState
+from bftscope.families.cometbft.validators.priority import genesis, proposer_at, schedule
 from tests.families.cometbft.top.conftest import Recorded
 
 CONNECTED = SourceStatus("connected", "v034", "wal:node0")
@@ -186,3 +187,19 @@ def test_validator_updates_take_effect_at_their_height(node0: Recorded) -> None:
     assert state.view(0).tallies[0].total == 4
     state.feed(_upto(node0, 10, "propose")[len(rows) :])
     assert state.view(0).tallies[0].total == 8 and state.view(0).tallies[0].threshold == 6
+
+
+def test_proposers_come_from_new_round_and_new_block(node0: Recorded) -> None:
+    # The rows the RPC gives and a WAL lacks, with the proposer CometBFT's rule designates from genesis.json
+    hs = schedule(genesis((v.address, v.power) for v in node0.validators), 31)  # heights 1..31
+    rows = _upto(node0, 30, "commit")
+    state = _state(node0, rows)
+    state.feed([{"ts": rows[-1]["ts"] + 1, "kind": "block_committed", "height": 30, "validator": hs[29].proposer,
+                 "block_hash": "AB", "extra": {"num_txs": 0, "source": "rpc"}}])  # fmt: skip
+    state.feed([{"ts": rows[-1]["ts"] + 2, "kind": "step", "height": 31, "round": 0, "step": "new_round",
+                 "validator": proposer_at(hs[30], 0), "validator_index": 0}])  # fmt: skip
+    state.feed([{"ts": rows[-1]["ts"] + 3, "kind": "step", "height": 31, "round": 0, "step": "commit"}])
+    recent = {h.height: h for h in state.view(0).recent}
+    assert recent[30].proposer == node0.names[hs[29].proposer]
+    assert recent[31].proposer == node0.names[proposer_at(hs[30], 0)] != recent[30].proposer
+    assert recent[29].proposer is None

@@ -44,7 +44,7 @@ def _stored_source(
     finally:
         store.close()
     return RecordedSource(rows, validators, network=name, endpoint=f"stored node {observer.label}", names=names,
-                          speed=speed)  # fmt: skip
+                          note="voting power not stored: 1 each", speed=speed)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -79,13 +79,14 @@ class RecordedSource:
         network: str,
         endpoint: str,
         names: Mapping[str, str] | None = None,
+        note: str = "",
         speed: float = 1.0,
         tick_s: float = 0.1,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         self.rows, self._validators, self._names = list(rows), list(validators), dict(names or {})
         self.network, self.endpoint, self.speed, self.tick_ns = network, endpoint, speed, int(tick_s * 1e9)
-        self._sleep = sleep
+        self._sleep, self.note = sleep, note
         self._given = 0
         self._clock = next((r["ts"] for r in self.rows if isinstance(r.get("ts"), int)), time.time_ns())
         self._closed = False
@@ -107,10 +108,9 @@ class RecordedSource:
 
     def status(self) -> SourceStatus:
         ended = self._given >= len(self.rows)
-        return SourceStatus(
-            "unknown" if ended else "connected", self.network, self.endpoint, frames=self._given,
-            detail="end of recording" if ended else "replaying a stored run",
-        )  # fmt: skip
+        detail = "; ".join(d for d in ("end of recording" if ended else "replaying a stored run", self.note) if d)
+        return SourceStatus("unknown" if ended else "connected", self.network, self.endpoint, frames=self._given,
+                            detail=detail)  # fmt: skip
 
     def validators(self) -> Sequence[ValidatorLike]:
         return self._validators
