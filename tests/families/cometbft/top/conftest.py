@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from bftscope.config import Settings
-from bftscope.families.cometbft.top.recorded import StoredValidator, live_rows
+from bftscope.families.cometbft.top.recorded import live_rows
+from bftscope.families.cometbft.validators.validator import Validator
 from bftscope.ingest.pipeline import ingest
 from bftscope.store import DuckDBStore
 from tests.conftest import require_data
@@ -23,18 +24,18 @@ class Recorded:
     run_id: int
     node: int
     rows: list[dict[str, Any]]
-    validators: list[StoredValidator]
+    validators: list[Validator]
     names: dict[str, str]
 
     def sql(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         return self.store.query(sql, {"run": self.run_id, "node": self.node, **params})
 
 
-def genesis_validators(home: Path) -> tuple[list[StoredValidator], dict[str, str]]:
+def genesis_validators(home: Path) -> tuple[list[Validator], dict[str, str]]:
     """The genesis set in CometBFT's set order (power descending, then address), with the genesis names."""
     doc = json.loads((home / "config" / "genesis.json").read_text())
     ordered = sorted(doc["validators"], key=lambda v: (-int(v["power"]), v["address"]))
-    validators = [StoredValidator(v["address"], int(v["power"]), None, i) for i, v in enumerate(ordered)]
+    validators = [Validator(v["address"], int(v["power"]), None, i) for i, v in enumerate(ordered)]
     return validators, {v["address"]: v["name"] for v in ordered}
 
 

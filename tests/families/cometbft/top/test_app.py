@@ -17,6 +17,7 @@ from textual.pilot import Pilot
 from bftscope.families.cometbft.top.app import TopApp
 from bftscope.families.cometbft.top.source import RowBatch
 from bftscope.families.cometbft.top.state import SourceStatus, TopState, ValidatorLike
+from bftscope.families.cometbft.validators.validator import Validator
 from tests.families.cometbft.top.conftest import Recorded
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -194,3 +195,25 @@ def test_a_lost_connection_shows_unknown(node0: Recorded) -> None:
         check_snapshot("reconnecting", text)
 
     _run(node0, _upto(node0, 12, "precommit"), body)
+
+
+def test_a_large_set_scrolls(node0: Recorded) -> None:
+    extra = [Validator(f"{i:040X}", 1, None, 4 + i) for i in range(146)]  # a 150-validator set: 4 real, 146 silent
+    source = QueueSource(node0)
+    state = TopState([*node0.validators, *extra], names=node0.names)
+    state.set_status(source.current)
+    state.feed(node0.rows[: _upto(node0, 12, "precommit")])
+    app = TopApp(source, state, clock=lambda: 0, refresh_s=3600)
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            text = screen_text(app)
+            assert "Validators 150/150" in text and "node3" in text and extra[-1].address not in text
+            assert "Recent heights" in text  # the table does not push the rest off the screen
+            await pilot.press("end")
+            await pilot.pause()
+            assert extra[-1].address in screen_text(app)
+            assert app.state.view(0).tallies[0].threshold == 101  # 150·2//3 + 1
+
+    asyncio.run(go())

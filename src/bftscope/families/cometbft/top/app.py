@@ -16,7 +16,7 @@ from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Input, Static
 
 from bftscope.families.cometbft.top.source import RowSource
@@ -72,11 +72,11 @@ class TopApp(App[None]):
     """The view; ``clock`` (Unix ns) drives the step's age — the source's clock unless given."""
 
     TITLE = "bftscope top"
-    AUTO_FOCUS = None  # the hidden filter box must not take the keys
+    AUTO_FOCUS = "#table"  # a large set scrolls (arrows, page keys); the hidden filter box must not take the keys
     ENABLE_COMMAND_PALETTE = False
     CSS = """
     #header { height: 2; }
-    #validators { height: auto; max-height: 60%; }
+    #table { height: auto; max-height: 60%; }
     #bars { height: 2; margin: 1 0 0 0; }
     #lower { height: auto; margin: 1 0 0 0; }
     #recent, #slowest { width: 1fr; height: auto; }
@@ -113,7 +113,8 @@ class TopApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")
-        yield Static(id="validators")
+        with VerticalScroll(id="table"):
+            yield Static(id="validators")
         yield Static(id="bars")
         with Horizontal(id="lower"):
             yield Static(id="recent")
@@ -165,7 +166,7 @@ class TopApp(App[None]):
     def _close_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.remove_class("active")
-        self.set_focus(None)
+        self.set_focus(self.query_one("#table"))
         self.redraw()
 
     async def action_quit(self) -> None:

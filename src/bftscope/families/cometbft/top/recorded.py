@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bftscope.families.cometbft.top.source import RowBatch
 from bftscope.families.cometbft.top.state import SourceStatus, ValidatorLike
+from bftscope.families.cometbft.validators.validator import Validator
 from bftscope.store.base import Store
 
-__all__ = ["RecordedSource", "StoredValidator", "live_rows", "stored_validators"]
+__all__ = ["RecordedSource", "live_rows", "stored_validators"]
 
 _COLUMNS = ("ts", "kind", "height", "round", "step", "vote_type", "msg_type", "validator", "validator_index",
             "block_hash", "signer_ts", "extra")  # fmt: skip
@@ -48,15 +48,7 @@ def live_rows(store: Store, run_id: int, node: int) -> Iterator[dict[str, Any]]:
         yield row
 
 
-@dataclass(frozen=True)
-class StoredValidator:
-    address: str
-    power: int
-    proposer_priority: int | None
-    index: int
-
-
-def stored_validators(store: Store, run_id: int) -> list[StoredValidator]:
+def stored_validators(store: Store, run_id: int) -> list[Validator]:
     """The validators a stored run's votes name, by their index; their power is not in the events, so each counts
     1 (the view says so). Used when no validator-set history is stored for the run."""
     rows = store.query(
@@ -64,7 +56,7 @@ def stored_validators(store: Store, run_id: int) -> list[StoredValidator]:
         " AND validator IS NOT NULL AND validator_index IS NOT NULL GROUP BY validator ORDER BY 2, 1",
         {"run": run_id},
     )
-    return [StoredValidator(addr, 1, None, idx) for addr, idx in rows]
+    return [Validator(addr, 1, None, idx) for addr, idx in rows]
 
 
 class RecordedSource:
