@@ -110,6 +110,7 @@ class TopApp(App[None]):
         self.frozen: TopView | None = None
         self.paused_at_frames = 0
         self.feed_error: str | None = None
+        self._validators_seen = source.validators()
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")
@@ -130,11 +131,19 @@ class TopApp(App[None]):
     async def _consume(self) -> None:
         try:
             async for batch in self.source.batches():
+                self._sync_validators()
                 self.state.set_status(self.source.status())
                 self.state.feed(batch)
         except Exception as exc:  # a source failing must not take the view down; the header says why
             self.feed_error = f"{type(exc).__name__}: {exc}"
         self.state.set_status(self.source.status())
+
+    def _sync_validators(self) -> None:
+        """A live source learns the set after connecting, and again where it changes: hand each new one over."""
+        current = self.source.validators()
+        if current is not self._validators_seen:
+            self._validators_seen = current
+            self.state.set_validators(current)
 
     # --- keys --------------------------------------------------------------------------------------
 
@@ -177,6 +186,7 @@ class TopApp(App[None]):
 
     def redraw(self) -> None:
         status = self.source.status()
+        self._sync_validators()
         self.state.set_status(status)
         if not self.paused or self.frozen is None:
             self.frozen = self.state.view(self.clock())

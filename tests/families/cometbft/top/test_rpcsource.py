@@ -1,0 +1,137 @@
+"""A followed network as the view's source (``--rpc``): :class:`FollowerSource` over a stand-in follower with the
+live follower's shape, writing the real v0.34 node0's rows; a lost connection in the middle; the command's answer
+while the live follower is not in this build."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from bftscope.errors import InputError
+from bftscope.families.cometbft.top.app import TopApp
+from bftscope.families.cometbft.top.rpcsource import FollowerSource, rpc_source
+from tests.families.cometbft.top.conftest import Recorded
+from tests.families.cometbft.top.test_app import screen_text
+
+
+@dataclass
+class Endpoint:
+    url: str
+    state: str = "idle"
+    frames: int = 0
+    reconnects: int = 0
+    active: bool = False
+    last_error: str | None = None
+
+
+@dataclass
+class Status:
+    name: str
+    endpoints: list[Endpoint]
+
+
+@dataclass
+class StandInFollower:
+    """Writes ``script``: each item a batch of rows, or a callable that changes the endpoint (a lost connection)."""
+
+    script: list[Any]
+    endpoint: Endpoint = field(default_factory=lambda: Endpoint("ws://127.0.0.1:26657/websocket"))
+    listeners: list[Callable[[Sequence[Mapping[str, Any]]], None]] = field(default_factory=list)
+    stopped: bool = False
+    on_set: Callable[[int, Sequence[Any]], bool] | None = None
+    sets: list[Any] = field(default_factory=list)
+
+    def listen(self, callback: Callable[[Sequence[Mapping[str, Any]]], None]) -> Callable[[], None]:
+        self.listeners.append(callback)
+        return lambda: self.listeners.remove(callback)
+
+    def status(self) -> Status:
+        return Status("v034", [self.endpoint])
+
+    async def run(self) -> None:
+        self.endpoint.state, self.endpoint.active = "live", True
+        if self.on_set is not None:
+            for s in self.sets:
+                self.on_set(1, s)
+        for item in self.script:
+            if self.stopped:
+                return
+            if callable(item):
+                item(self.endpoint)
+            else:
+                self.endpoint.frames += len(item)
+                for cb in list(self.listeners):
+                    cb(item)
+            await asyncio.sleep(0)
+        while not self.stopped:  # a live network never ends by itself
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def _cut(ep: Endpoint) -> None:
+    ep.state, ep.reconnects, ep.last_error = "down", ep.reconnects + 1, "connection reset by peer"
+
+
+def _back(ep: Endpoint) -> None:
+    ep.state, ep.last_error = "live", None
+
+
+def _index(rec: Recorded, height: int, step: str) -> int:
+    return next(i for i, r in enumerate(rec.rows) if r["kind"] == "step" and (r["height"], r["step"]) == (height, step))
+
+
+def test_a_followed_network_through_a_lost_connection(node0: Recorded) -> None:
+    a, b, c = _index(node0, 10, "new_height"), _index(node0, 12, "prevote"), _index(node0, 13, "new_height")
+    rows = node0.rows
+    # rows up to height 12's prevote step, the connection lost and back mid-height 12, then on into height 13
+    script = [rows[:a], rows[a : b + 1], _cut, _back, rows[b + 1 : c + 1]]
+    follower = StandInFollower(script)
+    source = FollowerSource(follower, clock=lambda: rows[b]["ts"])
+    follower.on_set, follower.sets = source.on_validator_set, [[], node0.validators]  # an empty set never wipes one
+    app = TopApp(source, refresh_s=3600)
+
+    async def go() -> None:
+        async with app.run_test(size=(110, 36)) as pilot:
+            for _ in range(100):
+                await pilot.pause()
+                if app.state.view(0).height == 13:
+                    break
+            app.redraw()
+            await pilot.pause()
+            view = app.state.view(0)
+            assert [v.address for v in view.validators] == [v.address for v in node0.validators]
+            h12 = next(h for h in view.recent if h.height == 12)
+            assert h12.rounds is None  # the connection was lost during height 12: not watched whole
+            assert all(h.rounds == 1 for h in view.recent if 9 < h.height < 12)
+            assert {v.prevote for v in view.validators} == {"waiting"}  # height 13 is watched from its start
+            text = screen_text(app)
+            assert "v034  ws://127.0.0.1:26657/websocket" in text and "connected" in text
+            assert f"{c + 1:,} frames  {c + 1:,} rows" in text
+            await pilot.press("q")
+        assert follower.stopped
+
+    asyncio.run(go())
+
+
+def test_status_maps_the_endpoint_state(node0: Recorded) -> None:
+    follower = StandInFollower([])
+    source = FollowerSource(follower, clock=lambda: 7)
+    assert source.status().connection == "unknown" and source.now_ns() == 7
+    follower.endpoint.active, follower.endpoint.state = True, "connecting"
+    assert source.status().connection == "reconnecting"
+    _cut(follower.endpoint)
+    st = source.status()
+    assert (st.connection, st.reconnects, st.detail) == ("reconnecting", 1, "connection reset by peer")
+    _back(follower.endpoint)
+    assert source.status().connection == "connected" and source.status().detail == ""
+
+
+def test_the_rpc_source_says_what_is_missing() -> None:
+    with pytest.raises(InputError, match="needs the live follower"):
+        rpc_source(["http://127.0.0.1:26657"])
