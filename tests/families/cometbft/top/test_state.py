@@ -5,10 +5,17 @@ Expected values are computed independently from the stored events with SQL."""
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
+from bftscope.config import Settings
+from bftscope.families.cometbft.synthetic.network import build_config, simulate
+from bftscope.families.cometbft.top.recorded import live_rows
 from bftscope.families.cometbft.top.state import SourceStatus, TopState
 from bftscope.families.cometbft.validators.priority import genesis, proposer_at, schedule
+from bftscope.families.cometbft.validators.validator import Validator
+from bftscope.ingest.pipeline import ingest
+from bftscope.store import DuckDBStore
 from tests.families.cometbft.top.conftest import Recorded
 
 CONNECTED = SourceStatus("connected", "v034", "wal:node0")
@@ -203,3 +210,31 @@ def test_proposers_come_from_new_round_and_new_block(node0: Recorded) -> None:
     assert recent[30].proposer == node0.names[hs[29].proposer]
     assert recent[31].proposer == node0.names[proposer_at(hs[30], 0)] != recent[30].proposer
     assert recent[29].proposer is None
+
+
+def test_a_second_round_on_a_simulated_network(tmp_path: Path) -> None:
+    """The simulator's height 3 needs two rounds: the view follows round 1 and counts two rounds for the height."""
+    settings = Settings(data_dir=tmp_path / "store")
+    simulate(build_config(nodes=4, heights=6, seed=3, escalations=[3]), tmp_path / "net")
+    store = DuckDBStore.open(settings.store_path, settings)
+    ingest(store, "sim", [tmp_path / "net"], settings)
+    run_id = store.get_run("sim").id
+    nodes = store.nodes(run_id)
+    validators = [Validator(n.validator, 1, None, i) for i, n in enumerate(sorted(nodes, key=lambda n: n.validator))]
+    rows = list(live_rows(store, run_id, nodes[0].node))
+    names = {n.validator: n.label for n in nodes}
+    proposers = dict(store.query("SELECT height, validator FROM events WHERE run_id = :run AND node = :node"
+                                 " AND kind = 'block_committed'", {"run": run_id, "node": nodes[0].node}))  # fmt: skip
+    store.close()
+    state = TopState(validators, names=names)
+    state.set_status(CONNECTED)
+    i = next(i for i, r in enumerate(rows) if r["kind"] == "step" and (r["height"], r["round"]) == (3, 1))
+    state.feed(rows[: i + 1])
+    view = state.view(rows[i]["ts"])
+    assert (view.height, view.round, view.step) == (3, 1, "new_round")
+    assert [t.seen for t in view.tallies] == [0, 0]  # round 0's votes are not round 1's
+    assert {v.prevote for v in view.validators} == {"waiting"}
+    state.feed(rows[i + 1 :])
+    recent = {h.height: h for h in state.view(0).recent}
+    assert recent[3].rounds == 2 and all(recent[h].rounds == 1 for h in recent if h not in (3, max(recent)))
+    assert recent[3].proposer == names[proposers[3]]

@@ -3,7 +3,8 @@
 Live rows come from a node's RPC, which reports each vote once, when the node adds it. A node's WAL records every
 copy it received (``msg_received``/``msg_internal`` with ``msg_type`` vote, one per sending peer); the first copy of
 each (height, round, type, validator) is the node adding it, so it becomes one ``vote_added`` row and later copies
-are dropped. Rows already in the live shape (``vote_added``, ``commit_sig``, steps, commits, gaps) pass through.
+are dropped (so are vote rows that do not name the voter: some log lines only fingerprint it). Rows already in the
+live shape (``vote_added``, ``commit_sig``, steps, commits, gaps) pass through.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def live_rows(store: Store, run_id: int, node: int) -> Iterator[dict[str, Any]]:
     for values in store.query(_ROWS, {"run": run_id, "node": node}):
         row = dict(zip(_COLUMNS, values, strict=True))
         if row["kind"] in ("msg_received", "msg_internal", "vote_added"):
+            if row["validator"] is None:
+                continue  # a log line that does not name the voter: nothing the view can attribute
             key = (row["height"], row["round"], row["vote_type"], row["validator"])
             if key in added:
                 continue
