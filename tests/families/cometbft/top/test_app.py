@@ -16,7 +16,8 @@ from textual.pilot import Pilot
 
 from bftscope.families.cometbft.top.app import TopApp
 from bftscope.families.cometbft.top.source import RowBatch
-from bftscope.families.cometbft.top.state import SourceStatus, TopState, ValidatorLike
+from bftscope.families.cometbft.top.state import TopState
+from bftscope.families.cometbft.top.view import SourceStatus, ValidatorLike
 from bftscope.families.cometbft.validators.validator import Validator
 from tests.families.cometbft.top.conftest import Recorded
 

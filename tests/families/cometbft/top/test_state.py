@@ -11,7 +11,8 @@ from typing import Any
 from bftscope.config import Settings
 from bftscope.families.cometbft.synthetic.network import build_config, simulate
 from bftscope.families.cometbft.top.recorded import live_rows
-from bftscope.families.cometbft.top.state import SourceStatus, TopState
+from bftscope.families.cometbft.top.state import TopState
+from bftscope.families.cometbft.top.view import SourceStatus
 from bftscope.families.cometbft.validators.priority import genesis, proposer_at, schedule
 from bftscope.families.cometbft.validators.validator import Validator
 from bftscope.ingest.pipeline import ingest

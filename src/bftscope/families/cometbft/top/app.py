@@ -20,7 +20,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Input, Static
 
 from bftscope.families.cometbft.top.source import RowSource
-from bftscope.families.cometbft.top.state import Mark, SourceStatus, Tally, TopState, TopView, ValidatorLine
+from bftscope.families.cometbft.top.state import TopState
+from bftscope.families.cometbft.top.view import Mark, SourceStatus, Tally, TopView, ValidatorLine
 
 __all__ = ["SORTS", "TopApp", "sorted_lines"]
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from bftscope.families.cometbft.top.source import RowBatch
-from bftscope.families.cometbft.top.state import SourceStatus, ValidatorLike
+from bftscope.families.cometbft.top.view import SourceStatus, ValidatorLike
 from bftscope.families.cometbft.validators.validator import Validator
 from bftscope.store.base import Store
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from bftscope.errors import InputError
 from bftscope.families.cometbft.top.source import RowBatch, RowSource
-from bftscope.families.cometbft.top.state import Connection, SourceStatus, ValidatorLike
+from bftscope.families.cometbft.top.view import Connection, SourceStatus, ValidatorLike
 
 __all__ = ["MAX_QUEUED", "FollowerLike", "FollowerSource", "rpc_source"]
 

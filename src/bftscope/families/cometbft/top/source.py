@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from bftscope.families.cometbft.top.state import SourceStatus, ValidatorLike
+from bftscope.families.cometbft.top.view import SourceStatus, ValidatorLike
 
 __all__ = ["RowBatch", "RowSource"]
 
