@@ -218,3 +218,23 @@ def test_a_large_set_scrolls(node0: Recorded) -> None:
             assert app.state.view(0).tallies[0].threshold == 101  # 150·2//3 + 1
 
     asyncio.run(go())
+
+
+def test_names_are_shown_as_text_never_as_markup(node0: Recorded) -> None:
+    hostile = {
+        v.address: name for v, name in zip(node0.validators, ["[/x]", "[bold]b", "[link=x]c", "d]"], strict=True)
+    }
+    source = QueueSource(node0)
+    state = TopState(node0.validators, names=hostile)
+    state.set_status(source.current)
+    state.feed(node0.rows[: _upto(node0, 12, "precommit")])
+    app = TopApp(source, state, clock=lambda: 0, refresh_s=3600)
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await _settle(app, pilot)
+            await pilot.press("slash", *"[/", "enter")
+            text = screen_text(app)
+            assert "[/x]" in text and "filter: [/" in text and "Validators 1/4" in text
+
+    asyncio.run(go())

@@ -183,7 +183,7 @@ class TopApp(App[None]):
         await self.source.close()
         self.exit()
 
-    # --- drawing -----------------------------------------------------------------------------------
+    # --- drawing: names, addresses and the filter come from the network or the user — Text, never markup ---
 
     def redraw(self) -> None:
         status = self.source.status()
@@ -220,13 +220,13 @@ class TopApp(App[None]):
 
     def _validators(self, view: TopView) -> Table:
         lines = sorted_lines(view.validators, self.sort, self.needle)
-        title = f"Validators {len(lines)}/{len(view.validators)}  sort: {self.sort}"
+        title = Text(f"Validators {len(lines)}/{len(view.validators)}  sort: {self.sort}")
         if self.needle:
-            title += f"  filter: {self.needle}"
+            title.append(f"  filter: {self.needle}")
         t = Table("name", "address", "power", "prevote", "precommit", "delay ms", title=title, title_justify="left",
                   expand=True, box=None, header_style="bold")  # fmt: skip
         for v in lines:
-            t.add_row(v.name if v.name != v.address else "-", v.address, f"{v.power:,}", _mark(v.prevote),
+            t.add_row(Text(v.name if v.name != v.address else "-"), Text(v.address), f"{v.power:,}", _mark(v.prevote),
                       _mark(v.precommit), _ms(v.delay_ms))  # fmt: skip
         return t
 
@@ -235,12 +235,12 @@ class TopApp(App[None]):
                   box=None, header_style="bold")  # fmt: skip
         for h in view.recent:
             rounds = "gap" if h.gap else ("?" if h.rounds is None else str(h.rounds))
-            t.add_row(f"{h.height:,}", _ms(h.duration_ms), rounds, h.proposer or "?")
+            t.add_row(f"{h.height:,}", _ms(h.duration_ms), rounds, Text(h.proposer or "?"))
         return t
 
     def _slowest(self, view: TopView) -> Table:
         t = Table("validator", "median delay ms", "votes", title="Slowest by vote arrival", title_justify="left",
                   box=None, header_style="bold")  # fmt: skip
         for s in view.slowest:
-            t.add_row(s.name, _ms(s.delay_ms), f"{s.samples:,}")
+            t.add_row(Text(s.name), _ms(s.delay_ms), f"{s.samples:,}")
         return t
