@@ -4,6 +4,7 @@ argument checks; the app consuming a source to its end."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,11 @@ def test_a_stored_run_replays_a_chosen_node(store_dir: Path, node0: Recorded) ->
     source = _stored_source("v034", "node0", None, 0.0, store_dir)
     assert isinstance(source, RecordedSource)
     assert source.rows == node0.rows  # the same node's events as the live rows the state tests read
-    assert [v.address for v in source.validators()] == [v.address for v in node0.validators]
+    # the set stored from the homes' genesis.json, with its power; nothing to excuse in the header
+    assert [(v.address, v.power, v.index) for v in source.validators()] == [
+        (v.address, v.power, v.index) for v in node0.validators
+    ]
+    assert source.status().detail == "replaying a stored run"
     assert dict(source.names()) == {a: n for a, n in node0.names.items() if n in ("node0", "node2")}
     other = _stored_source("v034", "node2", 40, 0.0, store_dir)
     assert isinstance(other, RecordedSource)
@@ -103,3 +108,18 @@ def test_the_app_reads_a_source_to_its_end(node0: Recorded) -> None:
             assert {v.prevote for v in view.state.view(0).validators} == {"unknown"}  # the source has ended
 
     asyncio.run(go())
+
+
+def test_a_run_without_a_stored_set_counts_each_voter_once(tmp_path: Path, node0: Recorded) -> None:
+    wal = require_data("cometbft/tendermint-v0.34-4node-wal") / "node0" / "data" / "cs.wal" / "wal"
+    bare = tmp_path / "wal"
+    shutil.copyfile(wal, bare)  # away from its node home: no genesis.json, so no set is stored
+    settings = Settings(data_dir=tmp_path / "store")
+    store = DuckDBStore.open(settings.store_path, settings)
+    ingest(store, "bare", [bare], settings)
+    store.close()
+    source = _stored_source("bare", None, None, 0.0, tmp_path / "store")
+    assert [(v.address, v.power, v.index) for v in source.validators()] == [
+        (v.address, 1, v.index) for v in node0.validators
+    ]
+    assert source.status().detail == "replaying a stored run; voting power not stored: 1 each"

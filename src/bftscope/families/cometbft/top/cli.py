@@ -21,6 +21,8 @@ def _stored_source(
     name: str, node: str | None, from_height: int | None, speed: float, data_dir: Path | None
 ) -> RowSource:
     from bftscope.families.cometbft.top.recorded import RecordedSource, live_rows, stored_validators
+    from bftscope.families.cometbft.validators.history import set_at
+    from bftscope.families.cometbft.validators.validator import Validator
     from bftscope.store import open_store
 
     store = open_store(_settings(data_dir), read_only=True)
@@ -39,12 +41,16 @@ def _stored_source(
                 if len(rows) > MAX_ROWS:
                     raise InputError(f"node {observer.label} of {name!r} has over {MAX_ROWS:,} rows: start later "
                                      "with --from HEIGHT")  # fmt: skip
-        validators = stored_validators(store, run.id)
+        first = next((r["height"] for r in rows if r["height"] is not None), 0)
+        validators: list[Validator] = set_at(store, run.id, first)
+        note = ""
+        if not validators:  # no genesis.json was read and no set fetched: the voters, without their power
+            validators, note = stored_validators(store, run.id), "voting power not stored: 1 each"
         names = {n.validator: n.label for n in nodes if n.validator}
     finally:
         store.close()
     return RecordedSource(rows, validators, network=name, endpoint=f"stored node {observer.label}", names=names,
-                          note="voting power not stored: 1 each", speed=speed)  # fmt: skip
+                          note=note, speed=speed)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
