@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["MEMORY_SIZE", "Settings"]
@@ -75,6 +75,22 @@ class Settings(BaseSettings):
         description="Storage engine (BFTSCOPE_STORE): 'duckdb', the embedded default, is the only one so far.",
     )
 
+    # --- live runs: retention (docs/live.md "Retention") --------------------------------------------
+    retention_raw_days: float = Field(
+        default=7.0, gt=0, description="A live run keeps its events, and the rows derived from them, this many days."
+    )
+    retention_summary_days: float = Field(
+        default=365.0, gt=0,
+        description="A live run keeps its per-height summaries (validator history, …) this many days; at least "
+        "the raw window.",
+    )  # fmt: skip
+    retention_interval_s: float = Field(
+        default=600.0, gt=0, description="Seconds between two passes of the background pruner over the live runs."
+    )
+    retention_batch_heights: int = Field(
+        default=1000, ge=1, description="Heights whose rows one pruning transaction removes (writes interleave)."
+    )
+
     # --- HTTP API (bftscope serve) ---------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port the API listens on (the original's 8080).")
@@ -130,6 +146,12 @@ class Settings(BaseSettings):
     )
     max_archive_members: int = Field(default=100_000, ge=1, description="Most entries in one uploaded archive.")
     hsts: bool = Field(default=True, description="Send Strict-Transport-Security on requests that came over TLS.")
+
+    @model_validator(mode="after")
+    def _windows(self) -> Settings:
+        if self.retention_summary_days < self.retention_raw_days:
+            raise ValueError("retention_summary_days must be at least retention_raw_days")
+        return self
 
     @field_validator("metrics_allowed_clients", "trusted_proxies")
     @classmethod

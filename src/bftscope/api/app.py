@@ -26,6 +26,7 @@ from bftscope.control.jobs import job_runner, recover_after_crash
 from bftscope.errors import InputError
 from bftscope.families import registry
 from bftscope.ingest.derived import rebuild_stale
+from bftscope.live import retention
 from bftscope.store import Store, open_store
 
 log = logging.getLogger("bftscope.api")
@@ -72,9 +73,12 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         own = getattr(app.state, "ctx", None) is None
         if own:
             app.state.ctx = start(open_store(settings))
+        pruner = app.state.ctx.pruner = retention.Pruner(app.state.ctx.store, settings)  # live runs' retention
+        pruning = pruner.start()
         try:
             yield
         finally:
+            await pruner.close(pruning)
             if own:
                 app.state.ctx.jobs.shutdown()
                 app.state.ctx.store.close()
