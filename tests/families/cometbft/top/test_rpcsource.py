@@ -1,6 +1,6 @@
 """A followed network as the view's source (``--rpc``): :class:`FollowerSource` over a stand-in follower with the
-live follower's shape, writing the real v0.34 node0's rows; a lost connection in the middle; the command's answer
-while the live follower is not in this build."""
+live follower's shape, writing the real v0.34 node0's rows; a lost connection in the middle; and end to end, the
+real follower reading the replay server."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
-from bftscope.errors import InputError
+from bftscope.families.cometbft.replay.server import ReplayServer
 from bftscope.families.cometbft.top.app import TopApp
 from bftscope.families.cometbft.top.rpcsource import FollowerSource, rpc_source
+from bftscope.families.cometbft.validators.priority import genesis, schedule
+from bftscope.ingest.live import Backoff
+from tests.families.cometbft.replay import replaydata
 from tests.families.cometbft.top.conftest import Recorded
 from tests.families.cometbft.top.test_app import screen_text
 
@@ -132,6 +133,38 @@ def test_status_maps_the_endpoint_state(node0: Recorded) -> None:
     assert source.status().connection == "connected" and source.status().detail == ""
 
 
-def test_the_rpc_source_says_what_is_missing() -> None:
-    with pytest.raises(InputError, match="needs the live follower"):
-        rpc_source(["http://127.0.0.1:26657"])
+def test_top_follows_a_replayed_node_over_rpc(node0: Recorded) -> None:
+    """End to end: ``bftscope replay``'s server plays node0 of the real testnet (100x), the live follower decodes its
+    websocket frames, the view shows them."""
+    timeline = replaydata.timeline("node0")
+    designated = schedule(genesis((v.address, v.power) for v in node0.validators), 80)  # heights 1..80
+
+    async def go() -> None:
+        async with ReplayServer(timeline, speed=100, autostart=False, start_on_subscribe=True) as srv:
+            source = rpc_source([srv.url], name="v034", flush_interval=0.01, backoff=Backoff(base=0.001, cap=0.01))
+            app = TopApp(source, refresh_s=3600)
+            async with app.run_test(size=(110, 36)) as pilot:
+                for _ in range(1000):  # a guard against a hang, not a timing
+                    await pilot.pause(0.01)
+                    if (app.state.height or 0) >= 30:
+                        break
+                app.redraw()
+                await pilot.pause()
+                view = app.state.view(0)
+                # the set came from /validators, with its power, in set order
+                assert [(v.address, v.power) for v in view.validators] == [
+                    (v.address, v.power) for v in node0.validators
+                ]
+                assert view.connection == "connected" and (view.height or 0) >= 30
+                done = [h for h in view.recent if h.committed and h.rounds is not None]
+                assert len(done) >= 5
+                for h in done:  # NewBlock's proposer is the one CometBFT's rule designates from genesis.json
+                    assert h.rounds == 1 and h.proposer == designated[h.height - 1].proposer
+                    assert h.duration_ms is not None and h.duration_ms > 0
+                assert view.slowest and all(s.samples > 0 for s in view.slowest)
+                text = screen_text(app)
+                assert f"v034  {srv.url}" in text and "connected" in text
+                await pilot.press("q")
+            assert source.follower.status().endpoints[0].frames > 0
+
+    asyncio.run(go())

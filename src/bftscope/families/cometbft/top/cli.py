@@ -1,5 +1,6 @@
-"""The ``bftscope top`` command: the live terminal view over a CometBFT RPC endpoint (``--rpc URL``) or over a
-stored run (``NAME``: an uploaded testnet or a network recorded by ``bftscope watch``), replayed node by node."""
+"""The ``bftscope top`` command: the live terminal view over a CometBFT RPC endpoint (``[NAME] --rpc URL…``, as
+``bftscope watch`` takes it, storing nothing) or over a stored run (``NAME``: an uploaded testnet or a network
+recorded by ``bftscope watch``), replayed node by node."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
     @app.command("top")
     def top_cmd(
         name: Annotated[
-            str | None, typer.Argument(help="A stored run to replay (uploaded, or recorded by watch).")
+            str | None, typer.Argument(help="A stored run to replay (uploaded, or watched); with --rpc: the network.")
         ] = None,
         rpc: Annotated[
             list[str] | None, typer.Option("--rpc", help="CometBFT RPC endpoint to follow live (repeatable).")
@@ -75,13 +76,14 @@ def register(app: typer.Typer) -> None:
         """A live terminal view: height/round/step, each validator's votes, +2/3, recent heights, slowest voters."""
         from bftscope.families.cometbft.top.app import TopApp
 
-        if (name is None) == (not rpc):
-            raise _fail(InputError("give a stored run NAME or --rpc URL (one of the two)"))
+        if name is None and not rpc:
+            raise _fail(InputError("give a stored run NAME, or --rpc URL to follow a network live"))
+        source: RowSource
         try:
             if rpc:
                 from bftscope.families.cometbft.top.rpcsource import rpc_source
 
-                source = rpc_source(rpc)
+                source = rpc_source(rpc, name=name)
             else:
                 assert name is not None
                 source = _stored_source(name, node, from_height, speed, data_dir)

@@ -10,8 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from bftscope.errors import InputError
-from bftscope.families.cometbft.top.source import RowBatch, RowSource
+from bftscope.families.cometbft.top.source import RowBatch
 from bftscope.families.cometbft.top.view import Connection, SourceStatus, ValidatorLike
 
 __all__ = ["MAX_QUEUED", "FollowerLike", "FollowerSource", "rpc_source"]
@@ -134,9 +133,28 @@ class FollowerSource:
         await self.follower.stop()
 
 
-def rpc_source(urls: list[str]) -> RowSource:
-    """A row source following ``urls`` (one network's endpoints) through the live follower."""
-    raise InputError(
-        "following an RPC endpoint needs the live follower (families/cometbft/live/follower.py), which this build "
-        f"does not have yet; `bftscope top NAME` replays a stored run meanwhile (asked for: {', '.join(urls)})"
-    )
+class _NoStore:
+    """``top --rpc`` stores nothing: the follower's rows go to the view only (``bftscope watch`` stores a network)."""
+
+    def write(self, source: str, events: Sequence[Any]) -> None:
+        return None
+
+    def gap(self, gap: Any) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+
+def rpc_source(urls: list[str], name: str | None = None, **follower_options: Any) -> FollowerSource:
+    """A row source following ``urls`` (one network's endpoints, failover between them) through the live follower;
+    ``follower_options`` go to :class:`~bftscope.families.cometbft.live.follower.NetworkFollower`."""
+    from bftscope.families.cometbft.live.follower import NetworkFollower
+
+    sources: list[FollowerSource] = []
+    follower = NetworkFollower(
+        name or urls[0], urls, _NoStore(), on_validator_set=lambda h, vs: sources[0].on_validator_set(h, vs),
+        **follower_options,
+    )  # fmt: skip
+    sources.append(FollowerSource(follower))
+    return sources[0]
