@@ -5,18 +5,23 @@ real follower reading the replay server."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bftscope.families.cometbft.live.endpoint import subscribe_messages
 from bftscope.families.cometbft.replay.server import ReplayServer
 from bftscope.families.cometbft.top.app import TopApp
 from bftscope.families.cometbft.top.rpcsource import FollowerSource, rpc_source
+from bftscope.families.cometbft.top.state import TopState
 from bftscope.families.cometbft.validators.priority import genesis, schedule
 from bftscope.ingest.live import Backoff
+from bftscope.sources.websocket import WebSocketTransport
 from tests.families.cometbft.replay import replaydata
 from tests.families.cometbft.top.conftest import Recorded
 from tests.families.cometbft.top.test_app import screen_text
+from tests.helpers.chaos_proxy import ChaosProxy
 
 
 @dataclass
@@ -168,3 +173,53 @@ def test_top_follows_a_replayed_node_over_rpc(node0: Recorded) -> None:
             assert source.follower.status().endpoints[0].frames > 0
 
     asyncio.run(go())
+
+
+def test_cuts_through_the_chaos_proxy_show_as_unknown(node0: Recorded) -> None:
+    """The replay's websocket cut 3 times: each loss reaches the view, and every height the follower stores as an
+    observation gap is shown as a gap (its rounds unknown), never as watched."""
+    timeline = replaydata.timeline("node0")
+    state = TopState([], recent=100, delay_window=100)  # keep every height of the capture for the check below
+    gap_heights: set[int] = set()
+
+    async def go() -> FollowerSource:
+        srv = ReplayServer(timeline, speed=100, autostart=False, start_on_subscribe=True)
+        async with srv, ChaosProxy("127.0.0.1", srv.port, cuts=[4_000, 8_000, 12_000]) as proxy:
+            ws = f"ws://127.0.0.1:{proxy.port}/websocket"  # the stream is cut; /status, /block … answer directly
+            source = rpc_source(
+                [srv.url], name="v034", flush_interval=0.01, backoff=Backoff(base=0.001, cap=0.01),
+                transport_factory=lambda _e: WebSocketTransport(ws, subscribe=subscribe_messages(), close_timeout=1.0),
+            )  # fmt: skip
+            source.follower.listen(lambda rows: gap_heights.update(_covered(rows)))
+            app = TopApp(source, state, refresh_s=3600)
+            async with app.run_test(size=(110, 36)) as pilot:
+                last = max(timeline.blocks)
+                for _ in range(1000):  # a guard against a hang, not a timing
+                    await pilot.pause(0.01)
+                    if proxy.cut_count == 3 and last in state.heights and state.heights[last].committed:
+                        break
+                await pilot.pause(0.1)
+                app.redraw()
+                await pilot.pause()
+                assert "missing" not in screen_text(app)
+                await pilot.press("q")
+            assert proxy.cut_count == 3
+            return source
+
+    source = asyncio.run(go())
+    assert source.follower.status().endpoints[0].reconnects >= 3
+    assert gap_heights  # each reconnect leaves the heights it did not see whole as a gap
+    shown = {h.height: h for h in state.view(0).recent}
+    for h in gap_heights & shown.keys():
+        assert shown[h].gap and shown[h].rounds is None, h
+    watched = [h for h in shown.values() if h.rounds is not None]
+    assert len(watched) > len(shown) / 2  # between the cuts, heights are watched whole again
+
+
+def _covered(rows: Sequence[Mapping[str, Any]]) -> set[int]:
+    out: set[int] = set()
+    for r in rows:
+        if r["kind"] == "observation_gap" and r.get("height") is not None:
+            extra = json.loads(r["extra"]) if isinstance(r["extra"], str) else r["extra"]
+            out |= set(range(r["height"], (extra.get("to_height") or r["height"]) + 1))
+    return out
