@@ -169,7 +169,7 @@ def test_sort_cycles_and_filter(node0: Recorded) -> None:
         assert app.needle == "node2" and _rows_shown(app) == ["node2"]
         assert "Validators 1/4  sort: power  filter: node2" in screen_text(app)
         address = view.validators[0].address
-        await pilot.press("slash", "ctrl+u", *address[5:15].lower(), "enter")  # part of an address, any case
+        await pilot.press("slash", "ctrl+u", *address[5:11].lower(), "enter")  # part of an address, any case
         assert _rows_shown(app) == [view.validators[0].name]
         await pilot.press("escape")
         await pilot.press("slash", "escape")
