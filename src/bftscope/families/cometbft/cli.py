@@ -45,9 +45,11 @@ def register(app: typer.Typer) -> None:
     from bftscope.families.cometbft.live.watch import register as register_watch
     from bftscope.families.cometbft.missed.cli import register as register_missed
     from bftscope.families.cometbft.replay.cli import register as register_replay
+    from bftscope.families.cometbft.top.cli import register as register_top
 
     register_missed(app)
     register_replay(app)
+    register_top(app)
     register_watch(app)
 
     @app.command("report")
