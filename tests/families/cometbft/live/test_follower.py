@@ -30,7 +30,7 @@ def chain() -> Chain:
 def _follow(follower: NetworkFollower, done: Callable[[], bool]) -> None:
     async def go() -> None:
         task = asyncio.create_task(follower.run())
-        for _ in range(1000):  # a guard against a hang, not a timing: the condition ends the wait
+        for _ in range(6000):  # a guard against a hang, not a timing: the condition ends the wait
             if done() or task.done():
                 break
             await asyncio.sleep(0.01)
