@@ -30,7 +30,7 @@ from bftscope.live.alerts import AlertEngine, AlertSink, Thresholds
 from bftscope.live.endpoints import redact_text
 from bftscope.live.feed import FeedHub
 
-__all__ = ["Follower", "FollowerFactory", "Followed", "NetworkSpec", "NetworkSupervisor", "VoteOutcomes", "field_of"]
+__all__ = ["Followed", "Follower", "FollowerFactory", "NetworkSpec", "NetworkSupervisor", "VoteOutcomes", "field_of"]
 
 log = logging.getLogger("bftscope.live")
 
