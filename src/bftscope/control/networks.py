@@ -17,12 +17,12 @@ from typing import Any
 
 from bftscope.control.records import new_id, now
 from bftscope.errors import ConflictError, InputError, NotFoundError
-from bftscope.live.alerts import Thresholds, thresholds
+from bftscope.live.alerts import thresholds
 from bftscope.live.endpoints import check_endpoint
 from bftscope.store.base import Store
 
 __all__ = ["NAME_RULE", "Network", "count_networks", "create_network", "delete_network", "get_network",
-           "list_networks", "run_name", "update_network"]  # fmt: skip
+           "list_networks", "run_name", "stored_events", "update_network"]  # fmt: skip
 
 NAME_RULE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 _NAME = re.compile(NAME_RULE)
@@ -43,10 +43,6 @@ class Network:
     @property
     def run_name(self) -> str:
         return run_name(self.name)
-
-    @property
-    def thresholds(self) -> Thresholds:
-        return thresholds(self.alerts)
 
 
 def run_name(name: str) -> str:
@@ -127,6 +123,13 @@ def update_network(store: Store, network_id: str, endpoints: list[str] | None, a
          "alerts": None if alerts is None else json.dumps(alerts), "t": now(), "id": network_id},
     )  # fmt: skip
     return get_network(store, network_id)
+
+
+def stored_events(store: Store, run: str) -> int:
+    """Events a network's run holds (its size in the store, in rows)."""
+    rows = store.query("SELECT count(*) FROM events WHERE run_id IN (SELECT id FROM runs WHERE name = :run)",
+                       {"run": run})  # fmt: skip
+    return int(rows[0][0])
 
 
 def delete_network(store: Store, network_id: str) -> Network:

@@ -33,7 +33,7 @@ from bftscope.errors import InputError
 from bftscope.live.endpoints import redact_url
 
 __all__ = ["DOWN_STATES", "RULES", "ActiveAlert", "AlertEngine", "AlertEvent", "AlertSink", "Thresholds",
-           "thresholds", "thresholds_api"]  # fmt: skip
+           "defaults", "thresholds", "thresholds_api"]  # fmt: skip
 
 RULES = ("missed_votes", "uptime", "stalled_height", "round_escalation", "endpoint_down")
 # endpoint states that count as "not up" (the live runner's and the follower's words)
@@ -67,6 +67,14 @@ _API: dict[str, tuple[str, float, float]] = {
 }
 _NOT_NULL = {"uptime_window", "uptime_min_blocks"}
 _INTS = {"missed_votes", "uptime_window", "uptime_min_blocks", "round_escalation"}
+
+
+def defaults(settings: Any) -> Thresholds:
+    """The thresholds ``BFTSCOPE_ALERT_*`` settings give (every network's base; ``bftscope watch``'s)."""
+    return Thresholds(missed_votes=settings.alert_missed_votes, uptime_percent=settings.alert_uptime_percent,
+                      uptime_window=settings.alert_uptime_window, uptime_min_blocks=settings.alert_uptime_min_blocks,
+                      stalled_s=settings.alert_stalled_s, round_escalation=settings.alert_round_escalation,
+                      endpoint_down_s=settings.alert_endpoint_down_s)  # fmt: skip
 
 
 def thresholds(overrides: Mapping[str, Any], base: Thresholds | None = None) -> Thresholds:

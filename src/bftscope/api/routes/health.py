@@ -90,4 +90,6 @@ def metrics(c: Ctx) -> Response:
         t.simulations.labels(status).set(n)
     path = c.settings.store_path
     t.store_bytes.set(path.stat().st_size if path.exists() else 0)
+    if c.network_metrics is not None:
+        c.network_metrics.update(c.networks, c.store)
     return Response(generate_latest(t.registry), media_type=CONTENT_TYPE_LATEST)

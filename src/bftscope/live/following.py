@@ -1,0 +1,54 @@
+"""How ``bftscope serve`` follows its networks: the supervisor built over the store, the registry's families
+and the alert sinks the settings ask for.
+
+A network's follower comes from its chain family (``ChainFamily.follower``) and writes through a
+:class:`~bftscope.ingest.livesink.StoreSink` on the run ``net:<name>``; its vote alerts read the family's
+vote outcomes (``ChainFamily.vote_outcomes``) of that run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bftscope.config import Settings
+from bftscope.control.networks import Network
+from bftscope.families import registry
+from bftscope.ingest.livesink import StoreSink
+from bftscope.live.alerts import AlertSink, defaults, thresholds
+from bftscope.live.alertsinks import LogSink, WebhookSink
+from bftscope.live.supervisor import Follower, NetworkSpec, NetworkSupervisor
+from bftscope.store.base import Store
+
+__all__ = ["alert_sinks", "build_supervisor", "spec_of"]
+
+
+def spec_of(net: Network, settings: Settings) -> NetworkSpec:
+    return NetworkSpec(net.id, net.name, net.chain, tuple(net.endpoints), thresholds(net.alerts, defaults(settings)),
+                       net.run_name)  # fmt: skip
+
+
+def alert_sinks(settings: Settings) -> list[AlertSink]:
+    """The log always; the webhook when ``BFTSCOPE_ALERT_WEBHOOK_URL`` is set."""
+    sinks: list[AlertSink] = [LogSink()]
+    if settings.alert_webhook_url is not None:
+        sinks.append(WebhookSink(settings.alert_webhook_url.get_secret_value(),
+                                 timeout_s=settings.alert_webhook_timeout_s,
+                                 retries=settings.alert_webhook_retries))  # fmt: skip
+    return sinks
+
+
+def build_supervisor(store: Store, settings: Settings, sinks: Sequence[AlertSink]) -> NetworkSupervisor:
+    def follower(spec: NetworkSpec) -> Follower:
+        sink = StoreSink(store, spec.run, spec.chain)
+        made: Follower = registry.family(spec.chain).follower(spec.name, spec.endpoints, sink, store=store,
+                                                              run=spec.run)  # fmt: skip
+        return made
+
+    def outcomes(spec: NetworkSpec, lo: int, hi: int) -> Sequence[Mapping[str, Any]]:
+        runs = store.query("SELECT id FROM runs WHERE name = :run", {"run": spec.run})
+        if not runs:
+            return []
+        return registry.family(spec.chain).vote_outcomes(store, int(runs[0][0]), lo, hi)
+
+    return NetworkSupervisor(follower, sinks=sinks, vote_outcomes=outcomes, feed_batches=settings.feed_queue_batches)
