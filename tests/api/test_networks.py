@@ -137,6 +137,10 @@ def test_status_shows_the_follower_redacted(net_client: TestClient, followers: F
     ep = st["endpoints"][0]
     assert ep["url"] == "https://***@rpc.example.org:443/?apikey=***" and ep["reconnects"] == 4
     assert "s3cret" not in ep["lastError"] and "k3y" not in ep["lastError"]
+    followers.of("n1").emit([vote(8)])  # the fake names its source after its first endpoint, as a follower may
+    store = c.app.state.ctx.store  # type: ignore[attr-defined]
+    labels = [n.label for n in store.nodes(store.get_run("net:n1").id)]
+    assert labels == ["https://***@rpc.example.org:443/?apikey=***"]
     assert "status" not in c.get("/v1/networks", headers=u["h"]).json()[0] or \
         c.get("/v1/networks", headers=u["h"]).json()[0]["status"] is None  # fmt: skip
 

@@ -8,19 +8,22 @@ vote outcomes (``ChainFamily.vote_outcomes``) of that run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bftscope.config import Settings
 from bftscope.control.networks import Network
 from bftscope.families import registry
+from bftscope.ingest.live import Gap
 from bftscope.ingest.livesink import StoreSink
 from bftscope.live.alerts import AlertSink, defaults, thresholds
 from bftscope.live.alertsinks import LogSink, WebhookSink
+from bftscope.live.endpoints import redact_text, redact_url
 from bftscope.live.supervisor import Follower, NetworkSpec, NetworkSupervisor
 from bftscope.store.base import Store
 
-__all__ = ["alert_sinks", "build_supervisor", "spec_of"]
+__all__ = ["RedactingSink", "alert_sinks", "build_supervisor", "spec_of"]
 
 
 def spec_of(net: Network, settings: Settings) -> NetworkSpec:
@@ -38,9 +41,30 @@ def alert_sinks(settings: Settings) -> list[AlertSink]:
     return sinks
 
 
+class RedactingSink:
+    """An :class:`~bftscope.ingest.live.EventSink` that names each source by its redacted URL: a follower names
+    sources (the run's nodes, shown by ``/events`` and summaries) after their endpoints, whose credentials
+    must not reach the store's labels."""
+
+    def __init__(self, inner: StoreSink) -> None:
+        self.inner = inner
+
+    def write(self, source: str, events: Sequence[Any]) -> None:
+        self.inner.write(redact_url(source), events)
+
+    def gap(self, gap: Gap) -> None:
+        self.inner.gap(dataclasses.replace(gap, source=redact_url(gap.source), reason=redact_text(gap.reason)))
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def __getattr__(self, name: str) -> Any:  # anything else a follower asks of its sink (store, run …)
+        return getattr(self.inner, name)
+
+
 def build_supervisor(store: Store, settings: Settings, sinks: Sequence[AlertSink]) -> NetworkSupervisor:
     def follower(spec: NetworkSpec) -> Follower:
-        sink = StoreSink(store, spec.run, spec.chain)
+        sink = RedactingSink(StoreSink(store, spec.run, spec.chain))
         made: Follower = registry.family(spec.chain).follower(spec.name, spec.endpoints, sink, store=store,
                                                               run=spec.run)  # fmt: skip
         return made
