@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from bftscope.errors import InputError
-from bftscope.live.alerts import AlertEngine, AlertEvent, Thresholds, thresholds, thresholds_api
+from bftscope.live.alerts import AlertEngine, AlertEvent, Thresholds, parse_options, thresholds, thresholds_api
 from bftscope.live.alertsinks import LogSink, PrometheusSink, WebhookSink
 
 A, B = "A" * 40, "B" * 40
@@ -100,6 +100,16 @@ def test_thresholds_from_the_api_spelling() -> None:
                 {"uptimeWindow": None}, {"stalledSeconds": "60"}, {"roundEscalation": True}):  # fmt: skip
         with pytest.raises(InputError):
             thresholds(bad)
+
+
+def test_thresholds_from_command_line_options() -> None:
+    base = Thresholds(missed_votes=7)
+    t = parse_options(["missedVotes=3", "stalledSeconds=off", " uptimePercent = 99.5 "], base)
+    assert (t.missed_votes, t.stalled_s, t.uptime_percent, t.round_escalation) == (3, None, 99.5, 3)
+    assert parse_options([], base) == base
+    for bad in (["missedVotes"], ["=3"], ["missedVotes=x"], ["nope=1"], ["uptimeWindow=off"], ["missedVotes=nan"]):
+        with pytest.raises(InputError):
+            parse_options(bad)
 
 
 def test_prometheus_gauge_is_one_while_active_and_removed_when_cleared() -> None:

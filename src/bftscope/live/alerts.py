@@ -33,7 +33,7 @@ from bftscope.errors import InputError
 from bftscope.live.endpoints import redact_url
 
 __all__ = ["DOWN_STATES", "RULES", "ActiveAlert", "AlertEngine", "AlertEvent", "AlertSink", "Thresholds",
-           "defaults", "thresholds", "thresholds_api"]  # fmt: skip
+           "defaults", "parse_options", "thresholds", "thresholds_api"]  # fmt: skip
 
 RULES = ("missed_votes", "uptime", "stalled_height", "round_escalation", "endpoint_down")
 # endpoint states that count as "not up" (the live runner's and the follower's words)
@@ -96,6 +96,25 @@ def thresholds(overrides: Mapping[str, Any], base: Thresholds | None = None) -> 
             raise InputError(f"alerts.{key} must be between {low:g} and {high:g}")
         changes[name] = int(value) if name in _INTS else float(value)
     return replace(base or Thresholds(), **changes)
+
+
+def parse_options(options: Iterable[str], base: Thresholds | None = None) -> Thresholds:
+    """Thresholds from command-line ``KEY=VALUE`` options (``bftscope watch --alert missedVotes=5 --alert
+    stalledSeconds=off``): the API's keys, a number, or ``off`` to turn a rule off."""
+    overrides: dict[str, Any] = {}
+    for option in options:
+        key, sep, text = option.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key or not text:
+            raise InputError(f"--alert {option!r}: expected KEY=VALUE, e.g. missedVotes=5 or stalledSeconds=off")
+        if text.lower() == "off":
+            overrides[key] = None
+            continue
+        try:
+            overrides[key] = int(text) if text.isdigit() else float(text)
+        except ValueError:
+            raise InputError(f"--alert {key}: {text!r} is not a number (or 'off')") from None
+    return thresholds(overrides, base)
 
 
 def thresholds_api(t: Thresholds) -> dict[str, Any]:
