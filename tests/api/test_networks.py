@@ -231,3 +231,16 @@ def test_metrics_per_network_and_alert_gauges(net_client: TestClient, followers:
     f.height, f.round = 8, 0
     c.portal.call(sup.tick)
     assert "bftscope_alert_active{" not in c.get("/metrics").text  # cleared: the series is gone
+
+
+def test_deleting_a_user_deletes_their_networks(net_client: TestClient, followers: Followers) -> None:
+    c = net_client
+    admin = make_user(c, "root1")
+    bob = make_user(c, "bob", admin["token"])
+    create(c, bob, "bobnet")
+    followers.of("bobnet").emit([vote(3)])
+    assert c.delete(f"/v1/users/{bob['id']}", headers=admin["h"]).status_code == 200
+    assert followers.of("bobnet").stopped
+    assert c.get("/v1/networks", headers=admin["h"]).json() == []
+    store = c.app.state.ctx.store  # type: ignore[attr-defined]
+    assert store.query("SELECT count(*) FROM runs WHERE name = ?", ["net:bobnet"])[0][0] == 0

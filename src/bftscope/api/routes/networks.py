@@ -29,7 +29,7 @@ from bftscope.live.supervisor import Followed, field_of
 
 router = APIRouter(prefix="/v1", tags=["networks"])
 
-__all__ = ["network_for", "router", "status_of", "view"]
+__all__ = ["network_for", "remove_networks_of", "router", "status_of", "view"]
 
 
 def network_for(c: ApiContext, who: User, network_id: str) -> Network:
@@ -86,6 +86,14 @@ def view(c: ApiContext, net: Network, *, with_status: bool = False) -> ns.Networ
 async def _follow(c: ApiContext, net: Network) -> None:
     if c.networks is not None:
         await c.networks.follow(spec_of(net, c.settings))
+
+
+async def remove_networks_of(c: ApiContext, user_id: str) -> None:
+    """Stop following and delete every network of a user (the user is being deleted)."""
+    for net in await run_in_threadpool(networks.list_networks, c.store, user_id):
+        if c.networks is not None:
+            await c.networks.unfollow(net.id)
+        await run_in_threadpool(networks.delete_network, c.store, net.id)
 
 
 @router.post("/networks", status_code=201, response_model=ns.Network, responses=errors(400, 401, 409))
