@@ -22,7 +22,7 @@ from bftscope.live.endpoints import check_endpoint
 from bftscope.store.base import Store
 
 __all__ = ["NAME_RULE", "Network", "count_networks", "create_network", "delete_network", "get_network",
-           "list_networks", "run_name", "stored_events", "update_network"]  # fmt: skip
+           "list_networks", "run_id_of", "run_name", "stored_events", "update_network"]  # fmt: skip
 
 NAME_RULE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 _NAME = re.compile(NAME_RULE)
@@ -123,6 +123,12 @@ def update_network(store: Store, network_id: str, endpoints: list[str] | None, a
          "alerts": None if alerts is None else json.dumps(alerts), "t": now(), "id": network_id},
     )  # fmt: skip
     return get_network(store, network_id)
+
+
+def run_id_of(store: Store, network: Network) -> int | None:
+    """The id of the network's run; None before its follower wrote anything."""
+    rows = store.query("SELECT id FROM runs WHERE name = :run", {"run": network.run_name})
+    return int(rows[0][0]) if rows else None
 
 
 def stored_events(store: Store, run: str) -> int:
