@@ -217,13 +217,14 @@ def _derived(data_dir: str) -> dict[str, list[tuple[object, ...]]]:
     try:
         rid = store.get_run("v034").id
         out = {}
-        for table in ("vote_arrivals", "deliveries", "unmatched_receipts", "rollups"):
+        for table in ("vote_arrivals", "deliveries", "unmatched_receipts", "rollups", "validator_sets",
+                      "validator_priorities"):  # fmt: skip
             rows = store.query(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? ORDER BY ALL", [rid])
             out[table] = rows
         # Rollups are JSON with floats whose last digit depends on the order of a parallel sum (two clean
         # runs differ there too): compared to 9 significant digits.
         out["rollups"] = [(name, _rounded(json.loads(value))) for name, value in out["rollups"]]
-        assert out["vote_arrivals"] and out["deliveries"] and len(out["rollups"]) > 10
+        assert out["vote_arrivals"] and out["deliveries"] and len(out["rollups"]) > 10 and out["validator_sets"]
         return out
     finally:
         store.close()

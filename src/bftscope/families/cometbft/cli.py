@@ -1,4 +1,5 @@
-"""The CometBFT family's commands: ``report``, ``compare``, ``simulate`` and ``demo`` (added by :func:`register`)."""
+"""The CometBFT family's commands: ``report``, ``compare``, ``simulate``, ``demo`` and ``missed`` (added by
+:func:`register`)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ def _clock_offsets(specs: list[str]) -> dict[int, float]:
 
 
 def register(app: typer.Typer) -> None:
+    from bftscope.families.cometbft.missed.cli import register as register_missed
+
+    register_missed(app)
+
     @app.command("report")
     def report_cmd(
         run: Annotated[str, typer.Argument()],

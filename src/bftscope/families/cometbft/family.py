@@ -21,6 +21,7 @@ from bftscope.families.cometbft.kinds import ALL_KINDS
 from bftscope.families.cometbft.parse import home
 from bftscope.families.cometbft.parse.formats import FORMATS
 from bftscope.families.cometbft.parse.identity import Identity
+from bftscope.families.cometbft.validators import history
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -43,8 +44,9 @@ class CometBFT(Family):
     live_sources: Sequence[Any] = ()  # RPC subscriptions come with the sources package
     identity_key = "p2p_id"
     identity_aliases = ("p2p_id", "validator", "moniker")
-    # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology; 3: deliveries' event ids
-    derived_version = 3
+    # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology; 3: deliveries' event ids;
+    # 4: validator sets with history and proposer priorities (validators/history.py)
+    derived_version = 4
     whole_run = WHOLE_RUN
 
     def is_node_home(self, path: Path) -> bool:
@@ -89,13 +91,16 @@ class CometBFT(Family):
         node = store.resolve_node(run_id, p2p_id=ident.p2p_id, validator=ident.validator, moniker=ident.moniker,
                                   label=label)  # fmt: skip
         peerids.record_home(store, run_id, node.node, home_dir, ident)
+        history.keep_genesis(store, run_id, node.node, home_dir)  # the set the chain starts with
         return node
 
     def derive(self, store: Store, run_id: int) -> dict[str, int]:
         # Through the modules (not names imported from them), so a test can stand in for either step.
         # Inferred p2p ids are derived data too: deliveries need them to tie a receipt to its sender.
         peerids.resolve(store, run_id)
-        return derive.rebuild(store, run_id)
+        counts = derive.rebuild(store, run_id)
+        counts.update(history.rebuild(store, run_id))
+        return counts
 
     def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
         return peerids.identity_provenance(store, run_id)

@@ -1,18 +1,18 @@
 """Who took part in consensus: each validator's votes per height and round, and each proposer's rounds.
 
-**Votes.** For every height/round some node was in (a ``propose``/``prevote``/``precommit`` step) and
-every validator the run knows (the observing nodes' own, and every address seen signing a vote — so a
-validator that never voted still appears), each vote type gets one status, checked in this order:
+**Votes** are a view over the missed-vote rows (:mod:`bftscope.families.cometbft.missed.votes`: one row per
+height, round, validator of that height's set and vote type), with the propagation question on top: whether a
+vote counted towards the receivers' decisions. Statuses:
 
-* ``missing`` — no node saw the vote, received or signed;
+* ``missing`` — ``absent`` there: some node watched the whole round and no node saw the vote;
 * ``nil`` — only nil votes were seen;
 * ``late`` — a vote for a block, but at most receivers it arrived after the receiver had moved on
   without it (a prevote after the receiver entered precommit for that round, a precommit after it
   entered commit for that height): it did not count towards the receivers' decisions;
 * ``voted`` — a vote for a block, in time.
 
-Heights at the edges of the capture (before every node's first or after every node's last full height)
-are reported apart as ``edge``, with the reason, instead of counting as missed.
+Votes that no node watched whole (``unknown`` there: the capture's edges, observation gaps, restarts of every
+node) are reported apart as ``edge``, with the reason, instead of counting as missed.
 
 **Proposers.** Per validator: rounds it was the designated proposer of (``new_round``/``proposer_turn``
 records, JSON logs), rounds it proposed in (its proposal was signed, sent or received), rounds whose
@@ -23,96 +23,65 @@ from __future__ import annotations
 
 from typing import Any
 
+from bftscope.families.cometbft.missed.votes import missed as missed_votes
 from bftscope.store.base import Store
 from bftscope.store.dialect import Dialect
 
 __all__ = ["participation", "proposers"]
 
-_VOTES = """
-WITH rounds AS (
-    SELECT DISTINCT height, round FROM events
-    WHERE run_id = :run AND kind = 'step' AND step IN ('propose', 'prevote', 'precommit')
-), seen AS (
-    SELECT height, round, vote_type, validator, bool_or(block_hash IS NOT NULL) AS for_block
-    FROM events
-    WHERE run_id = :run AND msg_type = 'vote' AND validator IS NOT NULL
-      AND kind IN ('msg_received', 'msg_internal', 'p2p_recv', 'p2p_send', 'vote_signed', 'vote_added')
-    GROUP BY height, round, vote_type, validator
-), moved_on AS (
+# Per vote, the share of its receivers (that recorded moving on) at which it arrived after they moved on.
+_LATE = """
+WITH moved_on AS (
     SELECT node, height, round, step, min(ts) AS ts FROM events
     WHERE run_id = :run AND kind = 'step' AND step IN ('precommit', 'commit')
     GROUP BY node, height, round, step
-), late AS (
-    SELECT a.height, a.round, a.vote_type, a.validator,
-           avg(CASE WHEN a.vote_type = 'prevote' THEN (a.first_ts > pc.ts)::INTEGER
-                    ELSE (a.first_ts > cm.ts)::INTEGER END) AS late_share
-    FROM vote_arrivals a
-    LEFT JOIN moved_on pc ON pc.node = a.receiver AND pc.height = a.height AND pc.round = a.round
-                         AND pc.step = 'precommit'
-    LEFT JOIN (SELECT node, height, min(ts) AS ts FROM moved_on WHERE step = 'commit' GROUP BY node, height) cm
-           ON cm.node = a.receiver AND cm.height = a.height
-    WHERE a.run_id = :run AND a.validator IS NOT NULL
-    GROUP BY a.height, a.round, a.vote_type, a.validator
-), span AS (
-    SELECT max(lo) AS first_full, min(hi) AS last_full FROM (
-        SELECT node, min(height) + 1 AS lo, max(height) - 1 AS hi FROM events
-        WHERE run_id = :run AND kind = 'step' GROUP BY node)
-), grid AS (
-    SELECT r.height, r.round, t.vote_type, v.validator
-    FROM rounds r, (VALUES ('prevote'), ('precommit')) t(vote_type), (SELECT unnest(:vals) AS validator) v
 )
-SELECT g.height, g.round, g.vote_type, g.validator,
-       CASE WHEN s.validator IS NULL THEN 'missing' WHEN NOT s.for_block THEN 'nil'
-            WHEN l.late_share > 0.5 THEN 'late' ELSE 'voted' END AS status,
-       g.height < span.first_full OR g.height > span.last_full AS edge, l.late_share
-FROM grid g CROSS JOIN span
-LEFT JOIN seen s USING (height, round, vote_type, validator)
-LEFT JOIN late l USING (height, round, vote_type, validator)
-ORDER BY g.height, g.round, g.vote_type, g.validator
+SELECT a.height, a.round, a.vote_type, a.validator,
+       avg(CASE WHEN a.vote_type = 'prevote' THEN CASE WHEN a.first_ts > pc.ts THEN 1.0 ELSE 0.0 END
+                ELSE CASE WHEN a.first_ts > cm.ts THEN 1.0 ELSE 0.0 END END) AS late_share
+FROM vote_arrivals a
+LEFT JOIN moved_on pc ON pc.node = a.receiver AND pc.height = a.height AND pc.round = a.round
+                     AND pc.step = 'precommit'
+LEFT JOIN (SELECT node, height, min(ts) AS ts FROM moved_on WHERE step = 'commit' GROUP BY node, height) cm
+       ON cm.node = a.receiver AND cm.height = a.height
+WHERE a.run_id = :run AND a.validator IS NOT NULL
+GROUP BY a.height, a.round, a.vote_type, a.validator
 """
 
-
-def _validators(store: Store, run_id: int) -> list[str]:
-    return [
-        r[0]
-        for r in store.query(
-            "SELECT validator FROM nodes WHERE run_id = :run AND validator IS NOT NULL UNION"
-            " SELECT DISTINCT validator FROM events WHERE run_id = :run AND msg_type = 'vote'"
-            " AND validator IS NOT NULL ORDER BY 1",
-            {"run": run_id},
-        )
-    ]
+_ZERO = {"voted": 0, "late": 0, "nil": 0, "missing": 0, "edge_missing": 0}
+_EDGE_REASON = ("not watched whole by any node: at the edge of the capture (a node's first or last round) or in "
+                "an observation gap")  # fmt: skip
 
 
 def participation(store: Store, run_id: int) -> dict[str, Any]:
     """Per validator: counts of ``voted``/``late``/``nil``/``missing``/``edge_missing`` votes; the lists of
     missed votes (``nil`` or ``missing``), of late votes (with the share of receivers it was late at) and
-    of votes missing at the capture's edges (with the reason)."""
-    validators = _validators(store, run_id)
+    of votes not watched whole (``edge``, with the reason)."""
     labels = {n.validator: n.label for n in store.nodes(run_id) if n.validator}
-    rows = store.query(_VOTES, {"run": run_id, "vals": validators})
-    per_validator: dict[str, dict[str, Any]] = {
-        v: {"label": labels.get(v, v[:12]), "voted": 0, "late": 0, "nil": 0, "missing": 0, "edge_missing": 0}
-        for v in validators
-    }
+    late_share = {(h, r, t, v): share for h, r, t, v, share in store.query(_LATE, {"run": run_id})}
+    per_validator: dict[str, dict[str, Any]] = {}
     missed: list[dict[str, Any]] = []
     late: list[dict[str, Any]] = []
     edge: list[dict[str, Any]] = []
-    for height, rnd, vtype, validator, status, is_edge, late_share in rows:
-        counts = per_validator[validator]
-        where = {"height": height, "round": rnd, "vote_type": vtype, "validator": validator}
-        if status == "missing" and is_edge:
+    for row in missed_votes(store, run_id):
+        validator, status = row["validator"], row["status"]
+        counts = per_validator.setdefault(validator, {"label": labels.get(validator, validator[:12]), **_ZERO})
+        where = {"height": row["height"], "round": row["round"], "vote_type": row["type"], "validator": validator}
+        if status == "unknown":
             counts["edge_missing"] += 1
-            edge.append({**where, "reason": "height at the edge of the capture: not every node recorded it whole"})
+            edge.append({**where, "reason": _EDGE_REASON})
             continue
+        share = late_share.get((row["height"], row["round"], row["type"], validator))
+        if status in ("voted", "late"):  # a vote for a block was seen: did it count at its receivers?
+            status = "late" if share is not None and share > 0.5 else "voted"
+        elif status == "absent":
+            status = "missing"
         counts[status] += 1
         if status == "late":
-            late.append({**where, "late_share": late_share})
+            late.append({**where, "late_share": share})
         elif status != "voted":
             missed.append({**where, "status": status})
-    return {"validators": per_validator, "missed": missed, "late": late, "edge": edge}
-
-
+    return {"validators": dict(sorted(per_validator.items())), "missed": missed, "late": late, "edge": edge}
 
 
 def _proposers(d: Dialect) -> str:
