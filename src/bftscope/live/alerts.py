@@ -7,8 +7,8 @@ Rules (``rule`` names as delivered; ``subject`` is what the condition is about):
   Votes are taken in (height, round, prevote before precommit) order; ``absent`` counts, ``voted``,
   ``nil`` and ``late`` end the run, ``unknown`` (the monitor did not see) neither counts nor ends it.
 - ``uptime`` (subject: validator): over the last ``uptime_window`` heights whose commit-round precommit is
-  known (rows flagged ``commit_round``; without the flag, the height's last round), the share signed (voted, nil or late) is below ``uptime_percent`` — judged once at least
-  ``uptime_min_blocks`` heights are known.
+  known (rows flagged ``commit_round``; without the flag, the height's last round), the share signed (voted,
+  nil or late) is below ``uptime_percent`` — judged once at least ``uptime_min_blocks`` heights are known.
 - ``stalled_height`` (subject: ``height``): no new height for ``stalled_s`` seconds.
 - ``round_escalation`` (subject: the height): a height reached round ``round_escalation`` or more; clears
   when the next height begins.
