@@ -134,6 +134,7 @@ def test_status_shows_the_follower_redacted(net_client: TestClient, followers: F
         2,
         1,
     )
+    assert st["counters"] == {"duplicates": 2}
     ep = st["endpoints"][0]
     assert ep["url"] == "https://***@rpc.example.org:443/?apikey=***" and ep["reconnects"] == 4
     assert "s3cret" not in ep["lastError"] and "k3y" not in ep["lastError"]

@@ -16,6 +16,7 @@ class FakeFollower:
     height: int | None = None
     round: int | None = 0
     node_height: int | None = None
+    committed: int | None = None
     endpoint_state: str = "live"
     events_total: int = 0
     fail_with: Exception | None = None
@@ -50,7 +51,8 @@ class FakeFollower:
     def status(self) -> dict[str, Any]:
         return {
             "height": self.height, "round": self.round, "step": "prevote", "step_since": 1.0,
-            "node_height": self.node_height, "gaps": 1, "events_total": self.events_total,
+            "node_height": self.node_height, "gaps": 1, "events_total": self.events_total, "duplicates": 2,
+            "committed": self.committed,
             "endpoints": [{"url": u, "state": self.endpoint_state if i == 0 else "standby", "frames": 3, "events": 2,
                            "reconnects": 4, "errors": 1, "last_error": f"lost {u}", "active": i == 0}
                           for i, u in enumerate(self.endpoints)],

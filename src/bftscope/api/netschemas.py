@@ -69,11 +69,14 @@ class NetworkStatus(Model):
     round: int | None = None
     step: str | None = None
     stepSince: float | None = Field(default=None, description="epoch seconds the step began")
+    committed: int | None = Field(default=None, description="the last committed height observed or backfilled")
     nodeHeight: int | None = Field(default=None, description="the node's latest height (/status)")
     lag: int | None = Field(default=None, description="nodeHeight − height")
     gaps: int | None = None
     eventsTotal: int | None = None
     eventsPerSecond: float | None = None
+    counters: dict[str, int] = Field(default_factory=dict, description="the follower's other counters (duplicates, "
+                                     "backfilledHeights, notRefilledHeights, validatorErrors, writeErrors …)")
     endpoints: list[EndpointStatus] = Field(default_factory=list)
     alerts: list[ActiveAlert] = Field(default_factory=list)
     feedSubscribers: int = 0

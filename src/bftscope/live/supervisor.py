@@ -212,7 +212,8 @@ class NetworkSupervisor:
             entry.samples.append((now, int(field_of(st, "events_total", 0) or 0)))
             if self.vote_outcomes is None or height is None:
                 continue
-            done = int(height) - 2
+            committed = field_of(st, "committed")  # a height's precommits come with the next block's last commit
+            done = int(committed) - 1 if committed is not None else int(height) - 2
             if entry.evaluated is None:
                 entry.evaluated = done - 1
             if done > entry.evaluated:

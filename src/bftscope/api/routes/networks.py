@@ -39,6 +39,12 @@ def network_for(c: ApiContext, who: User, network_id: str) -> Network:
     return net
 
 
+_COUNTERS = {"duplicates": "duplicates", "backfilled_heights": "backfilledHeights",
+             "not_refilled_heights": "notRefilledHeights", "validator_sets": "validatorSets",
+             "validator_errors": "validatorErrors", "write_errors": "writeErrors",
+             "listener_errors": "listenerErrors"}  # fmt: skip
+
+
 def _int(value: object) -> int | None:
     if value is None:
         return None
@@ -65,6 +71,10 @@ def status_of(entry: Followed | None) -> ns.NetworkStatus:
     out.stepSince, out.nodeHeight = field_of(st, "step_since"), node_height
     out.lag = node_height - height if node_height is not None and height is not None else None
     out.gaps, out.eventsTotal = _int(field_of(st, "gaps")), _int(field_of(st, "events_total"))
+    out.committed = _int(field_of(st, "committed"))
+    for name, key in _COUNTERS.items():
+        if (value := field_of(st, name)) is not None:
+            out.counters[key] = int(value)
     for e in field_of(st, "endpoints", []) or []:
         err = field_of(e, "last_error")
         out.endpoints.append(ns.EndpointStatus(
