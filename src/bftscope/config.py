@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["MEMORY_SIZE", "Settings"]
@@ -73,6 +73,22 @@ class Settings(BaseSettings):
         default="duckdb",
         validation_alias=AliasChoices("store_engine", "BFTSCOPE_STORE", "BFTSCOPE_STORE_ENGINE"),
         description="Storage engine (BFTSCOPE_STORE): 'duckdb', the embedded default, is the only one so far.",
+    )
+
+    # --- live runs: retention (docs/live.md "Retention") --------------------------------------------
+    retention_raw_days: float = Field(
+        default=7.0, gt=0, description="A live run keeps its events, and the rows derived from them, this many days."
+    )
+    retention_summary_days: float = Field(
+        default=365.0, gt=0,
+        description="A live run keeps its per-height summaries (validator history, …) this many days; at least "
+        "the raw window.",
+    )  # fmt: skip
+    retention_interval_s: float = Field(
+        default=600.0, gt=0, description="Seconds between two passes of the background pruner over the live runs."
+    )
+    retention_batch_heights: int = Field(
+        default=1000, ge=1, description="Heights whose rows one pruning transaction removes (writes interleave)."
     )
 
     # --- HTTP API (bftscope serve) ---------------------------------------------------------------
@@ -152,6 +168,12 @@ class Settings(BaseSettings):
     alert_stalled_s: float | None = Field(default=60.0, gt=0, description="Seconds without a new height that alert.")
     alert_round_escalation: int | None = Field(default=3, ge=1, description="A round this high (or higher) alerts.")
     alert_endpoint_down_s: float | None = Field(default=60.0, gt=0, description="Seconds an endpoint is down to alert.")
+
+    @model_validator(mode="after")
+    def _windows(self) -> Settings:
+        if self.retention_summary_days < self.retention_raw_days:
+            raise ValueError("retention_summary_days must be at least retention_raw_days")
+        return self
 
     @field_validator("metrics_allowed_clients", "trusted_proxies")
     @classmethod

@@ -226,7 +226,7 @@ def test_metrics_per_network_and_alert_gauges(net_client: TestClient, followers:
     text = c.get("/metrics").text
     for line in ['bftscope_network_height{network="n1"} 7.0', 'bftscope_network_lag{network="n1"} 2.0',
                  'bftscope_network_store_events{network="n1"} 2.0', 'bftscope_network_reconnects{network="n1"} 4.0',
-                 'bftscope_network_gaps{network="n1"} 1.0',
+                 'bftscope_network_gaps{network="n1"} 1.0', 'bftscope_network_store_bytes{network="n1"} ',
                  'bftscope_alert_active{network="n1",rule="round_escalation",subject="7"} 1.0']:  # fmt: skip
         assert line in text, line
     f.height, f.round = 8, 0

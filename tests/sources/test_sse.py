@@ -52,6 +52,13 @@ def test_real_transcripts_have_events() -> None:
     assert all(f.data for f in frames)
 
 
+def test_an_empty_chunk_between_cr_and_lf_ends_one_line_not_two() -> None:
+    # Found by the property below (cuts [28, 28], CRLF): an empty read between the halves of a CRLF
+    # made the LF end a second, empty line, which dispatched an event early.
+    text = b"data: a\r\ndata: b\r\n\r\n"
+    assert _parse([text[:8], b"", text[8:]]) == _parse([text]) == [Frame(b"a\nb")]
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), eol=st.sampled_from([b"\n", b"\r\n", b"\r"]))
 def test_any_split_of_a_real_transcript_gives_the_same_events(data: st.DataObject, eol: bytes) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from bftscope.families.base import Metric
 from bftscope.store.base import Store
 
-__all__ = ["Encoder", "answer_json", "refresh"]
+__all__ = ["Encoder", "answer_json", "drop", "refresh"]
 
 Encoder = Callable[[str, Any], bytes]
 
@@ -35,6 +35,12 @@ def refresh(store: Store, run_id: int, metrics: Mapping[str, Metric], encode: En
     for name, value in zip(metrics, values, strict=True):
         store.execute("INSERT INTO rollups VALUES (?, ?, ?)", [run_id, name, value])
     return len(metrics)
+
+
+def drop(store: Store, run_id: int) -> None:
+    """Forget the run's stored answers (its events changed and they are not recomputed yet): until the next
+    :func:`refresh`, every answer is computed live, so none is served stale."""
+    store.execute("DELETE FROM rollups WHERE run_id = ?", [run_id])
 
 
 def answer_json(store: Store, run_id: int, name: str, metric: Metric, encode: Encoder, window: Any,

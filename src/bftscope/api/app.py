@@ -28,6 +28,7 @@ from bftscope.control.networks import list_networks
 from bftscope.errors import InputError
 from bftscope.families import registry
 from bftscope.ingest.derived import rebuild_stale
+from bftscope.live import retention
 from bftscope.live.alertsinks import PrometheusSink
 from bftscope.live.following import alert_sinks, build_supervisor, spec_of
 from bftscope.store import Store, open_store
@@ -81,6 +82,8 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             app.state.ctx = start(open_store(settings))
         ctx: ApiContext = app.state.ctx
         ctx.network_metrics = network_metrics
+        pruner = ctx.pruner = retention.Pruner(ctx.store, settings)  # live runs' retention
+        pruning = pruner.start()
         if settings.follow_networks:
             ctx.networks = build_supervisor(ctx.store, settings, alerts)
             await ctx.networks.start([spec_of(n, settings) for n in list_networks(ctx.store)])
@@ -90,6 +93,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             if ctx.networks is not None:
                 await ctx.networks.shutdown()
                 ctx.networks = None
+            await pruner.close(pruning)
             if own:
                 app.state.ctx.jobs.shutdown()
                 app.state.ctx.store.close()

@@ -62,6 +62,7 @@ class ApiContext:
     settings: Settings
     jobs: JobRunner
     telemetry: Any = None  # bftscope.api.routes.health.Telemetry
+    pruner: Any = None  # bftscope.live.retention.Pruner, started with the app
     tokens: TtlCache = field(default_factory=lambda: TtlCache(ttl_s=60))
     owners: TtlCache = field(default_factory=TtlCache)
     answers: TtlCache = field(default_factory=lambda: TtlCache(max_entries=2000))

@@ -6,7 +6,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Gauge
 
 from bftscope.api.routes.networks import status_of
+from bftscope.control import networks
 from bftscope.control.networks import stored_events
+from bftscope.live import retention
 from bftscope.live.alerts import DOWN_STATES
 from bftscope.live.supervisor import NetworkSupervisor
 from bftscope.store.base import Store
@@ -21,6 +23,7 @@ _FIGURES = {
     "reconnects": "Reconnects over every endpoint since the follower started",
     "events_total": "Events written since the follower started",
     "store_events": "Events the network's run holds in the store",
+    "store_bytes": "The network's run's estimated share of the store file, in bytes",
     "endpoints_up": "Endpoints whose connection is up or on standby",
     "feed_clients": "Feed websocket clients",
     "feed_overflows": "Feed clients disconnected for falling behind",
@@ -34,7 +37,7 @@ class NetworkMetrics:
                        for name, doc in _FIGURES.items()}  # fmt: skip
         self._shown: set[str] = set()
 
-    def update(self, supervisor: NetworkSupervisor | None, store: Store) -> None:
+    def update(self, supervisor: NetworkSupervisor | None, store: Store, file_bytes: int | None = None) -> None:
         entries = list(supervisor.networks.values()) if supervisor is not None else []
         now = {e.spec.name for e in entries}
         for gone in self._shown - now:
@@ -43,10 +46,13 @@ class NetworkMetrics:
         self._shown = now
         for e in entries:
             st = status_of(e)
+            run_id = networks.run_id_of(store, e.spec.run)
+            size = retention.store_size(store, run_id, file_bytes=file_bytes) if run_id is not None else None
             figures = {
                 "height": st.height, "lag": st.lag, "events_per_second": st.eventsPerSecond, "gaps": st.gaps,
                 "reconnects": sum(p.reconnects or 0 for p in st.endpoints), "events_total": st.eventsTotal,
                 "store_events": stored_events(store, e.spec.run),
+                "store_bytes": size.bytes_estimate if size is not None else 0,
                 "endpoints_up": sum(p.state not in DOWN_STATES for p in st.endpoints),
                 "feed_clients": st.feedSubscribers, "feed_overflows": st.feedOverflows, "restarts": st.restarts,
             }  # fmt: skip

@@ -125,9 +125,10 @@ def update_network(store: Store, network_id: str, endpoints: list[str] | None, a
     return get_network(store, network_id)
 
 
-def run_id_of(store: Store, network: Network) -> int | None:
-    """The id of the network's run; None before its follower wrote anything."""
-    rows = store.query("SELECT id FROM runs WHERE name = :run", {"run": network.run_name})
+def run_id_of(store: Store, network: Network | str) -> int | None:
+    """The id of a network's run (the network or its run's name); None before its follower wrote anything."""
+    run = network if isinstance(network, str) else network.run_name
+    rows = store.query("SELECT id FROM runs WHERE name = :run", {"run": run})
     return int(rows[0][0]) if rows else None
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from bftscope.store.base import NodeRecord, Store
     from bftscope.store.eventquery import EventFilter
 
-__all__ = ["ChainFamily", "EventRenderer", "Family", "Metric", "NamedNode"]
+__all__ = ["ChainFamily", "EventRenderer", "Family", "Metric", "NamedNode", "RetainedTable"]
 
 # A metric: (store, run id, time window) → JSON-able answer. The window is the family's own type.
 Metric = Callable[["Store", int, Any], Any]
@@ -105,6 +105,16 @@ class ChainFamily(Protocol):
         """Rebuild the run's derived tables; returns row counts."""
         ...
 
+    def derive_incremental(self, store: Store, run_id: int, from_height: int) -> dict[str, int]:
+        """Bring the derived tables up to date after new events of heights ``>= from_height`` only (and events
+        without a height), with the rows a full :meth:`derive` would give; returns row counts."""
+        ...
+
+    def retention_tables(self) -> Sequence[RetainedTable]:
+        """The run tables retention prunes by age (:mod:`bftscope.live.retention`): raw events and what is
+        derived from them, kept for the raw window, and per-height summaries kept for the longer one."""
+        ...
+
     def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
         """Per node: where its identity came from and conflicts between sources (for the summary)."""
         ...
@@ -151,6 +161,23 @@ class ChainFamily(Protocol):
         """Per height, round, validator and vote type of the heights given: ``{"height", "round", "validator",
         "type", "status"}`` (docs/live.md "Missed votes"), for the vote alerts; [] where the family has none."""
         ...
+
+
+@dataclass(frozen=True)
+class RetainedTable:
+    """A table of a run's rows that retention prunes by age (:mod:`bftscope.live.retention`).
+
+    ``tier`` ``"raw"``: kept for the raw window (events and the rows derived from them); ``"summary"``: for
+    the longer one. Rows are aged by the time of their height (``height`` names the column); rows without a
+    height by ``ts`` (a nanosecond column), else never. ``keep_last``: the rows are a state that holds until
+    the next row (a validator set written only where it changed), so the last rows before the cut stay.
+    """
+
+    name: str
+    tier: Literal["raw", "summary"]
+    height: str | None = "height"
+    ts: str | None = None
+    keep_last: bool = False
 
 
 @dataclass
@@ -215,6 +242,12 @@ class Family:
 
     def derive(self, store: Store, run_id: int) -> dict[str, int]:
         return {}
+
+    def derive_incremental(self, store: Store, run_id: int, from_height: int) -> dict[str, int]:
+        return self.derive(store, run_id)  # without an incremental path: a full rebuild is always right
+
+    def retention_tables(self) -> Sequence[RetainedTable]:
+        return (RetainedTable("events", "raw", ts="ts"),)
 
     def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
         return {}

@@ -5,7 +5,8 @@ sources are written. A process killed or interrupted between the two used to lea
 sources were all marked ingested but whose derived tables were empty or stale — for good, since
 re-ingesting found only duplicates. So the run records the version of what it holds
 (``runs.derived_version``): it is cleared before any event of the run changes and written only
-after both the derived tables and the rollups are complete. Whoever needs them — the next ingest
+after both the derived tables and the rollups are complete (a live run between two rollup refreshes holds
+none: its answers are then computed live, see :func:`refresh`). Whoever needs them — the next ingest
 (even when every file is a duplicate), the CLI's readers, the API at start-up, ``bftscope
 rebuild`` — calls :func:`ensure_current`, which rebuilds what is not current. Raising the family's
 ``derived_version`` (when what is derived changes) makes every older run rebuild the same way. What is
@@ -18,11 +19,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bftscope.analytics import rollups as rollup_engine
 from bftscope.errors import BftscopeError
 from bftscope.families import registry
 from bftscope.store.base import Store
 
-__all__ = ["PHASES", "Phase", "build", "current_version", "ensure_current", "is_current", "rebuild_stale"]
+__all__ = ["PHASES", "Phase", "build", "current_version", "ensure_current", "is_current", "rebuild_stale", "refresh"]
 
 # The phases of an ingest: key in IngestResult.phases → label shown to people.
 PHASES = {"parse_store": "parse and store", "derive": "derived tables", "rollups": "metric rollups"}
@@ -58,6 +60,26 @@ def build(
     counts: dict[str, int] = phase("derive", lambda: family.derive(store, run_id))
     counts["rollups"] = phase("rollups", lambda: family.refresh_rollups(store, run_id))
     store.set_derived_version(run_id, family.derived_version)
+    return counts
+
+
+def refresh(store: Store, run_id: int, from_height: int | None, *, rollups: bool = True) -> dict[str, int]:
+    """Bring the derived tables and rollups of a run whose events changed only at heights ``>= from_height``
+    (and in events without a height) up to date: the family's incremental derive from that height
+    (:meth:`~bftscope.families.base.ChainFamily.derive_incremental`), then every rollup — or, with
+    ``rollups=False``, none: the stored ones are dropped and answers are computed live until the next
+    refresh (never stale). ``None``: the change is unknown, everything is rebuilt. The derived version is
+    left as it is: the caller (a live run's sink, :mod:`bftscope.ingest.livesink`) sets it once no event
+    arrived meanwhile."""
+    family = registry.family_of_run(store, run_id)
+    if from_height is None:
+        counts = family.derive(store, run_id)
+    else:
+        counts = family.derive_incremental(store, run_id, from_height)
+    if rollups:
+        counts["rollups"] = family.refresh_rollups(store, run_id)
+    else:
+        rollup_engine.drop(store, run_id)
     return counts
 
 

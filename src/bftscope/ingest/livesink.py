@@ -6,24 +6,45 @@ Arrow table or as mappings of column → value; they are appended to the run exa
 a source was not observed (a lost connection, until it came back or the runner stopped) is stored as an
 ``observation_gap`` event on that source's node — ``ts`` its start, ``extra`` its end and reason — so that an
 answer depending on that time can say "unknown" instead of "missing".
+
+Analytics stay current incrementally (docs/live.md "Live analytics"): the sink remembers the lowest height
+its new events touched, and :meth:`StoreSink.update` — called by :meth:`~StoreSink.flush`, and by
+:meth:`~StoreSink.write` in a thread of its own when a new height begins (the previous one is complete), at
+most every ``update_every_s`` — replaces the derived rows of those heights only
+(:func:`bftscope.ingest.derived.refresh`).
+The rollups, which are recomputed over the run's retained events, are refreshed at most every
+``rollups_every_s``; an update in between drops them, so answers are computed live, never stale. The run's
+``derived_version`` is cleared before the first event after an update is stored and set again only by an
+update during which no event arrived, so a reader never takes stale answers for current ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping, Sequence
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from bftscope.errors import BftscopeError
 from bftscope.families import registry
 from bftscope.ingest import derived
 from bftscope.ingest.live import Gap
 from bftscope.model import OBSERVATION_GAP, ROW_SCHEMA
 from bftscope.store.base import Store
 
-__all__ = ["StoreSink"]
+__all__ = ["NO_HEIGHT", "StoreSink"]
+
+log = logging.getLogger(__name__)
+
+# The pending "lowest height" when only events without a height arrived: the update reads just those.
+NO_HEIGHT = 1 << 62
 
 
 @dataclass
@@ -35,14 +56,38 @@ class _Source:
 
 @dataclass
 class StoreSink:
-    """Appends each live source's events to run ``run`` (created for ``chain`` if new) of ``store``."""
+    """Appends each live source's events to run ``run`` (created for ``chain`` if new) of ``store``.
+
+    ``update_every_s``: the least time between two updates that :meth:`write` starts itself, in a thread, when a
+    new height begins; ``None``: only :meth:`flush`, :meth:`keep_current` and explicit :meth:`update` calls
+    update. ``rollups_every_s``: the least time between two refreshes of
+    the rollups (they are recomputed over the run's retained events); an update in between drops them and
+    answers are computed live until the next one. ``clock``: monotonic seconds.
+    """
 
     store: Store
     run: str
     chain: str
+    update_every_s: float | None = 5.0
+    rollups_every_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    updates: int = 0  # updates done (incremental or full)
+    full_updates: int = 0  # of which full rebuilds (a run not current when the sink began, a failed update)
+    update_errors: int = 0  # updates started by write() that failed (logged; the next one rebuilds everything)
     _sources: dict[str, _Source] = field(default_factory=dict)
     _run_id: int | None = None
     _stale: bool = False  # events were added since the derived tables were last brought up to date
+    _pending: int | None = None  # lowest height of the events added since (NO_HEIGHT: none had one)
+    _incremental: bool | None = None  # the derived rows are current below _pending (None: not known yet)
+    _writes: int = 0
+    _top: int | None = None  # highest height written
+    _last_update: float = float("-inf")
+    _last_rollups: float = float("-inf")
+    _rollups_cost: float = 0.0  # seconds the last update with rollups took
+    _rollups_dropped: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _updating: threading.Lock = field(default_factory=threading.Lock)
+    _worker: threading.Thread | None = None
 
     def _source(self, name: str) -> _Source:
         src = self._sources.get(name)
@@ -51,34 +96,129 @@ class StoreSink:
             if self._run_id is None:
                 self._run_id = self.store.get_or_create_run(self.run, self.chain).id
             node = family.resolve_node(self.store, self._run_id, family.new_identity(), name, None)
-            record = self.store.begin_source(self._run_id, node.node, f"live:{name}", "live", f"live:{name}", 0)
-            src = self._sources[name] = _Source(node.node, record.id)
+            key = f"live:{name}"
+            record = self.store.find_source(self._run_id, key)
+            if record is None:
+                # Complete from the start: a stream has no end to wait for, and a source left "ingesting" by a
+                # process that died would be discarded, events and all, when the store is opened again.
+                record = self.store.begin_source(self._run_id, node.node, key, "live", key, 0)
+                self.store.finish_source(record.id, lines=0, events=0, skipped={}, warnings=[])
+            # a resumed run goes on counting (what a process that died appended was never counted: count it)
+            (held,) = self.store.query("SELECT count(*) FROM events WHERE run_id = ? AND source = ?",
+                                       [self._run_id, record.id])[0]  # fmt: skip
+            src = self._sources[name] = _Source(node.node, record.id, max(record.events, int(held)))
         return src
 
     def write(self, source: str, events: Sequence[Any]) -> None:
         if not events:
             return
         table = events[0] if len(events) == 1 and isinstance(events[0], pa.Table) else _table(events)
+        table = table.cast(ROW_SCHEMA)
+        bounds = pc.min_max(table.column("height"))
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
         src = self._source(source)
         assert self._run_id is not None
-        if not self._stale:  # as the batch pipeline: derived tables are not current once events change
-            self.store.set_derived_version(self._run_id, None)
-            self._stale = True
-        src.events += self.store.append_events(self._run_id, src.node, src.source_id, table.cast(ROW_SCHEMA))
+        with self._lock:
+            if self._incremental is None:  # a run resumed by a new sink: incremental only if it was current
+                self._incremental = derived.is_current(self.store, self._run_id)
+            if not self._stale:  # as the batch pipeline: derived tables are not current once events change
+                self.store.set_derived_version(self._run_id, None)
+                self._stale = True
+            src.events += self.store.append_events(self._run_id, src.node, src.source_id, table)
+            self._writes += 1
+            low = NO_HEIGHT if lo is None else int(lo)
+            self._pending = low if self._pending is None else min(self._pending, low)
+            began = hi is not None and self._top is not None and int(hi) > self._top
+            if hi is not None:
+                self._top = int(hi) if self._top is None else max(self._top, int(hi))
+        every = self.update_every_s
+        if began and every is not None and self.clock() - self._last_update >= every:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        """Update in a thread of its own: the writer (a follower's event loop) goes on at once."""
+        with self._lock:
+            if self._worker is not None and self._worker.is_alive():
+                return  # the next height that begins after it ends starts the next one
+            self._worker = threading.Thread(target=self._update_logged, name=f"bftscope-live-{self.run}",
+                                            daemon=True)  # fmt: skip
+            self._worker.start()
+
+    def _update_logged(self) -> None:
+        try:
+            self.update()
+        except BftscopeError as exc:  # the events are stored; the next update rebuilds what this one could not
+            self.update_errors += 1
+            log.warning("live run %s: analytics update failed (%s); the next one rebuilds", self.run, exc)
+
+    def wait(self) -> None:
+        """Wait for an update that :meth:`write` started to end."""
+        worker = self._worker
+        if worker is not None:
+            worker.join()
 
     def gap(self, gap: Gap) -> None:
         row = {"ts": int(gap.start * 1e9), "kind": OBSERVATION_GAP,
                "extra": json.dumps({"end_ns": int(gap.end * 1e9), "reason": gap.reason})}  # fmt: skip
         self.write(gap.source, [row])
 
+    def update(self, *, rollups: bool | None = None) -> bool:
+        """Bring the run's derived tables and rollups up to date with the events written so far; True when it
+        did work. Incremental from the lowest new height unless the run was not current to begin with. The
+        rollups are refreshed when ``rollups`` is True, or (None) when ``rollups_every_s`` has passed."""
+        with self._updating:
+            if rollups is None:
+                # at most every rollups_every_s, and never more than a tenth of the time (they grow with the run)
+                rollups = self.clock() - self._last_rollups >= max(self.rollups_every_s, 10 * self._rollups_cost)
+            with self._lock:
+                if self._run_id is None:
+                    return False
+                run_id, pending, writes = self._run_id, self._pending, self._writes
+                if not self._stale:
+                    if not (rollups and self._rollups_dropped):
+                        return False
+                    pending = NO_HEIGHT  # nothing new: only the dropped rollups are computed again
+                incremental = bool(self._incremental)
+                self._pending = None
+            self.store.flush_events()
+            began = self.clock()
+            try:
+                derived.refresh(self.store, run_id, pending if incremental else None, rollups=rollups)
+            except BaseException:
+                with self._lock:  # nothing is known to be right any more: the next update rebuilds everything
+                    self._incremental = False
+                    if pending is not None:
+                        self._pending = pending if self._pending is None else min(self._pending, pending)
+                raise
+            with self._lock:
+                self.updates += 1
+                self.full_updates += not incremental
+                self._incremental = True
+                self._last_update = self.clock()
+                self._rollups_dropped = not rollups
+                if rollups:
+                    self._last_rollups = self._last_update
+                    self._rollups_cost = self._last_update - began
+                if self._writes == writes:  # else events came meanwhile: still stale, _pending holds their heights
+                    self.store.set_derived_version(run_id, registry.family(self.chain).derived_version)
+                    self._stale = False
+            return True
+
+    async def keep_current(self, interval_s: float = 5.0,
+                           sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:  # fmt: skip
+        """Update every ``interval_s`` in a worker thread (also what late events of old heights alone, which
+        start no height, need); runs until cancelled."""
+        while True:
+            await sleep(interval_s)
+            await asyncio.to_thread(self._update_logged)
+
     def flush(self) -> None:
         """Close every source with its count, then bring the run's derived tables and rollups up to date."""
+        self.wait()
         self.store.flush_events()
         for src in self._sources.values():
             self.store.finish_source(src.source_id, lines=src.events, events=src.events, skipped={}, warnings=[])
-        if self._run_id is not None and self._stale:
-            derived.ensure_current(self.store, self._run_id)
-            self._stale = False
+        self.update(rollups=True)
 
 
 def _table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:

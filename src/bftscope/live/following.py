@@ -8,12 +8,16 @@ vote outcomes (``ChainFamily.vote_outcomes``) of that run.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bftscope.config import Settings
 from bftscope.control.networks import Network
+from bftscope.errors import BftscopeError
 from bftscope.families import registry
 from bftscope.ingest.live import Gap
 from bftscope.ingest.livesink import StoreSink
@@ -23,7 +27,9 @@ from bftscope.live.endpoints import redact_text, redact_url
 from bftscope.live.supervisor import Follower, NetworkSpec, NetworkSupervisor
 from bftscope.store.base import Store
 
-__all__ = ["RedactingSink", "alert_sinks", "build_supervisor", "spec_of"]
+__all__ = ["RedactingSink", "SinkFollower", "alert_sinks", "build_supervisor", "spec_of"]
+
+log = logging.getLogger("bftscope.live")
 
 
 def spec_of(net: Network, settings: Settings) -> NetworkSpec:
@@ -62,12 +68,52 @@ class RedactingSink:
         return getattr(self.inner, name)
 
 
+class SinkFollower:
+    """A family's follower with the server's duties around its store sink: the run's analytics kept current
+    every ``keep_s`` seconds (late rows of old heights start no update of their own), and no analytics update
+    still running once :meth:`stop` returns — the network's run may be deleted, or the store closed, next."""
+
+    def __init__(self, inner: Follower, sink: StoreSink, keep_s: float = 5.0) -> None:
+        self.inner, self.sink, self.keep_s = inner, sink, keep_s
+
+    async def run(self) -> None:
+        keeper = asyncio.create_task(self._keep())
+        try:
+            await self.inner.run()
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def stop(self) -> None:
+        await self.inner.stop()
+        await asyncio.to_thread(self.sink.wait)  # an update write() started
+        await asyncio.to_thread(self._update)  # waits, under the sink's own lock, for one the keeper started
+
+    def status(self) -> Any:
+        return self.inner.status()
+
+    def listen(self, callback: Callable[[Any], None]) -> Any:
+        return self.inner.listen(callback)
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(self.keep_s)
+            await asyncio.to_thread(self._update)
+
+    def _update(self) -> None:
+        try:
+            self.sink.update()
+        except BftscopeError as exc:  # the events are stored; the sink's next update rebuilds what this could not
+            log.warning("network run %s: analytics update failed (%s)", self.sink.run, exc)
+
+
 def build_supervisor(store: Store, settings: Settings, sinks: Sequence[AlertSink]) -> NetworkSupervisor:
     def follower(spec: NetworkSpec) -> Follower:
-        sink = RedactingSink(StoreSink(store, spec.run, spec.chain))
-        made: Follower = registry.family(spec.chain).follower(spec.name, spec.endpoints, sink, store=store,
-                                                              run=spec.run)  # fmt: skip
-        return made
+        inner = StoreSink(store, spec.run, spec.chain)
+        made: Follower = registry.family(spec.chain).follower(spec.name, spec.endpoints, RedactingSink(inner),
+                                                              store=store, run=spec.run)  # fmt: skip
+        return SinkFollower(made, inner)
 
     def outcomes(spec: NetworkSpec, lo: int, hi: int) -> Sequence[Mapping[str, Any]]:
         runs = store.query("SELECT id FROM runs WHERE name = :run", {"run": spec.run})

@@ -39,6 +39,8 @@ class SSEParser:
         self.comments = 0
 
     def feed(self, chunk: bytes) -> list[Frame]:
+        if not chunk:
+            return []  # an empty read changes nothing (it must not forget a CR the last chunk ended with)
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False

@@ -15,11 +15,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from bftscope.api import schemas
 from bftscope.api.auth import MISSING, authenticate
+from bftscope.api.context import ApiContext
 from bftscope.api.deps import Ctx
 from bftscope.api.errors import errors
 from bftscope.api.middleware.scopeinfo import TrustedProxies
 from bftscope.control import simulations
 from bftscope.errors import ForbiddenError, UnauthorizedError
+from bftscope.live import retention
 from bftscope.store.base import ping
 from bftscope.store.eventquery import count_all_events
 
@@ -42,6 +44,17 @@ class Telemetry:
         self.events = Gauge("bftscope_events_stored", "Events in the store", registry=self.registry)
         self.simulations = Gauge("bftscope_simulations", "Simulations by status", ["status"], registry=self.registry)
         self.store_bytes = Gauge("bftscope_store_bytes", "Size of the embedded store file", registry=self.registry)
+        # live runs (docs/live.md "Retention"): their size, and what retention removed since the server started
+        self.live_rows = Gauge("bftscope_live_store_rows", "Rows a live run holds, per table", ["run", "table"],
+                               registry=self.registry)  # fmt: skip
+        self.live_bytes = Gauge("bftscope_live_store_bytes", "A live run's estimated share of the store file",
+                                ["run"], registry=self.registry)  # fmt: skip
+        self.pruned = Gauge("bftscope_retention_removed_rows", "Rows retention removed since start, per table",
+                            ["run", "table"], registry=self.registry)  # fmt: skip
+        self.prune_passes = Gauge("bftscope_retention_passes", "Passes of the background pruner since start",
+                                  registry=self.registry)  # fmt: skip
+        self.prune_errors = Gauge("bftscope_retention_errors", "Prunes that failed since start (retried)",
+                                  registry=self.registry)  # fmt: skip
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -78,6 +91,22 @@ async def metrics_access(request: Request, c: Ctx) -> None:
         raise UnauthorizedError(MISSING)
 
 
+def _live_runs(c: ApiContext, t: Telemetry, file_bytes: int) -> None:
+    names = {int(r["id"]): str(r["name"]) for r in c.store.list_runs()}
+    for run_id in retention.live_runs(c.store):
+        size = retention.store_size(c.store, run_id, file_bytes=file_bytes)
+        for table, rows in size.rows.items():
+            t.live_rows.labels(names[run_id], table).set(rows)
+        t.live_bytes.labels(names[run_id]).set(size.bytes_estimate or 0)
+    pruner = c.pruner
+    if pruner is not None:
+        for (run_id, table), n in pruner.removed.items():
+            if run_id in names:
+                t.pruned.labels(names[run_id], table).set(n)
+        t.prune_passes.set(pruner.passes)
+        t.prune_errors.set(pruner.errors)
+
+
 @router.get("/metrics", response_class=Response, dependencies=[Depends(metrics_access)],
             responses={200: {"content": {"text/plain": {}}}, **errors(401, 403)})  # fmt: skip
 def metrics(c: Ctx) -> Response:
@@ -89,7 +118,9 @@ def metrics(c: Ctx) -> Response:
     for status, n in simulations.status_counts(c.store):
         t.simulations.labels(status).set(n)
     path = c.settings.store_path
-    t.store_bytes.set(path.stat().st_size if path.exists() else 0)
+    file_bytes = path.stat().st_size if path.exists() else 0
+    t.store_bytes.set(file_bytes)
+    _live_runs(c, t, file_bytes)
     if c.network_metrics is not None:
-        c.network_metrics.update(c.networks, c.store)
+        c.network_metrics.update(c.networks, c.store, file_bytes)
     return Response(generate_latest(t.registry), media_type=CONTENT_TYPE_LATEST)

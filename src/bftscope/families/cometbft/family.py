@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bftscope.errors import InputError
-from bftscope.families.base import EventRenderer, Family, Metric
+from bftscope.families.base import EventRenderer, Family, Metric, RetainedTable
 from bftscope.families.cometbft.analytics import derive, peerids, rollups
 from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN
 from bftscope.families.cometbft.kinds import ALL_KINDS
@@ -36,6 +36,17 @@ _WAL_NAME = re.compile(r"^wal(\.\d+)?$")
 _NOT_LOGS = frozenset({"genesis.json", "node_key.json", "priv_validator_key.json", "priv_validator_state.json",
                        "addrbook.json", "ground_truth.json"})  # fmt: skip
 
+# What retention prunes (docs/live.md "Retention"): events and the rows derived from them with the raw window;
+# validator history (validators/history.py) with the summary window, the set in effect at the cut kept.
+RETAINED = (
+    RetainedTable("events", "raw", ts="ts"),
+    RetainedTable("vote_arrivals", "raw"),
+    RetainedTable("deliveries", "raw", ts="sent_ts"),
+    RetainedTable("unmatched_receipts", "raw"),
+    RetainedTable("validator_sets", "summary", keep_last=True),
+    RetainedTable("validator_priorities", "summary"),
+)
+
 
 class CometBFT(Family):
     name = "cometbft"
@@ -45,8 +56,8 @@ class CometBFT(Family):
     identity_key = "p2p_id"
     identity_aliases = ("p2p_id", "validator", "moniker")
     # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology; 3: deliveries' event ids;
-    # 4: validator sets with history and proposer priorities (validators/history.py)
-    derived_version = 4
+    # 4: unmatched receipts by height; 5: validator sets with history and proposer priorities (validators/history.py)
+    derived_version = 5
     whole_run = WHOLE_RUN
 
     def is_node_home(self, path: Path) -> bool:
@@ -101,6 +112,19 @@ class CometBFT(Family):
         counts = derive.rebuild(store, run_id)
         counts.update(history.rebuild(store, run_id))
         return counts
+
+    def derive_incremental(self, store: Store, run_id: int, from_height: int) -> dict[str, int]:
+        # Deliveries tie receipts to senders by p2p id: when new events changed an inferred id, every height's
+        # deliveries may change, and only a full rebuild is right.
+        before = {n.node: n.p2p_id for n in store.nodes(run_id)}
+        peerids.resolve(store, run_id)
+        changed = before != {n.node: n.p2p_id for n in store.nodes(run_id)}
+        counts = derive.rebuild(store, run_id, None if changed else from_height)
+        counts.update(history.rebuild(store, run_id))
+        return counts
+
+    def retention_tables(self) -> Sequence[RetainedTable]:
+        return RETAINED
 
     def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
         return peerids.identity_provenance(store, run_id)

@@ -26,22 +26,42 @@ Everything is plain SQL over the events table: the same statements will run on C
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from bftscope.families.cometbft.analytics.restarts import rebuild as rebuild_restarts
 from bftscope.store.base import Store
 from bftscope.store.dialect import Dialect
 
-__all__ = ["rebuild"]
+__all__ = ["DERIVED_TABLES", "rebuild"]
+
+DERIVED_TABLES = ("vote_arrivals", "deliveries", "unmatched_receipts")
+
+# An update from height ``:from`` on reads the events of those heights and the events without a height (few:
+# messages that name none), and replaces the derived rows of the same heights.
+_SCOPE = "AND (height >= :from OR height IS NULL)"
+_E_SCOPE = "AND (e.height >= :from OR e.height IS NULL)"
+# What needs a height (vote arrivals, logical deliveries: joined on it) reads only the heights: a filter on the
+# height alone skips the older row groups, one that also takes NULLs cannot.
+_HEIGHTS = "AND height >= :from"
 
 
-def _vote_arrivals(d: Dialect) -> str:
+def _idx(d: Dialect, scoped: bool) -> str:
+    """Validator index → address. Scoped to heights ≥ ``:from``, the heights below contribute what their
+    vote arrivals already resolved (the map is assumed fixed within a run, as in a full rebuild; a vote
+    event without a height, which a full rebuild also reads, is not read again)."""
+    votes = ("SELECT validator_index, validator FROM events WHERE run_id = :run AND msg_type = 'vote'"
+             " AND validator IS NOT NULL AND validator_index IS NOT NULL")  # fmt: skip
+    if scoped:
+        votes += (f" {_HEIGHTS} UNION ALL SELECT validator_index, validator FROM vote_arrivals"
+                  " WHERE run_id = :run AND height < :from AND validator IS NOT NULL")  # fmt: skip
+    return f"SELECT validator_index, {d.any_value('validator')} AS validator FROM ({votes}) v GROUP BY validator_index"
+
+
+def _vote_arrivals(d: Dialect, scoped: bool) -> str:
+    scope = _HEIGHTS if scoped else ""
     return f"""
 INSERT INTO vote_arrivals
-WITH idx AS (
-    SELECT validator_index, {d.any_value("validator")} AS validator
-    FROM events
-    WHERE run_id = :run AND msg_type = 'vote' AND validator IS NOT NULL AND validator_index IS NOT NULL
-    GROUP BY validator_index
-), rec AS (
+WITH idx AS ({_idx(d, scoped)}), rec AS (
     SELECT node AS receiver, height, round, vote_type, validator_index,
            min(ts) AS first_ts,
            {d.arg_min("signer_ts", "ts")} AS signer_ts,
@@ -51,7 +71,7 @@ WITH idx AS (
            {d.any_value("validator")} AS validator
     FROM events
     WHERE run_id = :run AND msg_type = 'vote' AND kind IN ('msg_received', 'p2p_recv')
-      AND height IS NOT NULL AND round IS NOT NULL AND vote_type IS NOT NULL AND validator_index IS NOT NULL
+      AND height IS NOT NULL AND round IS NOT NULL AND vote_type IS NOT NULL AND validator_index IS NOT NULL {scope}
     GROUP BY node, height, round, vote_type, validator_index
 )
 SELECT :run, rec.receiver, sn.node, rec.height, rec.round, rec.vote_type, rec.validator_index,
@@ -72,12 +92,17 @@ _WIRE_SIDE = """
 SELECT {sender} AS sender, {receiver} AS receiver, e.msg_key, e.ts, e.id, e.msg_type, e.height, e.round,
        e.vote_type, e.validator_index, e.part_index
 FROM events e {join} nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
-WHERE e.run_id = :run AND e.kind = '{kind}'
+WHERE e.run_id = :run AND e.kind = '{kind}' {scope}
 """
-_SENDS = _WIRE_SIDE.format(sender="e.node", receiver="pn.node", join="JOIN", kind="p2p_send")
-# Receives from peers outside the run are kept (sender NULL) so they count as unmatched.
-_RECEIVES = _WIRE_SIDE.format(sender="pn.node", receiver="e.node", join="LEFT JOIN",
-                              kind="p2p_recv")  # fmt: skip
+
+
+def _sends(scope: str) -> str:
+    return _WIRE_SIDE.format(sender="e.node", receiver="pn.node", join="JOIN", kind="p2p_send", scope=scope)
+
+
+def _receives(scope: str) -> str:
+    # Receives from peers outside the run are kept (sender NULL) so they count as unmatched.
+    return _WIRE_SIDE.format(sender="pn.node", receiver="e.node", join="LEFT JOIN", kind="p2p_recv", scope=scope)
 # Numbering sorts the whole side; usually the same bytes cross a link only once, every k is 1 and a
 # grouping (several times cheaper) tells so.
 _HAS_REPEATS = "SELECT EXISTS (SELECT 1 FROM {name} GROUP BY sender, receiver, msg_key HAVING count(*) > 1)"
@@ -103,14 +128,15 @@ FROM _sends s LEFT JOIN _receives r USING (sender, receiver, msg_key, k)
 
 _WIRE_UNMATCHED = """
 INSERT INTO unmatched_receipts
-SELECT :run, r.sender, r.receiver, r.msg_type, count(*)
+SELECT :run, r.sender, r.receiver, r.msg_type, count(*), r.height
 FROM _receives r LEFT JOIN _sends s USING (sender, receiver, msg_key, k)
 WHERE s.k IS NULL
-GROUP BY r.sender, r.receiver, r.msg_type
+GROUP BY r.sender, r.receiver, r.msg_type, r.height
 """
 
 # Only for senders whose own messages are recorded (WAL) and who sent none over the wire in logs.
-def _logical_deliveries(d: Dialect) -> str:
+def _logical_deliveries(d: Dialect, scoped: bool) -> str:
+    scope, e_scope = (_HEIGHTS, _HEIGHTS.replace("height", "e.height")) if scoped else ("", "")
     return f"""
 INSERT INTO deliveries ({_COLS})
 WITH o AS (
@@ -118,7 +144,7 @@ WITH o AS (
            coalesce(part_index, -1) AS pi, min(ts) AS ts, {d.arg_min("id", "(ts, id)")} AS id
     FROM events
     WHERE run_id = :run AND kind = 'msg_internal'
-      AND node NOT IN (SELECT DISTINCT node FROM events WHERE run_id = :run AND kind = 'p2p_send')
+      AND node NOT IN (SELECT DISTINCT node FROM events WHERE run_id = :run AND kind = 'p2p_send') {scope}
     GROUP BY node, msg_type, height, round, coalesce(vote_type, ''), coalesce(validator_index, -1),
              coalesce(part_index, -1)
 ), r AS (
@@ -126,7 +152,7 @@ WITH o AS (
            coalesce(e.validator_index, -1) AS vi, coalesce(e.part_index, -1) AS pi, min(e.ts) AS ts,
            {d.arg_min("e.id", "(e.ts, e.id)")} AS id
     FROM events e JOIN nodes pn ON pn.run_id = e.run_id AND pn.p2p_id = e.peer
-    WHERE e.run_id = :run AND e.kind = 'msg_received'
+    WHERE e.run_id = :run AND e.kind = 'msg_received' {e_scope}
     GROUP BY pn.node, e.node, e.msg_type, e.height, e.round, coalesce(e.vote_type, ''),
              coalesce(e.validator_index, -1), coalesce(e.part_index, -1)
 )
@@ -141,26 +167,44 @@ FROM o JOIN r USING (sender, msg_type, height, round, vt, vi, pi)
 _HAS_INTERNAL = "SELECT EXISTS (SELECT 1 FROM events WHERE run_id = ? AND kind = 'msg_internal')"
 
 
-def rebuild(store: Store, run_id: int) -> dict[str, int]:
-    """Recompute the run's derived tables; returns the row count of each."""
-    params, d = {"run": run_id}, store.dialect
-    for table in ("vote_arrivals", "deliveries", "unmatched_receipts"):
-        store.execute(f"DELETE FROM {table} WHERE run_id = :run", params)
-    restarts = rebuild_restarts(store, run_id)
-    store.execute(_vote_arrivals(d), params)
-    for name, sql in (("_sends", _SENDS), ("_receives", _RECEIVES)):
-        store.execute(d.temp_table(name, sql), params)
-        repeats = store.execute(_HAS_REPEATS.format(name=name))[0][0]  # temp tables: the writer's
-        store.execute(_numbered(d, name) if repeats else _ALL_FIRST.format(name=name))
-    store.execute(_WIRE_DELIVERIES, params)
-    store.execute(_WIRE_UNMATCHED, params)
-    if store.query(_HAS_INTERNAL, [run_id])[0][0]:
-        store.execute(_logical_deliveries(d), params)
-    for table in ("_sends", "_receives"):
-        store.execute(f"DROP TABLE IF EXISTS {table}")
-    counts = {
-        table: int(store.query(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id])[0][0])
-        for table in ("vote_arrivals", "deliveries", "unmatched_receipts")
-    }
+def rebuild(store: Store, run_id: int, from_height: int | None = None) -> dict[str, int]:
+    """Recompute the run's derived tables — all of them, or only the rows of heights ``>= from_height`` (and
+    of messages without a height) from the events of those heights — in one transaction; returns the row
+    count of each table.
+
+    Every derived row belongs to one height and is computed from events of that height only (a vote's
+    arrivals, a message's send and receipts), so replacing the rows of the heights that got new events gives
+    the rows a full rebuild gives. Two parts are whole-run: node restarts (from silences in a node's records)
+    are recomputed over the events the run holds, and the validator index → address map also reads what
+    the earlier heights' vote arrivals resolved.
+    """
+    scoped = from_height is not None
+    given: dict[str, int] = {"run": run_id} | ({"from": from_height} if from_height is not None else {})
+    d = store.dialect
+
+    def run(sql: str) -> list[tuple[object, ...]]:  # with the parameters the statement names
+        return store.execute(sql, {k: v for k, v in given.items() if f":{k}" in sql})
+
+    # A full rebuild runs outside a transaction (on a large run one would hold every new row in memory until
+    # the end); the run's derived version already marks it incomplete until it is done.
+    with store.transaction() if scoped else nullcontext():
+        for table in DERIVED_TABLES:
+            scope = "AND height >= :from" if table == "vote_arrivals" else _SCOPE
+            run(f"DELETE FROM {table} WHERE run_id = :run {scope if scoped else ''}")
+        restarts = rebuild_restarts(store, run_id)
+        run(_vote_arrivals(d, scoped))
+        for name, sql in (("_sends", _sends(_E_SCOPE if scoped else "")),
+                          ("_receives", _receives(_E_SCOPE if scoped else ""))):  # fmt: skip
+            run(d.temp_table(name, sql))
+            repeats = store.execute(_HAS_REPEATS.format(name=name))[0][0]  # temp tables: the writer's
+            store.execute(_numbered(d, name) if repeats else _ALL_FIRST.format(name=name))
+        run(_WIRE_DELIVERIES)
+        run(_WIRE_UNMATCHED)
+        if store.execute(_HAS_INTERNAL, [run_id])[0][0]:
+            run(_logical_deliveries(d, scoped))
+        for table in ("_sends", "_receives"):
+            store.execute(f"DROP TABLE IF EXISTS {table}")
+        counts = {table: int(store.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id])[0][0])
+                  for table in DERIVED_TABLES}  # fmt: skip
     counts["node_restarts"] = restarts
     return counts

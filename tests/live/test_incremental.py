@@ -1,0 +1,249 @@
+"""Incremental analytics of a live run: the real v0.34 testnet's events, written through a live run's sink in
+chunks of arrival time (late votes of older heights included), give after each update the same derived rows
+and the same answer of every rollup as a full rebuild of the same events; the derived version is set only
+when the update covered every event written."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from bftscope.config import Settings
+from bftscope.families import registry
+from bftscope.families.cometbft.analytics import rollups
+from bftscope.ingest import derived
+from bftscope.ingest.livesink import StoreSink
+from bftscope.ingest.pipeline import ingest
+from bftscope.model import ROW_SCHEMA
+from bftscope.store.duckdb.engine import DuckDBStore
+
+DERIVED = {
+    "vote_arrivals": "receiver, height, round, vote_type, validator_index",
+    "deliveries": "sender, receiver, msg_type, height, round, vote_type, validator_index, part_index, sent_ts, "
+    "send_event",
+    "unmatched_receipts": "sender, receiver, msg_type, height",
+}
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[DuckDBStore]:
+    s = DuckDBStore.open(settings.store_path, settings)
+    yield s
+    s.close()
+
+
+def _snapshot(store: DuckDBStore, run_id: int) -> dict[str, Any]:
+    """Every derived row (in a fixed order), the whole-run answer of every rollup (stored, or computed when
+    none is stored), and the node restarts."""
+    out: dict[str, Any] = {}
+    for table, order in DERIVED.items():
+        out[table] = store.query(f"SELECT * FROM {table} WHERE run_id = ? ORDER BY {order}, 1", [run_id])
+    out["answers"] = {name: rollups.answer_json(store, run_id, name) for name in rollups.METRICS}
+    out["restarts"] = store.query("SELECT node, ts, height, extra FROM events WHERE run_id = ? AND kind = "
+                                  "'node_restart' ORDER BY node, ts", [run_id])  # fmt: skip
+    return out
+
+
+def _recorded_events(store: DuckDBStore, wal_testnet: Path, settings: Settings) -> tuple[pa.Table, dict[int, str]]:
+    """The testnet's parsed events in order of arrival (ts), with the label of each node."""
+    run = ingest(store, "recorded", [wal_testnet], settings).run_id
+    labels = {n.node: n.label for n in store.nodes(run)}
+    cols = ", ".join(f.name for f in ROW_SCHEMA)
+    table = store.query_arrow(f"SELECT node, {cols} FROM events WHERE run_id = ? AND kind <> 'node_restart'"
+                              " ORDER BY ts, id", [run])  # fmt: skip
+    return table, labels
+
+
+def _chunks(table: pa.Table, n: int) -> Iterator[pa.Table]:
+    step = -(-table.num_rows // n)
+    for start in range(0, table.num_rows, step):
+        yield table.slice(start, step)
+
+
+def test_chunked_live_updates_equal_a_full_rebuild(
+    store: DuckDBStore, wal_testnet: Path, settings: Settings
+) -> None:
+    events, labels = _recorded_events(store, wal_testnet, settings)
+    sink = StoreSink(store, "live", "cometbft", update_every_s=None)
+    spans = []
+    for i, chunk in enumerate(_chunks(events, 16)):
+        for node, label in labels.items():
+            part = chunk.filter(pc.equal(chunk.column("node"), node)).drop_columns(["node"])
+            if part.num_rows:
+                sink.write(label, [part])
+        spans.append((pc.min(chunk.column("height")).as_py(), pc.max(chunk.column("height")).as_py()))
+        assert sink.update(rollups=i % 2 == 0)  # between refreshes the stored answers are dropped
+        run_id = store.get_run("live").id
+        stored = store.query("SELECT count(*) FROM rollups WHERE run_id = ?", [run_id])[0][0]
+        assert stored == (len(rollups.METRICS) if i % 2 == 0 else 0)
+        assert derived.is_current(store, run_id)
+        if i == 5:  # midway, the incremental answers already equal a rebuild of what has arrived
+            incremental = _snapshot(store, run_id)
+            derived.build(store, run_id)
+            assert _snapshot(store, run_id) == incremental
+    sink.flush()  # nothing new, but the dropped rollups are stored again
+    # Arrival order brings rows of heights an earlier update already derived (late receipts, a restarted node)
+    assert sum(lo < prev[1] for prev, (lo, _) in itertools.pairwise(spans)) >= 6
+    assert sink.updates == 17 and sink.full_updates == 1  # the first (a new run) full, the rest incremental
+    run_id = store.get_run("live").id
+    incremental = _snapshot(store, run_id)
+    assert all(incremental[t] for t in ("vote_arrivals", "deliveries"))  # non-trivial: the tables were built
+    assert store.query("SELECT count(*) FROM rollups WHERE run_id = ?", [run_id])[0][0] == len(rollups.METRICS)
+    derived.build(store, run_id)
+    assert _snapshot(store, run_id) == incremental
+
+
+def test_incremental_replaces_only_the_heights_given(store: DuckDBStore, wal_testnet: Path,
+                                                    settings: Settings) -> None:  # fmt: skip
+    """Rows below the height given are left alone (the proof that the update is not a rebuild in disguise)."""
+    run = ingest(store, "r", [wal_testnet], settings).run_id
+    store.execute("UPDATE vote_arrivals SET receipts = 99 WHERE run_id = ? AND height < 40", [run])
+    registry.family("cometbft").derive_incremental(store, run, 40)
+    assert store.query("SELECT count(*) FROM vote_arrivals WHERE run_id = ? AND height >= 40 AND receipts = 99",
+                       [run])[0][0] == 0  # fmt: skip
+    kept = store.query("SELECT count(*) FROM vote_arrivals WHERE run_id = ? AND height < 40 AND receipts = 99",
+                       [run])[0][0]  # fmt: skip
+    assert kept == store.query("SELECT count(*) FROM vote_arrivals WHERE run_id = ? AND height < 40", [run])[0][0] > 0
+
+
+def test_derived_version_stays_clear_while_events_outrun_the_update(store: DuckDBStore) -> None:
+    rows = [{"ts": 1_000 + h, "kind": "step", "step": "propose", "height": h, "round": 0} for h in range(1, 4)]
+    sink = StoreSink(store, "live", "cometbft", update_every_s=None)
+    sink.write("n0", rows[:1])
+    run_id = store.get_run("live").id
+    assert store.derived_version(run_id) is None
+    real = derived.refresh
+
+    def refresh_with_an_event_meanwhile(s: Any, r: int, h: int | None, **kw: Any) -> dict[str, int]:
+        sink.write("n0", rows[1:2])  # an event lands while the update runs
+        return real(s, r, h, **kw)
+
+    derived.refresh = refresh_with_an_event_meanwhile  # type: ignore[assignment]
+    try:
+        assert sink.update()
+    finally:
+        derived.refresh = real  # type: ignore[assignment]
+    assert store.derived_version(run_id) is None  # the event written meanwhile is not covered
+    assert sink.update() and derived.is_current(store, run_id)
+    assert not sink.update()  # nothing new
+
+
+def test_write_updates_when_a_new_height_begins_at_most_every_interval(store: DuckDBStore) -> None:
+    now = [0.0]
+    sink = StoreSink(store, "live", "cometbft", update_every_s=10.0, clock=lambda: now[0])
+    row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
+
+    def write(height: int) -> int:
+        sink.write("n0", [row | {"height": height}])
+        sink.wait()  # write started the update in a thread of its own
+        return sink.updates
+
+    assert write(1) == 0  # no height completed yet
+    assert write(2) == 1  # height 1 is complete
+    assert write(3) == 1  # too soon
+    now[0] = 11.0
+    assert write(3) == 1  # same height: nothing completed
+    assert write(4) == 2 and derived.is_current(store, store.get_run("live").id)
+    sink.write("n0", [row | {"height": 4}])
+    assert not derived.is_current(store, store.get_run("live").id)  # a row the last update did not cover
+    sink.flush()
+    assert derived.is_current(store, store.get_run("live").id)
+
+
+def test_a_failed_update_from_write_is_counted_and_the_next_one_rebuilds(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bftscope.errors import StoreError
+
+    sink = StoreSink(store, "live", "cometbft", update_every_s=0.0)
+    row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
+    sink.write("n0", [row | {"height": 1}])
+    real = derived.refresh
+    calls: list[int | None] = []
+
+    def failing(s: Any, r: int, h: int | None, **kw: Any) -> dict[str, int]:
+        calls.append(h)
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(derived, "refresh", failing)
+    sink.write("n0", [row | {"height": 2}])  # the row is stored, the update's failure counted (in its thread)
+    sink.wait()
+    assert sink.update_errors == 1 and store.query("SELECT count(*) FROM events")[0][0] == 2
+    monkeypatch.setattr(derived, "refresh", lambda s, r, h, **kw: calls.append(h) or real(s, r, h, **kw))
+    sink.flush()
+    assert calls[-1] is None and derived.is_current(store, store.get_run("live").id)  # a full rebuild
+
+
+def test_keep_current_updates_in_a_thread_until_cancelled(store: DuckDBStore) -> None:
+    import asyncio
+
+    sink = StoreSink(store, "live", "cometbft", update_every_s=None)
+    row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
+    naps: list[float] = []
+
+    async def main() -> None:
+        async def nap(seconds: float) -> None:
+            naps.append(seconds)
+            if len(naps) == 3:
+                raise asyncio.CancelledError
+            await asyncio.sleep(0)
+
+        sink.write("n0", [row | {"height": 1}])
+        with pytest.raises(asyncio.CancelledError):
+            await sink.keep_current(2.0, sleep=nap)
+
+    asyncio.run(main())
+    assert naps == [2.0, 2.0, 2.0] and sink.updates == 1  # the second pass found nothing new
+    assert derived.is_current(store, store.get_run("live").id)
+
+
+def test_rollups_wait_ten_times_their_own_cost(store: DuckDBStore) -> None:
+    now = [0.0]
+    sink = StoreSink(store, "live", "cometbft", update_every_s=None, rollups_every_s=1.0, clock=lambda: now[0])
+    row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
+    real = derived.refresh
+    seen: list[bool] = []
+
+    def slow(s: Any, r: int, h: int | None, *, rollups: bool = True) -> dict[str, int]:
+        seen.append(rollups)
+        now[0] += 3.0 if rollups else 0.1  # a rollup refresh that takes 3 s
+        return real(s, r, h, rollups=rollups)
+
+    derived.refresh = slow  # type: ignore[assignment]
+    try:
+        for h in range(1, 5):
+            sink.write("n0", [row | {"height": h}])
+            sink.update()
+            now[0] += 10.0
+    finally:
+        derived.refresh = real  # type: ignore[assignment]
+    # refresh at t=0 took 3 s: the next waits 30 s, not rollups_every_s
+    assert seen == [True, False, False, True]
+
+
+def test_a_run_resumed_after_a_crash_keeps_its_events_and_goes_on(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "d")
+    row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
+    store = DuckDBStore.open(settings.store_path, settings)
+    sink = StoreSink(store, "live", "cometbft", update_every_s=None)
+    sink.write("n0", [row | {"height": 1}, row | {"height": 2}])
+    store.close()  # the process dies: no flush, no update
+    store = DuckDBStore.open(settings.store_path, settings)  # opening recovers interrupted ingests
+    try:
+        run_id = store.get_run("live").id
+        assert store.query("SELECT count(*) FROM events WHERE run_id = ?", [run_id])[0][0] == 2
+        again = StoreSink(store, "live", "cometbft", update_every_s=None)
+        again.write("n0", [row | {"height": 3}])
+        again.flush()
+        assert again.full_updates == 1  # the run was not current when the process died: rebuilt in full
+        (source,) = store.sources(run_id)
+        assert (source.name, source.events) == ("live:n0", 3)
+        assert derived.is_current(store, run_id)
+    finally:
+        store.close()
