@@ -1,5 +1,5 @@
-"""The CometBFT family's commands: ``report``, ``compare``, ``simulate``, ``demo`` and ``missed`` (added by
-:func:`register`)."""
+"""The CometBFT family's commands: ``report``, ``compare``, ``simulate``, ``demo``, ``missed`` and ``replay``
+(added by :func:`register`)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,10 @@ def _clock_offsets(specs: list[str]) -> dict[int, float]:
 
 def register(app: typer.Typer) -> None:
     from bftscope.families.cometbft.missed.cli import register as register_missed
+    from bftscope.families.cometbft.replay.cli import register as register_replay
 
     register_missed(app)
+    register_replay(app)
 
     @app.command("report")
     def report_cmd(
