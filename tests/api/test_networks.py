@@ -86,6 +86,10 @@ def test_crud_ownership_and_the_follower_life(net_client: TestClient, followers:
     assert r.status_code == 200 and r.json()["endpoints"] == ["ws://127.0.0.1:1/websocket"]
     assert f.stopped and followers.of("cosmoshub").endpoints == ["ws://127.0.0.1:1/websocket"]
     assert c.patch(f"/v1/networks/{nid}", json={"name": "x"}, headers=alice["h"]).status_code == 400
+    now_following = followers.of("cosmoshub")
+    r = c.patch(f"/v1/networks/{nid}", json={"alerts": {"roundEscalation": 5}}, headers=alice["h"])
+    assert r.json()["alerts"]["roundEscalation"] == 5 and r.json()["alerts"]["missedVotes"] is not None
+    assert followers.of("cosmoshub") is now_following and not now_following.stopped  # thresholds: no restart
 
     followers.of("cosmoshub").emit([vote(8), vote(9)])  # written to the run through the real StoreSink
     store = c.app.state.ctx.store  # type: ignore[attr-defined]

@@ -83,6 +83,16 @@ def test_stall_round_escalation_and_endpoint_down() -> None:
     assert all("secret" not in e.message and "secret" not in e.subject for e in rec.events)
 
 
+def test_retuning_keeps_what_was_seen_and_clears_rules_turned_off() -> None:
+    eng, rec = engine(missed_votes=6, round_escalation=2, uptime_percent=None)
+    eng.observe_votes(votes(1, {A: "absent"}) + votes(2, {A: "absent"}))  # 4 misses
+    eng.observe_status(3, 2, [], now=0)
+    eng.retune(Thresholds(missed_votes=5, round_escalation=None, uptime_percent=None))
+    assert rec.seen() == [("round_escalation", "3", True), ("round_escalation", "3", False)]
+    eng.observe_votes(votes(3, {A: "absent"}))  # 6 misses ≥ 5: the count went on across the change
+    assert rec.seen()[-1] == ("missed_votes", A, True)
+
+
 def test_disabled_rules_never_fire() -> None:
     eng, rec = engine(missed_votes=None, uptime_percent=None, stalled_s=None, round_escalation=None,
                       endpoint_down_s=None)  # fmt: skip

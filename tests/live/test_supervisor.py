@@ -57,6 +57,9 @@ async def test_follow_restart_and_stop() -> None:
     await sup.follow(spec("a", ("http://127.0.0.1:2",)))  # new endpoints: the old follower stops, a new one runs
     await settle()
     assert made.followers[0].stopped and made.followers[2].endpoints == ["http://127.0.0.1:2"]
+    same = sup.networks["id-b"]
+    await sup.follow(spec("b", round_escalation=9))  # thresholds only: the follower goes on, retuned
+    assert sup.networks["id-b"] is same and same.engine.limits.round_escalation == 9 and not made.followers[1].stopped
     await sup.unfollow("id-b")
     assert made.followers[1].stopped and "id-b" not in sup.networks
     await sup.shutdown()

@@ -242,6 +242,16 @@ class AlertEngine:
     def active(self) -> list[ActiveAlert]:
         return [self._active[k] for k in sorted(self._active)]
 
+    def retune(self, limits: Thresholds) -> None:
+        """New thresholds in place (what was observed stays); the alerts of a rule turned off clear."""
+        self.limits = limits
+        self._signed = {k: deque(v, maxlen=limits.uptime_window) for k, v in self._signed.items()}
+        off = {"missed_votes": limits.missed_votes, "uptime": limits.uptime_percent, "stalled_height": limits.stalled_s,
+               "round_escalation": limits.round_escalation, "endpoint_down": limits.endpoint_down_s}  # fmt: skip
+        now = self._clock()
+        for rule, subject in [k for k in self._active if off[k[0]] is None]:
+            self._set(rule, subject, False, None, None, now, f"rule {rule} turned off")
+
     def clear_all(self, reason: str = "network no longer followed") -> None:
         """End every active alert (the network was deleted or its thresholds changed)."""
         now = self._clock()

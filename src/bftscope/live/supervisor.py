@@ -124,8 +124,14 @@ class NetworkSupervisor:
             self._ticker = asyncio.create_task(self._tick_forever(), name="networks:tick")
 
     async def follow(self, spec: NetworkSpec) -> Followed:
-        """Start following ``spec`` (stopping a follower it already has: new endpoints or thresholds)."""
+        """Start following ``spec``: a network followed already with other endpoints restarts; one whose only
+        change is its thresholds keeps its follower (no reconnect, no observation gap) and is retuned."""
         old = self.networks.get(spec.id)
+        if old is not None and (old.spec.name, old.spec.chain, old.spec.endpoints) == (spec.name, spec.chain,
+                                                                                        spec.endpoints):  # fmt: skip
+            old.spec = spec
+            old.engine.retune(spec.limits)
+            return old
         if old is not None:
             await self._stop(old, clear=True)
         loop = asyncio.get_running_loop()

@@ -136,7 +136,7 @@ def get_network(networkId: HexId, c: Ctx, who: Caller) -> ns.Network:
 
 @router.patch("/networks/{networkId}", response_model=ns.Network, responses=errors(400, 401, 404))
 async def update_network(networkId: HexId, body: ns.NetworkUpdate, c: Ctx, who: Caller) -> ns.Network:
-    """Replace the endpoints and/or the alert overrides; the follower restarts with them."""
+    """Replace the endpoints (the follower restarts on them) and/or the alert overrides (retuned in place)."""
     await run_in_threadpool(network_for, c, who, networkId)
     alerts = None if body.alerts is None else body.alerts.model_dump(exclude_unset=True)
     net = await run_in_threadpool(lambda: networks.update_network(
