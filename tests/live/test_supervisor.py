@@ -127,12 +127,12 @@ async def test_ticks_feed_status_and_completed_heights_to_the_alerts() -> None:
     t[0] = 5.0
     f.events_total = 50
     await sup.tick()
-    assert asked == [(8, 8), (9, 10)]
-    assert [(e.rule, e.subject, e.active) for e in rec.events] == [("round_escalation", "12", True),
-                                                                   ("missed_votes", "V", True)]  # fmt: skip
+    assert asked == [(5, 8), (9, 10)]  # the first look reads back 4 heights (missed_votes=4; uptime is off)
+    assert [(e.rule, e.subject, e.active) for e in rec.events] == [("missed_votes", "V", True),
+                                                                   ("round_escalation", "12", True)]  # fmt: skip
     assert sup.networks["id-a"].events_per_s() == 10.0
     f.committed = 14  # a follower that says what it committed: heights up to committed − 1 are complete
     await sup.tick()
     assert asked[-1] == (11, 13)
     await sup.unfollow("id-a")  # deleting a network ends its alerts
-    assert [(e.rule, e.active) for e in rec.events[2:]] == [("round_escalation", False), ("missed_votes", False)]
+    assert [(e.rule, e.active) for e in rec.events[2:]] == [("missed_votes", False), ("round_escalation", False)]

@@ -9,9 +9,10 @@ network's :class:`~bftscope.live.feed.FeedHub`. A follower whose ``run`` ends in
 after a capped backoff.
 
 Every ``tick_s`` the supervisor reads each follower's status: the alert engine sees height, round and
-endpoint states, the event rate is sampled, and the vote outcomes of heights now complete (two below the
-current one: a height's precommits arrive with the next block's last commit) are asked of the family for
-the vote alerts.
+endpoint states, the event rate is sampled, and the vote outcomes of heights now complete (below the last
+committed one: a height's precommits arrive with the next block's last commit) are asked of the family for
+the vote alerts — at the first look, those of the recent past as well (the uptime window, or as many heights
+as misses alert), so a server restart or a new network starts from the network's state, not from nothing.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ class NetworkSpec:
 FollowerFactory = Callable[[NetworkSpec], Follower]
 # (spec, from height, to height) → missed-votes rows of those heights (docs/live.md "Missed votes")
 VoteOutcomes = Callable[[NetworkSpec, int, int], Sequence[Mapping[str, Any]]]
+
+
+MAX_LOOKBACK = 1000  # heights of the past the vote alerts read when they first look at a network
+
+
+def _lookback(t: Thresholds) -> int:
+    """Heights enough to rebuild the vote alerts' state: the uptime window, or the misses that alert."""
+    return min(MAX_LOOKBACK, max(t.uptime_window if t.uptime_percent is not None else 0, t.missed_votes or 0, 1))
 
 
 def field_of(obj: Any, name: str, default: Any = None) -> Any:
@@ -220,8 +229,8 @@ class NetworkSupervisor:
                 continue
             committed = field_of(st, "committed")  # a height's precommits come with the next block's last commit
             done = int(committed) - 1 if committed is not None else int(height) - 2
-            if entry.evaluated is None:
-                entry.evaluated = done - 1
+            if entry.evaluated is None:  # first look (a new network, a server restart): the recent past too
+                entry.evaluated = max(0, done - _lookback(entry.spec.limits))
             if done > entry.evaluated:
                 first, entry.evaluated = entry.evaluated + 1, done
                 rows = await asyncio.to_thread(self.vote_outcomes, entry.spec, first, done)
