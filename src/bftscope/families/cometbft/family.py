@@ -173,13 +173,17 @@ class CometBFT(Family):
     can_follow = True
 
     def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str) -> Any:
-        # Imported by name: the follower is its own part of issue 12 (live/follower.py) and this seam works
-        # with whatever build carries it; without it the server records the network as failed, saying why.
+        # Looked up by name: the follower is its own part of issue 12 (live/follower.py, live/valsets.py) and
+        # this seam works with whatever build carries it; without it the server records the network as failed,
+        # saying why. Built as `bftscope watch` builds one, with the validator sets stored in the run's history.
         try:
-            module = importlib.import_module("bftscope.families.cometbft.live.follower")
+            follower = importlib.import_module("bftscope.families.cometbft.live.follower")
+            valsets = importlib.import_module("bftscope.families.cometbft.live.valsets")
         except ImportError as exc:
             raise InputError(f"following a CometBFT network is not available in this build ({exc})") from None
-        return module.NetworkFollower(name, list(endpoints), sink)
+        run_id = store.get_or_create_run(run, self.name).id
+        return follower.NetworkFollower(name, list(endpoints), sink, on_validator_set=lambda h, vs: (
+            valsets.record_validator_set(store, run_id, h, vs)))  # fmt: skip
 
     def vote_outcomes(self, store: Store, run_id: int, from_height: int, to_height: int) -> list[dict[str, Any]]:
         try:
