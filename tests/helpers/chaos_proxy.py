@@ -73,6 +73,8 @@ class ChaosProxy:
         self._limits_given = 0
         self._links: set[_Link] = set()
         self._server: asyncio.Server | None = None
+        self.down = False  # True: new connections are aborted at once, as a node that is down refuses them
+        self.refused = 0
 
     def _next_limit(self) -> int | None:
         """Bytes (target → client) after which the next connection is cut; None: never."""
@@ -116,6 +118,10 @@ class ChaosProxy:
             link.abort()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            self.refused += 1
+            writer.transport.abort()
+            return
         self.connections += 1
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)

@@ -6,6 +6,7 @@ when the update covered every event written."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,59 @@ def test_a_run_resumed_after_a_crash_keeps_its_events_and_goes_on(tmp_path: Path
         assert derived.is_current(store, run_id)
     finally:
         store.close()
+
+
+def test_two_live_runs_of_one_store_update_at_once_without_tripping(
+    store: DuckDBStore, wal_testnet: Path, settings: Settings
+) -> None:
+    """Several followed networks share one store, each sink updating in its own thread. Derive steps use
+    session-wide temporary tables of fixed names: run concurrently they failed ('Column with name "k" already
+    exists'), seen in bench/live_follow_bench.py. Each run's tables must equal a rebuild of its own."""
+    import threading
+
+    events, labels = _recorded_events(store, wal_testnet, settings)
+    sinks = [StoreSink(store, f"live{i}", "cometbft", update_every_s=None) for i in range(3)]
+    for sink in sinks:
+        for node, label in labels.items():
+            sink.write(label, [events.filter(pc.equal(events.column("node"), node)).drop_columns(["node"])])
+    errors: list[BaseException] = []
+
+    def update(sink: StoreSink) -> None:
+        try:
+            for _ in range(3):
+                sink.update(rollups=False)
+                sink._stale, sink._incremental = True, False  # force a full derive again: the longest overlap
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=update, args=(s,)) for s in sinks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for sink in sinks:
+        sink.update(rollups=True)
+        run_id = store.get_run(sink.run).id
+        live = _snapshot(store, run_id)
+        derived.build(store, run_id)
+        assert _snapshot(store, run_id) == live and live["deliveries"]
+
+
+def test_background_updates_wait_while_the_store_spent_its_derive_budget(store: DuckDBStore) -> None:
+    """Many live runs share one store: once derives took more than the budget of its recent time, a new height
+    does not start another background update (counted), so the events' own writes are not starved."""
+    rows = [{"ts": 1_000 + h, "kind": "step", "step": "propose", "height": h, "round": 0} for h in range(1, 6)]
+    sink = StoreSink(store, "live", "cometbft", update_every_s=0.0, derive_budget=0.3)
+    sink.write("n0", rows[:1])
+    sink.write("n0", rows[1:2])  # a new height, budget free: an update starts
+    sink.wait()
+    assert sink.updates == 1 and sink.updates_deferred == 0
+    now = time.monotonic()
+    derived._add_busy(store, now - derived.BUSY_WINDOW_S / 2, now)  # another run's derives took half the window
+    assert derived.busy_share(store) > 0.3
+    sink.write("n0", rows[2:3])
+    sink.wait()
+    assert sink.updates == 1 and sink.updates_deferred == 1
+    sink.flush()  # an explicit flush still brings the run up to date
+    assert derived.is_current(store, store.get_run("live").id)

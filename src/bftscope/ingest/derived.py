@@ -15,8 +15,11 @@ derived, and which rollups, is the run's chain family's (:mod:`bftscope.families
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bftscope.analytics import rollups as rollup_engine
@@ -29,6 +32,57 @@ __all__ = ["PHASES", "Phase", "build", "current_version", "ensure_current", "is_
 # The phases of an ingest: key in IngestResult.phases → label shown to people.
 PHASES = {"parse_store": "parse and store", "derive": "derived tables", "rollups": "metric rollups"}
 Phase = Callable[[str], None]  # called with the label of each phase after parsing, as it starts
+
+
+# One derive at a time per store: derive steps use session-wide temporary tables of fixed names, so two live runs
+# of one store updating in their own threads (several followed networks) would trip over each other's.
+_DERIVE_LOCKS: weakref.WeakKeyDictionary[Store, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+# Seconds each store spent deriving, per window of BUSY_WINDOW_S: live sinks start a background update only while
+# the store's share is under their budget, so that derives (whose statements hold the store's writer lock)
+# never starve the writes of the events themselves when many networks share one store.
+BUSY_WINDOW_S = 30.0
+_BUSY: weakref.WeakKeyDictionary[Store, list[float]] = weakref.WeakKeyDictionary()  # [window start, busy s]
+
+
+def derive_lock(store: Store) -> threading.RLock:
+    """The lock every derive of ``store`` holds (re-entrant: a build may run inside a refresh's caller)."""
+    with _LOCKS_GUARD:
+        lock = _DERIVE_LOCKS.get(store)
+        if lock is None:
+            lock = _DERIVE_LOCKS[store] = threading.RLock()
+        return lock
+
+
+@contextlib.contextmanager
+def _deriving(store: Store) -> Iterator[None]:
+    with derive_lock(store):
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            _add_busy(store, began, time.monotonic())
+
+
+def _add_busy(store: Store, began: float, ended: float) -> None:
+    with _LOCKS_GUARD:
+        window = _BUSY.setdefault(store, [began, 0.0])
+        if ended - window[0] > BUSY_WINDOW_S:  # a new window, carrying the last one's share at half weight
+            window[0], window[1] = ended - BUSY_WINDOW_S / 2, window[1] / 2 * (BUSY_WINDOW_S / 2) / max(
+                ended - window[0], BUSY_WINDOW_S)  # fmt: skip
+        window[1] += ended - began
+
+
+def busy_share(store: Store, now: float | None = None) -> float:
+    """The share of recent wall time ``store`` spent deriving (0..1, over about the last ``BUSY_WINDOW_S``)."""
+    now = time.monotonic() if now is None else now
+    with _LOCKS_GUARD:
+        window = _BUSY.get(store)
+        if window is None:
+            return 0.0
+        return window[1] / max(now - window[0], BUSY_WINDOW_S / 2)
 
 
 def current_version(chain: str) -> int:
@@ -45,6 +99,11 @@ def build(
 ) -> dict[str, int]:
     """Rebuild the run's derived tables, then its rollups, then mark them current. Returns row counts;
     the seconds of each phase go into ``phases``."""
+    with _deriving(store):
+        return _build(store, run_id, on_phase, phases)
+
+
+def _build(store: Store, run_id: int, on_phase: Phase | None, phases: dict[str, float] | None) -> dict[str, int]:
     family = registry.family_of_run(store, run_id)
     store.set_derived_version(run_id, None)
 
@@ -72,14 +131,15 @@ def refresh(store: Store, run_id: int, from_height: int | None, *, rollups: bool
     left as it is: the caller (a live run's sink, :mod:`bftscope.ingest.livesink`) sets it once no event
     arrived meanwhile."""
     family = registry.family_of_run(store, run_id)
-    if from_height is None:
-        counts = family.derive(store, run_id)
-    else:
-        counts = family.derive_incremental(store, run_id, from_height)
-    if rollups:
-        counts["rollups"] = family.refresh_rollups(store, run_id)
-    else:
-        rollup_engine.drop(store, run_id)
+    with _deriving(store):
+        if from_height is None:
+            counts = family.derive(store, run_id)
+        else:
+            counts = family.derive_incremental(store, run_id, from_height)
+        if rollups:
+            counts["rollups"] = family.refresh_rollups(store, run_id)
+        else:
+            rollup_engine.drop(store, run_id)
     return counts
 
 

@@ -74,6 +74,8 @@ class StoreSink:
     updates: int = 0  # updates done (incremental or full)
     full_updates: int = 0  # of which full rebuilds (a run not current when the sink began, a failed update)
     update_errors: int = 0  # updates started by write() that failed (logged; the next one rebuilds everything)
+    derive_budget: float = 0.3  # the most of the store's time background updates (of all its live runs) take
+    updates_deferred: int = 0  # updates write() put off because the store's budget was spent
     _sources: dict[str, _Source] = field(default_factory=dict)
     _run_id: int | None = None
     _stale: bool = False  # events were added since the derived tables were last brought up to date
@@ -133,7 +135,12 @@ class StoreSink:
                 self._top = int(hi) if self._top is None else max(self._top, int(hi))
         every = self.update_every_s
         if began and every is not None and self.clock() - self._last_update >= every:
-            self._start_worker()
+            # Many live runs on one store: derives hold the store's writer, so they get a share of its time and
+            # the events' own writes the rest; an update skipped here is done at a later height.
+            if derived.busy_share(self.store) < self.derive_budget:
+                self._start_worker()
+            else:
+                self.updates_deferred += 1
 
     def _start_worker(self) -> None:
         """Update in a thread of its own: the writer (a follower's event loop) goes on at once."""

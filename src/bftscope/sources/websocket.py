@@ -26,6 +26,7 @@ class WebSocketTransport(Transport):
         *,
         subscribe: Sequence[str | bytes] = (),
         open_timeout: float = 10.0,
+        close_timeout: float = 10.0,
         max_size: int = 16 * 1024 * 1024,
         name: str = "websocket",
     ) -> None:
@@ -33,6 +34,7 @@ class WebSocketTransport(Transport):
         self.name = name
         self._subscribe = list(subscribe)
         self._open_timeout = open_timeout
+        self._close_timeout = close_timeout  # a peer that never answers our close costs at most this
         self._max_size = max_size
         self._ws: ClientConnection | None = None
 
@@ -40,7 +42,8 @@ class WebSocketTransport(Transport):
         # A websocket has no standard resume position; a family that has one puts it in ``subscribe``.
         await self.close()
         try:
-            self._ws = await connect(self.url, open_timeout=self._open_timeout, max_size=self._max_size)
+            self._ws = await connect(self.url, open_timeout=self._open_timeout, close_timeout=self._close_timeout,
+                                     max_size=self._max_size)  # fmt: skip
             for message in self._subscribe:
                 await self._ws.send(message)
         except (OSError, TimeoutError, WebSocketException) as exc:

@@ -1,5 +1,5 @@
-"""The CometBFT family's commands: ``report``, ``compare``, ``simulate``, ``demo``, ``missed`` and ``replay``
-(added by :func:`register`)."""
+"""The CometBFT family's commands: ``report``, ``compare``, ``simulate``, ``demo``, ``missed``, ``replay`` and
+``watch`` (added by :func:`register`)."""
 
 from __future__ import annotations
 
@@ -42,11 +42,15 @@ def _clock_offsets(specs: list[str]) -> dict[int, float]:
 
 
 def register(app: typer.Typer) -> None:
+    from bftscope.families.cometbft.live.watch import register as register_watch
     from bftscope.families.cometbft.missed.cli import register as register_missed
     from bftscope.families.cometbft.replay.cli import register as register_replay
+    from bftscope.families.cometbft.top.cli import register as register_top
 
     register_missed(app)
     register_replay(app)
+    register_top(app)
+    register_watch(app)
 
     @app.command("report")
     def report_cmd(

@@ -18,6 +18,7 @@ from bftscope.families.base import EventRenderer, Family, Metric, RetainedTable
 from bftscope.families.cometbft.analytics import derive, peerids, rollups
 from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN
 from bftscope.families.cometbft.kinds import ALL_KINDS
+from bftscope.families.cometbft.live.source import RPC_SOURCE
 from bftscope.families.cometbft.parse import home
 from bftscope.families.cometbft.parse.formats import FORMATS
 from bftscope.families.cometbft.parse.identity import Identity
@@ -52,7 +53,7 @@ class CometBFT(Family):
     name = "cometbft"
     kinds = ALL_KINDS
     formats = FORMATS
-    live_sources: Sequence[Any] = ()  # RPC subscriptions come with the sources package
+    live_sources: Sequence[Any] = (RPC_SOURCE,)  # the RPC websocket (live/source.py; a network: live/follower.py)
     identity_key = "p2p_id"
     identity_aliases = ("p2p_id", "validator", "moniker")
     # 2: inferred p2p ids, restarts, the min-delay clock estimator, topology; 3: deliveries' event ids;

@@ -1,0 +1,205 @@
+"""One process following many replayed CometBFT networks: receipt-to-query latency, vote rate and memory.
+
+Starts ``--networks`` replay servers (``bftscope replay … --at-end loop``, each its own process, nodes of the
+real v0.34 testnet in turn) at ``--speed``, then follows all of them from this one process, each network into
+its own live run of one embedded store (:class:`~bftscope.families.cometbft.live.follower.NetworkFollower` with
+the live :class:`~bftscope.ingest.livesink.StoreSink`, derived tables kept current as in production).
+
+Every ``--sample`` seconds a query asks each run for the events added since the last look; each one's latency
+is the query's time minus the event's ``ts`` (the monitor's clock when its frame was received), so it includes
+decoding, batching, the store write and up to one sampling period of waiting — an upper bound. Memory is this
+process's resident set, read every 10 s; "flat" means the last minute's median is within a few percent of the
+second minute's.
+
+    .venv/bin/python bench/live_follow_bench.py --networks 20 --speed 25 --seconds 600
+
+Writes ``bench/out/live_follow.json``. The testnet is read from ``$BFTSCOPE_TEST_DATA`` (default ../shared/data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bftscope.config import Settings
+from bftscope.families.cometbft.live.follower import NetworkFollower
+from bftscope.families.cometbft.live.valsets import record_validator_set
+from bftscope.ingest.livesink import StoreSink
+from bftscope.store import open_store
+from bftscope.store.base import Store
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def _data() -> Path:
+    root = Path(os.environ.get("BFTSCOPE_TEST_DATA") or HERE.parent.parent / "shared" / "data")
+    path = root / "cometbft" / "tendermint-v0.34-4node-wal"
+    if not path.is_dir():
+        sys.exit(f"the v0.34 testnet is not at {path} (set BFTSCOPE_TEST_DATA)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _wait_up(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"{url}/status")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.25)
+    raise SystemExit(f"replay at {url} did not come up")
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _sample(store: Store, runs: dict[str, int], last_id: dict[str, int]) -> tuple[list[float], int]:
+    now_ns = time.time_ns()
+    lat: list[float] = []
+    votes = 0
+    for name, run_id in runs.items():
+        rows = store.query(
+            "SELECT id, ts, kind FROM events WHERE run_id = :run AND id > :after",
+            {"run": run_id, "after": last_id.get(name, 0)},
+        )
+        for id_, ts, kind in rows:
+            last_id[name] = max(last_id.get(name, 0), int(id_))
+            if kind == "observation_gap":
+                continue  # its ts is when the gap began, not a receipt
+            lat.append((now_ns - int(ts)) / 1e9)
+            votes += kind == "vote_added"
+        await asyncio.sleep(0)
+    return lat, votes
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    testnet = _data()
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    for i in range(args.networks):
+        port = _free_port()
+        cmd = [str(Path(sys.executable).parent / "bftscope"), "replay", str(testnet), "--node", f"node{i % 4}",
+               "--listen", f"127.0.0.1:{port}", "--speed", str(args.speed), "--at-end", "loop"]  # fmt: skip
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        urls.append(f"http://127.0.0.1:{port}")
+    tmp = tempfile.TemporaryDirectory(prefix="bftscope-live-bench-")
+    store = open_store(Settings(data_dir=Path(tmp.name)))
+    try:
+        await asyncio.gather(*(_wait_up(u) for u in urls))
+        runs: dict[str, int] = {}
+        followers: list[NetworkFollower] = []
+        for i, url in enumerate(urls):
+            name = f"net{i:02d}"
+            run_id = store.get_or_create_run(name, "cometbft").id
+            runs[name] = run_id
+            followers.append(NetworkFollower(
+                name, [url], StoreSink(store, name, "cometbft"),
+                on_validator_set=lambda h, vs, r=run_id: record_validator_set(store, r, h, vs),
+            ))  # fmt: skip
+        tasks = [asyncio.create_task(f.run()) for f in followers]
+        started = time.monotonic()
+        last_id: dict[str, int] = {}
+        latencies: list[float] = []
+        per_window: list[dict[str, Any]] = []
+        rss: list[tuple[float, float]] = []
+        votes = 0
+        next_rss = started
+        window_lat: list[float] = []
+        window_votes, window_start = 0, started
+        while (elapsed := time.monotonic() - started) < args.seconds:
+            await asyncio.sleep(args.sample)
+            lat, v = await _sample(store, runs, last_id)
+            if elapsed >= args.warmup:
+                latencies.extend(lat)
+                votes += v
+            window_lat.extend(lat)
+            window_votes += v
+            now = time.monotonic()
+            if now >= next_rss:
+                rss.append((round(now - started, 1), round(_rss_mib(), 1)))
+                next_rss = now + 10.0
+            if now - window_start >= 60.0:
+                per_window.append({"t": round(now - started), "p99_s": _pct(window_lat, 0.99),
+                                   "votes_per_s_per_network": window_votes / (now - window_start) / len(urls)})
+                print(json.dumps(per_window[-1]), flush=True)
+                window_lat, window_votes, window_start = [], 0, now
+        measured = max(args.seconds - args.warmup, 1e-9)
+        for f in followers:
+            await f.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        statuses = [f.status() for f in followers]
+    finally:
+        store.close()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        tmp.cleanup()
+    second_minute = [m for t, m in rss if 60 <= t < 120]
+    last_minute = [m for t, m in rss if t >= args.seconds - 60]
+    return {
+        "networks": args.networks, "speed": args.speed, "seconds": args.seconds, "warmup_s": args.warmup,
+        "events_measured": len(latencies),
+        "votes_per_s_per_network": votes / measured / args.networks,
+        "latency_s": {"p50": _pct(latencies, 0.5), "p99": _pct(latencies, 0.99), "max": max(latencies, default=None)},
+        "rss_mib": rss,
+        "rss_second_minute_median": statistics.median(second_minute) if second_minute else None,
+        "rss_last_minute_median": statistics.median(last_minute) if last_minute else None,
+        "gaps": sum(s.gaps for s in statuses), "duplicates_dropped": sum(s.duplicates for s in statuses),
+        "write_errors": sum(s.write_errors for s in statuses),
+        "reconnects": sum(e.reconnects for s in statuses for e in s.endpoints),
+        "per_minute": per_window,
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--networks", type=int, default=20)
+    ap.add_argument("--speed", type=float, default=25.0, help="replay speed (25: about 100 votes/s per network)")
+    ap.add_argument("--seconds", type=float, default=600.0)
+    ap.add_argument("--warmup", type=float, default=15.0, help="seconds left out of the figures at the start")
+    ap.add_argument("--sample", type=float, default=0.25, help="seconds between visibility queries")
+    args = ap.parse_args()
+    result = asyncio.run(_main(args))
+    OUT.mkdir(exist_ok=True)
+    (OUT / "live_follow.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("rss_mib", "per_minute")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""``bftscope watch NAME --rpc URL [--rpc URL …]``: follow a CometBFT network into run NAME of the embedded store.
+
+A progress line (height/round/step, events/s, the active endpoint's state) until Ctrl-C (or SIGTERM, or
+``--until-height``), then a one-line summary. Watching a run again resumes it: what it already holds is not
+written twice, and the time and heights it was not followed become an observation gap, backfilled like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from bftscope.cli import DataDir, _fail, _opened, _settings, err, out  # imported by the cli's own registration
+from bftscope.errors import InputError
+from bftscope.families.cometbft import kinds
+from bftscope.families.cometbft.live.endpoint import parse_endpoint
+from bftscope.families.cometbft.live.follower import NetworkFollower, NetworkStatus
+from bftscope.families.cometbft.live.seen import Seen
+from bftscope.families.cometbft.live.valsets import record_validator_set
+from bftscope.ingest.livesink import StoreSink
+from bftscope.store.base import Store
+
+__all__ = ["register", "resume_state", "summary_line"]
+
+RPC_HELP = "An RPC endpoint, e.g. http://host:26657 (repeatable: failover in the order given)."
+RESUME_HEIGHTS = 1_000  # heights of a resumed run whose rows are loaded to keep them from being written again
+_KEYED = (kinds.VOTE_ADDED, kinds.COMMIT_SIG, kinds.STEP, kinds.BLOCK_COMPLETE, kinds.BLOCK_COMMITTED,
+          kinds.VALIDATOR_UPDATE)  # fmt: skip
+
+
+def resume_state(store: Store, run_id: int) -> tuple[Seen, int | None, float | None]:
+    """What a run already holds: the rows of its last heights (as written), its last committed height, and
+    when it last saw anything (epoch s)."""
+    seen = Seen()
+    (top, last_ts), *_ = store.query(
+        "SELECT max(height) FILTER (WHERE kind = :committed), max(ts) FROM events WHERE run_id = :run",
+        {"run": run_id, "committed": kinds.BLOCK_COMMITTED},
+    )
+    if top is None:
+        return seen, None, None
+    cols = ("kind", "height", "round", "step", "vote_type", "validator", "validator_index", "extra")
+    rows = store.query(
+        f"SELECT {', '.join(cols)} FROM events WHERE run_id = :run AND height >= :floor AND kind IN "
+        f"({', '.join(f':k{i}' for i in range(len(_KEYED)))})",
+        {"run": run_id, "floor": int(top) - RESUME_HEIGHTS, **{f"k{i}": k for i, k in enumerate(_KEYED)}},
+    )
+    seen.preload(dict(zip(cols, r, strict=True)) for r in rows)
+    return seen, int(top), int(last_ts) / 1e9
+
+
+def summary_line(name: str, s: NetworkStatus, seconds: float) -> str:
+    endpoints = ", ".join(
+        f"{e.label} {e.frames} frames {e.reconnects} reconnects {e.errors} errors" for e in s.endpoints
+    )
+    return (
+        f"{name}: {s.events_total:,} events in {seconds:.1f} s, committed height {s.committed}, {s.gaps} gaps "
+        f"({s.backfilled_heights} heights backfilled, {s.not_refilled_heights} not), {s.duplicates} duplicates "
+        f"dropped, {s.validator_sets} validator sets; {endpoints}"
+    )
+
+
+def _progress(s: NetworkStatus, rate: float) -> str:
+    active = next((e for e in s.endpoints if e.active), None)
+    where = f"{active.label} live" if active else "no endpoint live (" + ", ".join(
+        f"{e.label} {e.state}" for e in s.endpoints) + ")"  # fmt: skip
+    hrs = f"{s.height}/{s.round}/{s.step}" if s.height is not None else "waiting for the first event"
+    return f"height {hrs} · committed {s.committed} · {rate:,.1f} events/s · {where} · gaps {s.gaps}"
+
+
+async def _watch(follower: NetworkFollower, until_height: int | None, every: float, say: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform / not the main thread
+            loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(follower.run())
+    last_n, last_t, next_line = 0, time.monotonic(), time.monotonic() + every
+    while not stop.is_set() and not task.done():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.05)
+        s = follower.status()
+        if until_height is not None and (s.observed_height or 0) >= until_height and not s.backfill_pending:
+            break
+        now = time.monotonic()
+        if every > 0 and now >= next_line:
+            say(_progress(s, (s.events_total - last_n) / max(now - last_t, 1e-6)))
+            last_n, last_t, next_line = s.events_total, now, now + every
+    await follower.stop()
+    await task  # a failure of the follower itself is raised here, not hidden
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("watch")
+    def watch_cmd(
+        name: Annotated[str, typer.Argument(help="The run to follow into (created if new, resumed if not).")],
+        rpc: Annotated[list[str], typer.Option("--rpc", help=RPC_HELP)],
+        data_dir: DataDir = None,
+        max_backfill: Annotated[int, typer.Option(min=0, max=100_000, help="Most heights refilled per gap.")] = 100,
+        silence_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without a frame = lost.")] = 60.0,
+        until_height: Annotated[int | None, typer.Option(help="Stop once this height is committed.")] = None,
+        progress: Annotated[float, typer.Option(min=0.0, help="Seconds between progress lines (0: none).")] = 1.0,
+    ) -> None:
+        """Follow a CometBFT network over its RPC websocket into run NAME; Ctrl-C stops cleanly."""
+        try:
+            for url in rpc:
+                parse_endpoint(url)
+        except InputError as exc:
+            raise _fail(exc) from None
+        settings = _settings(data_dir)
+        with _opened(settings) as store:
+            run = store.get_or_create_run(name, "cometbft")
+            if run.chain != "cometbft":
+                raise _fail(InputError(f"run {name!r} is a {run.chain} run, not a CometBFT network"))
+            seen, committed, last_seen = resume_state(store, run.id)
+            follower = NetworkFollower(
+                name, rpc, StoreSink(store, name, "cometbft"), max_backfill=max_backfill,
+                silence_timeout=silence_timeout, seen=seen, committed=committed, last_seen_at=last_seen,
+                on_validator_set=lambda h, vs: record_validator_set(store, run.id, h, vs),
+            )  # fmt: skip
+            if committed is not None:
+                out.print(f"resuming {name} after height {committed}")
+            started = time.monotonic()
+            tty = sys.stderr.isatty()
+            with contextlib.ExitStack() as stack:
+                status = stack.enter_context(err.status("connecting")) if tty else None
+                say = status.update if status is not None else (lambda line: err.print(line, soft_wrap=True))
+                asyncio.run(_watch(follower, until_height, progress, say))
+            out.print(summary_line(name, follower.status(), time.monotonic() - started), soft_wrap=True)
+            if follower.last_write_error:
+                err.print(f"[red]error:[/red] the store refused events: {follower.last_write_error}", soft_wrap=True)
+                raise typer.Exit(1)
