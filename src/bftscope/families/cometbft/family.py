@@ -7,11 +7,13 @@ files and says who it is.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bftscope.errors import InputError
 from bftscope.families.base import EventRenderer, Family, Metric, RetainedTable
 from bftscope.families.cometbft.analytics import derive, peerids, rollups
 from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN
@@ -171,6 +173,29 @@ class CometBFT(Family):
         import bftscope.families.cometbft.eventpage as page  # the module is the renderer (its functions)
 
         return page
+
+    can_follow = True
+
+    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str) -> Any:
+        # Looked up by name: the follower is its own part of issue 12 (live/follower.py, live/valsets.py) and
+        # this seam works with whatever build carries it; without it the server records the network as failed,
+        # saying why. Built as `bftscope watch` builds one, with the validator sets stored in the run's history.
+        try:
+            follower = importlib.import_module("bftscope.families.cometbft.live.follower")
+            valsets = importlib.import_module("bftscope.families.cometbft.live.valsets")
+        except ImportError as exc:
+            raise InputError(f"following a CometBFT network is not available in this build ({exc})") from None
+        run_id = store.get_or_create_run(run, self.name).id
+        return follower.NetworkFollower(name, list(endpoints), sink, on_validator_set=lambda h, vs: (
+            valsets.record_validator_set(store, run_id, h, vs)))  # fmt: skip
+
+    def vote_outcomes(self, store: Store, run_id: int, from_height: int, to_height: int) -> list[dict[str, Any]]:
+        try:
+            module = importlib.import_module("bftscope.families.cometbft.missed.votes")
+        except ImportError:
+            return []  # no missed-votes analysis in this build: the vote alerts stay quiet
+        rows: list[dict[str, Any]] = module.missed(store, run_id, from_height=from_height, to_height=to_height)
+        return rows
 
 
 FAMILY = CometBFT()
