@@ -7,13 +7,11 @@ files and says who it is.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bftscope.errors import InputError
 from bftscope.families.base import EventRenderer, Family, Metric, RetainedTable
 from bftscope.families.cometbft.analytics import derive, peerids, rollups
 from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN
@@ -177,25 +175,21 @@ class CometBFT(Family):
     can_follow = True
 
     def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str) -> Any:
-        # Looked up by name: the follower is its own part of issue 12 (live/follower.py, live/valsets.py) and
-        # this seam works with whatever build carries it; without it the server records the network as failed,
-        # saying why. Built as `bftscope watch` builds one, with the validator sets stored in the run's history.
-        try:
-            follower = importlib.import_module("bftscope.families.cometbft.live.follower")
-            valsets = importlib.import_module("bftscope.families.cometbft.live.valsets")
-        except ImportError as exc:
-            raise InputError(f"following a CometBFT network is not available in this build ({exc})") from None
+        # Built as `bftscope watch` builds one: validator sets stored in the run's history, and a run followed
+        # before (a server restarted) resumed — nothing written twice, the time it was not followed a gap.
+        from bftscope.families.cometbft.live.follower import NetworkFollower
+        from bftscope.families.cometbft.live.resume import resume_state
+        from bftscope.families.cometbft.live.valsets import record_validator_set
+
         run_id = store.get_or_create_run(run, self.name).id
-        return follower.NetworkFollower(name, list(endpoints), sink, on_validator_set=lambda h, vs: (
-            valsets.record_validator_set(store, run_id, h, vs)))  # fmt: skip
+        seen, committed, last_seen = resume_state(store, run_id)
+        return NetworkFollower(name, list(endpoints), sink, seen=seen, committed=committed, last_seen_at=last_seen,
+                               on_validator_set=lambda h, vs: record_validator_set(store, run_id, h, vs))  # fmt: skip
 
     def vote_outcomes(self, store: Store, run_id: int, from_height: int, to_height: int) -> list[dict[str, Any]]:
-        try:
-            module = importlib.import_module("bftscope.families.cometbft.missed.votes")
-        except ImportError:
-            return []  # no missed-votes analysis in this build: the vote alerts stay quiet
-        rows: list[dict[str, Any]] = module.missed(store, run_id, from_height=from_height, to_height=to_height)
-        return rows
+        from bftscope.families.cometbft.missed.votes import missed
+
+        return missed(store, run_id, from_height=from_height, to_height=to_height)
 
 
 FAMILY = CometBFT()

@@ -18,42 +18,15 @@ import typer
 
 from bftscope.cli import DataDir, _fail, _opened, _settings, err, out  # imported by the cli's own registration
 from bftscope.errors import InputError
-from bftscope.families.cometbft import kinds
 from bftscope.families.cometbft.live.endpoint import parse_endpoint
 from bftscope.families.cometbft.live.follower import NetworkFollower, NetworkStatus
-from bftscope.families.cometbft.live.seen import Seen
+from bftscope.families.cometbft.live.resume import resume_state
 from bftscope.families.cometbft.live.valsets import record_validator_set
 from bftscope.ingest.livesink import StoreSink
-from bftscope.store.base import Store
 
-__all__ = ["register", "resume_state", "summary_line"]
+__all__ = ["register", "summary_line"]
 
 RPC_HELP = "An RPC endpoint, e.g. http://host:26657 (repeatable: failover in the order given)."
-RESUME_HEIGHTS = 1_000  # heights of a resumed run whose rows are loaded to keep them from being written again
-_KEYED = (kinds.VOTE_ADDED, kinds.COMMIT_SIG, kinds.STEP, kinds.BLOCK_COMPLETE, kinds.BLOCK_COMMITTED,
-          kinds.VALIDATOR_UPDATE)  # fmt: skip
-
-
-def resume_state(store: Store, run_id: int) -> tuple[Seen, int | None, float | None]:
-    """What a run already holds: the rows of its last heights (as written), its last committed height, and
-    when it last saw anything (epoch s)."""
-    seen = Seen()
-    (top, last_ts), *_ = store.query(
-        "SELECT max(height) FILTER (WHERE kind = :committed), max(ts) FROM events WHERE run_id = :run",
-        {"run": run_id, "committed": kinds.BLOCK_COMMITTED},
-    )
-    if top is None:
-        return seen, None, None
-    cols = ("kind", "height", "round", "step", "vote_type", "validator", "validator_index", "extra")
-    rows = store.query(
-        f"SELECT {', '.join(cols)} FROM events WHERE run_id = :run AND height >= :floor AND kind IN "
-        f"({', '.join(f':k{i}' for i in range(len(_KEYED)))})",
-        {"run": run_id, "floor": int(top) - RESUME_HEIGHTS, **{f"k{i}": k for i, k in enumerate(_KEYED)}},
-    )
-    seen.preload(dict(zip(cols, r, strict=True)) for r in rows)
-    return seen, int(top), int(last_ts) / 1e9
-
-
 def summary_line(name: str, s: NetworkStatus, seconds: float) -> str:
     endpoints = ", ".join(
         f"{e.label} {e.frames} frames {e.reconnects} reconnects {e.errors} errors" for e in s.endpoints
