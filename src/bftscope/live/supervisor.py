@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from bftscope.ingest.live import Backoff
@@ -31,7 +32,8 @@ from bftscope.live.alerts import AlertEngine, AlertSink, Thresholds
 from bftscope.live.endpoints import redact_text
 from bftscope.live.feed import FeedHub
 
-__all__ = ["Followed", "Follower", "FollowerFactory", "NetworkSpec", "NetworkSupervisor", "VoteOutcomes", "field_of"]
+__all__ = ["Followed", "Follower", "FollowerFactory", "NetworkSpec", "NetworkSupervisor", "VoteOutcomes", "field_of",
+           "observe"]
 
 log = logging.getLogger("bftscope.live")
 
@@ -69,6 +71,27 @@ MAX_LOOKBACK = 1000  # heights of the past the vote alerts read when they first 
 def _lookback(t: Thresholds) -> int:
     """Heights enough to rebuild the vote alerts' state: the uptime window, or the misses that alert."""
     return min(MAX_LOOKBACK, max(t.uptime_window if t.uptime_percent is not None else 0, t.missed_votes or 0, 1))
+
+
+async def observe(engine: AlertEngine, status: Any, evaluated: int | None,
+                  outcomes: Callable[[int, int], Sequence[Mapping[str, Any]]] | None, now: float) -> int | None:
+    """One look at a followed network for its alerts: the status (height, round, endpoints) and the vote outcomes
+    of the heights completed since ``evaluated`` (read in a thread: they query the store). Returns the new
+    ``evaluated``. Used by the server's supervisor and by ``bftscope watch``."""
+    height, round_ = field_of(status, "height"), field_of(status, "round")
+    endpoints = [(str(field_of(e, "url")), str(field_of(e, "state"))) for e in field_of(status, "endpoints", [])]
+    engine.observe_status(height, round_, endpoints, now)
+    if outcomes is None or height is None:
+        return evaluated
+    committed = field_of(status, "committed")  # a height's precommits come with the next block's last commit
+    done = int(committed) - 1 if committed is not None else int(height) - 2
+    if evaluated is None:  # first look (a new network, a server restart): the recent past too
+        evaluated = max(0, done - _lookback(engine.limits))
+    if done > evaluated:
+        first, evaluated = evaluated + 1, done
+        rows = await asyncio.to_thread(outcomes, first, done)
+        engine.observe_votes(rows, now)
+    return evaluated
 
 
 def field_of(obj: Any, name: str, default: Any = None) -> Any:
@@ -221,17 +244,8 @@ class NetworkSupervisor:
             st = entry.status()
             if st is None:
                 continue
-            height, round_ = field_of(st, "height"), field_of(st, "round")
-            endpoints = [(str(field_of(e, "url")), str(field_of(e, "state"))) for e in field_of(st, "endpoints", [])]
-            entry.engine.observe_status(height, round_, endpoints, now)
             entry.samples.append((now, int(field_of(st, "events_total", 0) or 0)))
-            if self.vote_outcomes is None or height is None:
-                continue
-            committed = field_of(st, "committed")  # a height's precommits come with the next block's last commit
-            done = int(committed) - 1 if committed is not None else int(height) - 2
-            if entry.evaluated is None:  # first look (a new network, a server restart): the recent past too
-                entry.evaluated = max(0, done - _lookback(entry.spec.limits))
-            if done > entry.evaluated:
-                first, entry.evaluated = entry.evaluated + 1, done
-                rows = await asyncio.to_thread(self.vote_outcomes, entry.spec, first, done)
-                entry.engine.observe_votes(rows, now)
+            outcomes = self.vote_outcomes
+            entry.evaluated = await observe(
+                entry.engine, st, entry.evaluated, None if outcomes is None else partial(outcomes, entry.spec), now
+            )

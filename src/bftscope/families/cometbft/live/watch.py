@@ -12,6 +12,8 @@ import contextlib
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -22,10 +24,18 @@ from bftscope.families.cometbft.live.endpoint import parse_endpoint
 from bftscope.families.cometbft.live.follower import NetworkFollower, NetworkStatus
 from bftscope.families.cometbft.live.resume import resume_state
 from bftscope.families.cometbft.live.valsets import record_validator_set
+from bftscope.families.cometbft.missed.votes import missed
 from bftscope.ingest.livesink import StoreSink
+from bftscope.live.alerts import AlertEngine, AlertEvent, defaults, parse_options
+from bftscope.live.alertsinks import LogSink
+from bftscope.live.endpoints import redact_text
+from bftscope.live.following import alert_sinks
+from bftscope.live.supervisor import observe
 
 __all__ = ["register", "summary_line"]
 
+ALERT_HELP = ("An alert threshold KEY=VALUE (repeatable; a number or 'off'): missedVotes, uptimePercent, uptimeWindow, "
+              "stalledSeconds, roundEscalation, endpointDownSeconds (docs/live.md, Alerts).")
 RPC_HELP = "An RPC endpoint, e.g. http://host:26657 (repeatable: failover in the order given)."
 def summary_line(name: str, s: NetworkStatus, seconds: float) -> str:
     endpoints = ", ".join(
@@ -46,7 +56,16 @@ def _progress(s: NetworkStatus, rate: float) -> str:
     return f"height {hrs} · committed {s.committed} · {rate:,.1f} events/s · {where} · gaps {s.gaps}"
 
 
-async def _watch(follower: NetworkFollower, until_height: int | None, every: float, say: Any) -> None:
+class _Printed:
+    """Alerts of a watch on stderr, one line each (the log and the webhook are the server's sinks)."""
+
+    def deliver(self, event: AlertEvent) -> None:
+        state = "[red]ALERT[/red]" if event.active else "[green]cleared[/green]"
+        err.print(f"{state} {event.rule} {event.subject}: {redact_text(event.message)}", soft_wrap=True)
+
+
+async def _watch(follower: NetworkFollower, until_height: int | None, every: float, say: Any,
+                 alerts: _Alerts | None = None) -> None:  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -61,14 +80,28 @@ async def _watch(follower: NetworkFollower, until_height: int | None, every: flo
         if until_height is not None and (s.observed_height or 0) >= until_height and not s.backfill_pending:
             break
         now = time.monotonic()
+        if alerts is not None and now >= alerts.next_at:
+            alerts.next_at = now + 1.0
+            alerts.evaluated = await observe(alerts.engine, s, alerts.evaluated, alerts.outcomes, time.time())
         if every > 0 and now >= next_line:
             say(_progress(s, (s.events_total - last_n) / max(now - last_t, 1e-6)))
             last_n, last_t, next_line = s.events_total, now, now + every
     await follower.stop()
     await task  # a failure of the follower itself is raised here, not hidden
+    if alerts is not None:  # what was seen since the last look still counts
+        alerts.evaluated = await observe(alerts.engine, follower.status(), alerts.evaluated, alerts.outcomes,
+                                         time.time())  # fmt: skip
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(sig)
+
+
+@dataclass
+class _Alerts:
+    engine: AlertEngine
+    outcomes: Callable[[int, int], Sequence[Mapping[str, Any]]]
+    evaluated: int | None = None
+    next_at: float = 0.0
 
 
 def register(app: typer.Typer) -> None:
@@ -81,6 +114,7 @@ def register(app: typer.Typer) -> None:
         silence_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without a frame = lost.")] = 60.0,
         until_height: Annotated[int | None, typer.Option(help="Stop once this height is committed.")] = None,
         progress: Annotated[float, typer.Option(min=0.0, help="Seconds between progress lines (0: none).")] = 1.0,
+        alert: Annotated[list[str] | None, typer.Option("--alert", help=ALERT_HELP)] = None,
     ) -> None:
         """Follow a CometBFT network over its RPC websocket into run NAME; Ctrl-C stops cleanly."""
         try:
@@ -89,6 +123,10 @@ def register(app: typer.Typer) -> None:
         except InputError as exc:
             raise _fail(exc) from None
         settings = _settings(data_dir)
+        try:
+            limits = parse_options(alert or [], defaults(settings))
+        except InputError as exc:
+            raise _fail(exc) from None
         with _opened(settings) as store:
             run = store.get_or_create_run(name, "cometbft")
             if run.chain != "cometbft":
@@ -101,12 +139,15 @@ def register(app: typer.Typer) -> None:
             )  # fmt: skip
             if committed is not None:
                 out.print(f"resuming {name} after height {committed}")
+            sinks = [_Printed(), *[k for k in alert_sinks(settings) if not isinstance(k, LogSink)]]
+            alerts = _Alerts(AlertEngine(name, limits, sinks),
+                             lambda a, b: missed(store, run.id, from_height=a, to_height=b))  # fmt: skip
             started = time.monotonic()
             tty = sys.stderr.isatty()
             with contextlib.ExitStack() as stack:
                 status = stack.enter_context(err.status("connecting")) if tty else None
                 say = status.update if status is not None else (lambda line: err.print(line, soft_wrap=True))
-                asyncio.run(_watch(follower, until_height, progress, say))
+                asyncio.run(_watch(follower, until_height, progress, say, alerts))
             out.print(summary_line(name, follower.status(), time.monotonic() - started), soft_wrap=True)
             if follower.last_write_error:
                 err.print(f"[red]error:[/red] the store refused events: {follower.last_write_error}", soft_wrap=True)
