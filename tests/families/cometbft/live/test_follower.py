@@ -17,7 +17,7 @@ from bftscope.families.cometbft.live.follower import EndpointState, NetworkFollo
 from bftscope.families.cometbft.live.rpc import RpcValidator
 from bftscope.ingest.live import Backoff, MemorySink
 from tests.conftest import require_data
-from tests.families.cometbft.live.fakenode import Chain, FakeNode, serving, wal_chain
+from tests.families.cometbft.live.fakenode import Chain, FakeNode, keyed_duplicates, serving, wal_chain
 
 FAST = Backoff(base=0.001, cap=0.01)
 
@@ -49,12 +49,7 @@ def _vote_keys(sink: MemorySink) -> list[tuple[int, int, str, str]]:
 
 
 def _keyed_duplicates(sink: MemorySink) -> Counter[tuple[Any, ...]]:
-    keys = Counter(
-        (r["kind"], r.get("height"), r.get("round"), r.get("step"), r.get("vote_type"), r.get("validator_index"),
-         r.get("validator") if r["kind"] != "commit_sig" else None)
-        for _, r in sink.events if r["kind"] != "observation_gap"
-    )  # fmt: skip
-    return Counter({k: n for k, n in keys.items() if n > 1})
+    return Counter(keyed_duplicates(sink.events))
 
 
 def _follower(urls: list[str], sink: MemorySink, **kw: Any) -> NetworkFollower:

@@ -13,8 +13,17 @@ from bftscope.api.deps import Caller, Ctx, HexId
 from bftscope.api.errors import errors
 from bftscope.api.routes.networks import network_for
 from bftscope.control.networks import run_id_of
-from bftscope.families.cometbft.missed.answer import MAX_LIMIT, MAX_WINDOW, missed_page, missed_summary
-from bftscope.families.cometbft.missed.routes import FromH, MissedPage, MissedSummary, Statuses, ToH, Validators, _json
+from bftscope.families.cometbft.missed.answer import MAX_LIMIT, MAX_WINDOW
+from bftscope.families.cometbft.missed.routes import (
+    FromH,
+    MissedPage,
+    MissedSummary,
+    Statuses,
+    ToH,
+    Validators,
+    page_of,
+    summary_of,
+)  # fmt: skip
 from bftscope.families.cometbft.missed.summary import DEFAULT_WINDOW
 
 __all__ = ["router"]
@@ -41,12 +50,7 @@ async def network_missed_votes(
 ) -> Response:
     """Per height, round, validator of that height's set and vote type: voted, late, nil, absent or unknown
     (docs/live.md "Missed votes") of the network followed so far, a page at a time."""
-    run_id = await _run_id(c, who, networkId)
-    if run_id is None:
-        return _json({"data": [], "offset": offset, "limit": limit, "next_offset": None})
-    page = await run_in_threadpool(missed_page, c.store, run_id, from_height=from_, to_height=to,
-                                   validators=validator, statuses=status, limit=limit, offset=offset)  # fmt: skip
-    return _json(page)
+    return await page_of(c, await _run_id(c, who, networkId), from_, to, validator, status, limit, offset)
 
 
 @router.get("/missed/summary", response_model=MissedSummary, responses=errors(400, 401, 404))
@@ -61,9 +65,4 @@ async def network_missed_summary(
 ) -> Response:
     """Per validator: votes by status and type, solo misses, streaks of missed blocks and uptime over the
     last ``window`` committed heights (without ``from``/``to``: the last 10,000 heights)."""
-    run_id = await _run_id(c, who, networkId)
-    if run_id is None:
-        return _json({"window": window, "from": from_, "to": to, "validators": []})
-    body = await run_in_threadpool(missed_summary, c.store, run_id, from_height=from_, to_height=to,
-                                   validators=validator, window=window)  # fmt: skip
-    return _json(body)
+    return await summary_of(c, await _run_id(c, who, networkId), from_, to, validator, window)
