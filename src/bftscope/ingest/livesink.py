@@ -74,6 +74,9 @@ class StoreSink:
     updates: int = 0  # updates done (incremental or full)
     full_updates: int = 0  # of which full rebuilds (a run not current when the sink began, a failed update)
     update_errors: int = 0  # updates started by write() that failed (logged; the next one rebuilds everything)
+    # Rows are written at most this long after they arrive, together with every other live run's of the store
+    # (one insert instead of one per network and flush); None: each write at once.
+    hold_s: float | None = 0.1
     derive_budget: float = 0.3  # the most of the store's time background updates (of all its live runs) take
     updates_deferred: int = 0  # updates write() put off because the store's budget was spent
     _sources: dict[str, _Source] = field(default_factory=dict)
@@ -126,7 +129,8 @@ class StoreSink:
             if not self._stale:  # as the batch pipeline: derived tables are not current once events change
                 self.store.set_derived_version(self._run_id, None)
                 self._stale = True
-            src.events += self.store.append_events(self._run_id, src.node, src.source_id, table)
+            src.events += self.store.append_events(self._run_id, src.node, src.source_id, table,
+                                                   hold_partial=self.hold_s is not None, max_hold_s=self.hold_s)
             self._writes += 1
             low = NO_HEIGHT if lo is None else int(lo)
             self._pending = low if self._pending is None else min(self._pending, low)

@@ -116,8 +116,13 @@ class Store(Protocol):
     def discard_source(self, source_id: int) -> None: ...
 
     def append_events(
-        self, run_id: int, node: int, source_id: int, table: pa.Table, *, hold_partial: bool = False
-    ) -> int: ...
+        self, run_id: int, node: int, source_id: int, table: pa.Table, *, hold_partial: bool = False,
+        max_hold_s: float | None = None,
+    ) -> int:
+        """Append parsed rows. ``hold_partial``: the store may hold rows to write them in larger batches (bulk
+        ingest: until :meth:`flush_events`); ``max_hold_s``: held rows are written within that many seconds
+        whatever else happens (live sources: many small appends become one write, still visible at once)."""
+        ...
 
     def flush_events(self) -> None: ...
 

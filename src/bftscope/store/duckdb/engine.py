@@ -46,6 +46,8 @@ class DuckDBStore(Catalog):
         self._next_event_id: dict[int, int] = {}
         self._held: list[pa.Table] = []  # event rows not yet written (append_events' hold_partial)
         self._held_rows = 0
+        self._hold_timer: threading.Timer | None = None  # writes rows held with append_events' max_hold_s
+        self._closed = False
         self._local = threading.local()
         self.read_only = read_only
 
@@ -154,7 +156,8 @@ class DuckDBStore(Catalog):
     # --- events ----------------------------------------------------------------------------
 
     def append_events(
-        self, run_id: int, node: int, source_id: int, table: pa.Table, *, hold_partial: bool = False
+        self, run_id: int, node: int, source_id: int, table: pa.Table, *, hold_partial: bool = False,
+        max_hold_s: float | None = None,
     ) -> int:
         """Append a batch of parsed rows (schema :data:`bftscope.model.ROW_SCHEMA`). Returns rows added.
 
@@ -198,7 +201,20 @@ class DuckDBStore(Catalog):
                 self._write_held(whole_groups_only=False)
             elif self._held_rows >= _WRITE_GROUPS * ROW_GROUP_ROWS:
                 self._write_held(whole_groups_only=True)
+            elif max_hold_s is not None and self._hold_timer is None:
+                # Live sources: every insert costs DuckDB a fixed ~5-15 ms, so the small appends of many followed
+                # networks are written together, at the latest max_hold_s after the first of them (20 networks:
+                # 20 inserts of 50 rows 296 ms, held and written at once 33 ms).
+                self._hold_timer = threading.Timer(max_hold_s, self._write_due)
+                self._hold_timer.daemon = True
+                self._hold_timer.start()
         return int(n)
+
+    def _write_due(self) -> None:
+        with self._lock:
+            self._hold_timer = None
+            if not self._closed:
+                self._write_held(whole_groups_only=False)
 
     @contextmanager
     def memory_limit(self, limit: str) -> Iterator[None]:
@@ -319,6 +335,10 @@ class DuckDBStore(Catalog):
 
     def close(self) -> None:
         with self._lock:
+            if self._hold_timer is not None:
+                self._hold_timer.cancel()
+                self._hold_timer = None
             if not self.read_only:
                 self._write_held(whole_groups_only=False)
+            self._closed = True
             self._con.close()

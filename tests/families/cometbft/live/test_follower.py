@@ -62,7 +62,8 @@ def test_every_vote_of_the_node_arrives_once(chain: Chain) -> None:
     sets: list[tuple[int, list[RpcValidator]]] = []
     with serving(node.app()) as url:
         follower = _follower([url], sink, on_validator_set=lambda h, vs: bool(sets.append((h, vs))) or True)
-        _follow(follower, lambda: node.done and follower.status().events_total >= len(chain.frames))
+        # (rows outnumber frames: a count of events is no sign that every frame arrived; the votes are)
+        _follow(follower, lambda: node.done and len(_vote_keys(sink)) >= len(chain.votes))
     assert sorted(_vote_keys(sink)) == sorted(chain.votes)  # every vote the node added, once
     assert [r["height"] for r in _rows(sink, "block_committed")] == list(range(1, 78))
     assert {r["height"] for r in _rows(sink, "commit_sig")} == set(range(1, 77))  # from each next block
@@ -126,9 +127,11 @@ def test_a_silent_stream_is_a_lost_connection(chain: Chain) -> None:
     sink = MemorySink()
     with serving(node.app()) as url:
         follower = NetworkFollower("testnet", [url], sink, backoff=FAST, flush_interval=0.01, silence_timeout=0.3)
-        _follow(follower, lambda: node.done and follower.status().committed == 77 and follower.status().gaps == 1)
+        _follow(follower, lambda: node.done and follower.status().committed == 77 and follower.status().gaps >= 1)
     (ep,) = follower.status().endpoints
-    assert ep.reconnects == 1 and "silent for 0.3 s" in json.loads(_rows(sink, "observation_gap")[0]["extra"])["reason"]
+    # (a loaded machine may stall the client past 0.3 s once more: then there are two losses, both silences)
+    reasons = [json.loads(r["extra"])["reason"] for r in _rows(sink, "observation_gap")]
+    assert ep.reconnects >= 1 and reasons and all("silent for 0.3 s" in r for r in reasons)
 
 
 def test_a_refused_subscription_is_counted_and_the_rest_followed(chain: Chain) -> None:
