@@ -5,13 +5,16 @@ second prune adds nothing; uploaded runs are untouched; the kept rows go after t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
 import pytest
+from typer.testing import CliRunner
 
+from bftscope.cli import app
 from bftscope.config import Settings
 from bftscope.families.cometbft.analytics import heights
 from bftscope.families.cometbft.missed import answer
@@ -155,3 +158,21 @@ def test_kept_rows_go_after_the_summary_window(store: DuckDBStore, runs: tuple[i
     assert later.removed["missed_votes"] == sum(r["height"] < keep_from for r in answers)
     assert later.removed["height_summaries"] == keep_from
     assert missed(store, live) == [r for r in answers if r["height"] >= keep_from]
+
+
+def test_the_command_answers_the_same_after_a_prune(store: DuckDBStore, runs: tuple[int, int], settings: Settings,
+                                                    tmp_path: Path) -> None:  # fmt: skip
+    _, live = runs
+    runner = CliRunner()
+    d = str(settings.data_dir)
+
+    def command(*args: str) -> Any:
+        res = runner.invoke(app, ["missed", "live", "--data-dir", d, *args])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout) if "--json" in args else res.stdout
+
+    before = (command("--json"), command("--json", "--from", "10", "--to", "45"), command("--window", "30"))
+    assert any(r["status"] == "absent" for r in before[0])
+    retention.prune(store, live, _last_ts_s(store, live), _settings(tmp_path, raw_s=100, summary_s=3600))
+    assert int(store.query("SELECT min(height) FROM events WHERE run_id = ?", [live])[0][0]) > 20
+    assert (command("--json"), command("--json", "--from", "10", "--to", "45"), command("--window", "30")) == before

@@ -7,6 +7,7 @@ A live run keeps them in ``height_summaries`` once the height's events are prune
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -30,14 +31,13 @@ WITH ev AS (
            min(ts) FILTER (WHERE kind = 'block_committed' OR (kind = 'step' AND step = 'commit')) AS commit_ts,
            count(DISTINCT node) AS observers,
            count(*) FILTER (WHERE msg_type = 'vote' AND kind IN ({", ".join(f"'{k}'" for k in _VOTE_KINDS)}))
-               AS votes_seen,
-           list(DISTINCT node ORDER BY node) FILTER (WHERE kind = 'height_end') AS ended_nodes
+               AS votes_seen
     FROM ev GROUP BY height
 ), cr AS (
     SELECT height, max(round) AS round FROM ev
     WHERE (kind = 'step' AND step = 'commit') OR kind = 'commit_sig' GROUP BY height
 ), prop AS (  -- the proposer of each round: named by a new_round step, else by its proposal (signer, own node)
-    SELECT height, round, coalesce(mode(v) FILTER (WHERE named), mode(v)) AS proposer FROM (
+    SELECT height, round, coalesce(min(v) FILTER (WHERE named), min(v)) AS proposer FROM (
         SELECT height, round, validator AS v, kind = 'step' AS named FROM ev
         WHERE validator IS NOT NULL
           AND (kind = 'step' AND step = 'new_round' OR kind = 'proposer_turn' OR msg_type = 'proposal')
@@ -48,7 +48,7 @@ WITH ev AS (
     ) u
     GROUP BY height, round
 ), blk AS (  -- the block committed, else the proposal block completed in the commit round
-    SELECT e.height, coalesce(mode(e.block_hash) FILTER (WHERE e.kind <> 'block_complete'), mode(e.block_hash))
+    SELECT e.height, coalesce(min(e.block_hash) FILTER (WHERE e.kind <> 'block_complete'), min(e.block_hash))
                AS block_hash
     FROM ev e LEFT JOIN cr ON cr.height = e.height
     WHERE e.block_hash IS NOT NULL AND (e.kind IN ('block_committed', 'commit_finalizing', 'commit_sig')
@@ -56,7 +56,7 @@ WITH ev AS (
     GROUP BY e.height
 )
 SELECT p.height, p.rounds, cr.round, p.first_ts, p.commit_ts, p.commit_ts - p.first_ts, pr.proposer,
-       b.block_hash, p.observers, p.votes_seen, coalesce(p.ended_nodes, [])
+       b.block_hash, p.observers, p.votes_seen
 FROM per p
 LEFT JOIN cr ON cr.height = p.height
 LEFT JOIN prop pr ON pr.height = p.height AND pr.round = coalesce(cr.round, 0)
@@ -68,15 +68,21 @@ ORDER BY p.height
 def compute(store: Store, run_id: int, lo: int, hi: int) -> list[dict[str, Any]]:
     """The summaries of heights ``lo..hi`` that have events, from the events (one dict per height, the keys
     :data:`COLUMNS`)."""
-    rows = store.query(_SQL, {"run": run_id, "lo": lo, "hi": hi})
+    bounds = {"run": run_id, "lo": lo, "hi": hi}
+    rows = store.query(_SQL, bounds)
     counts: dict[int, Counter[str]] = {}
     for r in votes.compute(store, run_id, lo, hi):
         counts.setdefault(int(r[0]), Counter())[r[4]] += 1
+    ended: dict[int, list[int]] = {}
+    for h, node in store.query("SELECT DISTINCT height, node FROM events WHERE run_id = :run AND kind = 'height_end'"
+                               " AND height BETWEEN :lo AND :hi ORDER BY 1, 2", bounds):  # fmt: skip
+        ended.setdefault(int(h), []).append(int(node))
     out = []
-    for h, rounds, cr, first, commit, duration, proposer, block, observers, seen, ended in rows:
+    for h, rounds, cr, first, commit, duration, proposer, block, observers, seen in rows:
         c = counts.get(int(h), Counter())
         out.append(dict(zip(COLUMNS, (int(h), rounds, cr, first, commit, duration, proposer, block, observers,
-                                      seen, *(c[s] for s in votes.STATUSES), list(ended)), strict=True)))  # fmt: skip
+                                      seen, *(c[s] for s in votes.STATUSES), ended.get(int(h), [])),
+                            strict=True)))  # fmt: skip
     return out
 
 
@@ -88,6 +94,6 @@ def heights(store: Store, run_id: int, lo: int, hi: int) -> list[dict[str, Any]]
         kept = store.query(f"SELECT {', '.join(COLUMNS)} FROM height_summaries WHERE run_id = :run"
                            " AND height BETWEEN :lo AND :hi ORDER BY height",
                            {"run": run_id, "lo": lo, "hi": min(hi, below - 1)})  # fmt: skip
-        out = [dict(zip(COLUMNS, (*r[:-1], list(r[-1] or [])), strict=True)) for r in kept]
+        out = [dict(zip(COLUMNS, (*r[:-1], json.loads(r[-1] or "[]")), strict=True)) for r in kept]
         lo = below
     return out + (compute(store, run_id, lo, hi) if lo <= hi else [])

@@ -9,6 +9,7 @@ heights already pruned (no events left) stay as they were.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bftscope.families.cometbft.analytics import heights
@@ -45,5 +46,6 @@ def keep(store: Store, run_id: int, below_height: int) -> dict[str, int]:
             store.execute(f"DELETE FROM {table} WHERE run_id = :run AND height BETWEEN :lo AND :hi", bounds)
         _insert(store, "missed_votes", run_id, _MISSED, missed)
         _insert(store, "height_summaries", run_id, heights.COLUMNS,
-                [tuple(s[c] for c in heights.COLUMNS) for s in summaries])  # fmt: skip
+                [tuple(json.dumps(s[c]) if c == "ended_nodes" else s[c] for c in heights.COLUMNS)
+                 for s in summaries])  # fmt: skip
     return {"missed_votes": len(missed), "height_summaries": len(summaries)}

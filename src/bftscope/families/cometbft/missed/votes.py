@@ -63,6 +63,7 @@ _VSET = pa.schema([("lo", pa.int64()), ("hi", pa.int64()), ("validator", pa.stri
 _GAPS = pa.schema([("node", pa.int32()), ("t0", pa.int64()), ("t1", pa.int64()), ("h0", pa.int64()),
                    ("h1", pa.int64())])  # fmt: skip
 _GAP_ROUNDS = pa.schema([("height", pa.int64()), ("round", pa.int32())])
+_ENDS = pa.schema([("node", pa.int32()), ("height", pa.int64())])
 
 _SQL = """
 WITH pts AS (
@@ -78,12 +79,12 @@ WITH pts AS (
     GROUP BY f.node, f.height
 ), entered AS (
     SELECT f.node, f.height, f.round,
-           max(CASE WHEN (he.node IS NOT NULL OR coalesce(list_contains(hs.ended_nodes, f.node), false))
-                    AND f.round = 0 THEN 1 ELSE 0 END) AS from_start
+           max(CASE WHEN (he.node IS NOT NULL OR ke.node IS NOT NULL) AND f.round = 0 THEN 1 ELSE 0 END)
+               AS from_start
     FROM firsts f
     LEFT JOIN events he ON he.run_id = :run AND he.kind = 'height_end' AND he.node = f.node
                         AND he.height = f.height - 1
-    LEFT JOIN height_summaries hs ON hs.run_id = :run AND hs.height = f.height - 1
+    LEFT JOIN kept_ends ke ON ke.node = f.node AND ke.height = f.height - 1
     GROUP BY f.node, f.height, f.round
 ), spans AS (
     SELECT p.node, p.height, p.round, p.t0,
@@ -276,7 +277,20 @@ def compute(store: Store, run_id: int, lo: int, hi: int, *, validators: Sequence
         params.update({"limit": max(0, int(limit)), "offset": max(0, int(offset))})
     gaps, gap_rounds = _gaps(store, run_id, lo, hi)
     sql = _SQL.format(kinds=", ".join(f"'{k}'" for k in _EVIDENCE_KINDS), where=where, page=page)
-    return store.query_with(sql, params, {"vset": _vset(store, run_id), "gaps": gaps, "gap_rounds": gap_rounds})
+    tables = {"vset": _vset(store, run_id), "gaps": gaps, "gap_rounds": gap_rounds,
+              "kept_ends": _kept_ends(store, run_id)}  # fmt: skip
+    return store.query_with(sql, params, tables)
+
+
+def _kept_ends(store: Store, run_id: int) -> pa.Table:
+    """``(node, height)`` for the observers that recorded the end of the last height pruned (kept in its
+    summary): they entered the first height kept from its start."""
+    below = kept_below(store, run_id)
+    rows = [] if below is None else store.query("SELECT ended_nodes FROM height_summaries WHERE run_id = ?"
+                                                " AND height = ?", [run_id, below - 1])  # fmt: skip
+    nodes = [n for (text,) in rows for n in json.loads(text or "[]") if isinstance(n, int)]
+    height = [] if below is None else [below - 1] * len(nodes)
+    return pa.table({"node": nodes, "height": height}, schema=_ENDS)
 
 
 def _kept(store: Store, run_id: int, lo: int, hi: int, validators: Sequence[str] | None,

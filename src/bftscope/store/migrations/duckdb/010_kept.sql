@@ -33,5 +33,5 @@ CREATE TABLE height_summaries (
     nil           INTEGER,
     absent        INTEGER,
     unknown       INTEGER,
-    ended_nodes   INTEGER[]         -- observers that recorded the height's end (height_end)
+    ended_nodes   VARCHAR           -- observers that recorded the height's end (height_end): a JSON list
 );
