@@ -18,6 +18,7 @@ from bftscope.cli import app
 from bftscope.config import Settings
 from bftscope.families.cometbft.analytics import heights
 from bftscope.families.cometbft.missed import answer
+from bftscope.families.cometbft.missed import kept as kept_rows
 from bftscope.families.cometbft.missed.votes import missed
 from bftscope.ingest.livesink import StoreSink
 from bftscope.ingest.pipeline import ingest
@@ -126,6 +127,11 @@ def test_a_second_prune_adds_nothing(store: DuckDBStore, runs: tuple[int, int], 
                        " GROUP BY ALL HAVING count(*) > 1", [live])  # fmt: skip
     assert rows == []
     assert _count(store, "height_summaries", live) == top
+    # a batch of heights per transaction: the rows of a height do not depend on the batch it was computed in
+    tables = {t: store.query(f"SELECT * FROM {t} WHERE run_id = ? ORDER BY ALL", [live])
+              for t in ("missed_votes", "height_summaries")}  # fmt: skip
+    kept_rows.keep(store, live, top, batch=7)
+    assert {t: store.query(f"SELECT * FROM {t} WHERE run_id = ? ORDER BY ALL", [live]) for t in tables} == tables
     assert _answers(store, live) == before  # kept rows above the cut are not read: the events answer there
 
 
@@ -138,8 +144,12 @@ def test_uploaded_runs_are_left_alone(store: DuckDBStore, runs: tuple[int, int],
     assert _answers(store, uploaded) == before
 
 
-def test_kept_rows_go_after_the_summary_window(store: DuckDBStore, runs: tuple[int, int], tmp_path: Path) -> None:
+def test_kept_rows_go_after_the_summary_window(store: DuckDBStore, runs: tuple[int, int], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     _, live = runs
+    monkeypatch.setattr(answer, "DEFAULT_SPAN", 20)  # without a range: the last 20 heights
+    last_heights = answer.default_range(store, live, None, None)
+    assert last_heights[0] is not None
     settings = _settings(tmp_path, raw_s=80, summary_s=1020)
     now = _last_ts_s(store, live)
     cut = retention.prune(store, live, now, settings).raw_cut_height
@@ -158,6 +168,7 @@ def test_kept_rows_go_after_the_summary_window(store: DuckDBStore, runs: tuple[i
     assert later.removed["missed_votes"] == sum(r["height"] < keep_from for r in answers)
     assert later.removed["height_summaries"] == keep_from
     assert missed(store, live) == [r for r in answers if r["height"] >= keep_from]
+    assert answer.default_range(store, live, None, None) == last_heights  # from the kept rows, the events gone
 
 
 def test_the_command_answers_the_same_after_a_prune(store: DuckDBStore, runs: tuple[int, int], settings: Settings,

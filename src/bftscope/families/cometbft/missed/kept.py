@@ -3,8 +3,9 @@ the missed-votes rows (``missed_votes``) and the per-height summaries (``height_
 events just before they go, and kept for the summary window.
 
 :func:`keep` is the family's ``keep_before_prune``: it (re)writes the rows of every height below the cut that
-still has events, in one transaction — so running it again replaces the same rows, never adds, and the rows of
-heights already pruned (no events left) stay as they were.
+still has events, a batch of heights per transaction — so running it again replaces the same rows, never adds,
+and the rows of heights already pruned (no events left) stay as they were. The rows of a height do not depend on
+the batch it is computed in (a height's answer reads its neighbours' events whatever range is asked).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from bftscope.families.cometbft.analytics import heights
 from bftscope.families.cometbft.missed import votes
 from bftscope.store.base import Store
 
-__all__ = ["keep"]
+__all__ = ["BATCH_HEIGHTS", "keep"]
 
+BATCH_HEIGHTS = 1000  # heights computed and written per transaction
 _MISSED = ("height", "round", "validator", "type", "status", "power", "solo", "commit_round", "idx")
 
 
@@ -31,21 +33,25 @@ def _insert(store: Store, table: str, run_id: int, columns: tuple[str, ...], row
     store.execute(f"INSERT INTO {table} (run_id, {', '.join(columns)}) SELECT :run, {select}", params)
 
 
-def keep(store: Store, run_id: int, below_height: int) -> dict[str, int]:
-    """Write the kept rows of the heights below ``below_height`` that still have events; returns rows
-    written per table."""
+def keep(store: Store, run_id: int, below_height: int, *, batch: int = BATCH_HEIGHTS) -> dict[str, int]:
+    """Write the kept rows of the heights below ``below_height`` that still have events, ``batch`` heights per
+    transaction (a week of a fast chain is many heights); returns rows written per table."""
     (lo,) = store.query("SELECT min(height) FROM events WHERE run_id = ? AND height IS NOT NULL", [run_id])[0]
-    if lo is None or int(lo) >= below_height:
-        return {}
-    lo, hi = int(lo), below_height - 1
-    missed = votes.compute(store, run_id, lo, hi)
-    summaries = heights.compute(store, run_id, lo, hi)
-    bounds = {"run": run_id, "lo": lo, "hi": hi}
-    with store.transaction():
-        for table in ("missed_votes", "height_summaries"):
-            store.execute(f"DELETE FROM {table} WHERE run_id = :run AND height BETWEEN :lo AND :hi", bounds)
-        _insert(store, "missed_votes", run_id, _MISSED, missed)
-        _insert(store, "height_summaries", run_id, heights.COLUMNS,
-                [tuple(json.dumps(s[c]) if c == "ended_nodes" else s[c] for c in heights.COLUMNS)
-                 for s in summaries])  # fmt: skip
-    return {"missed_votes": len(missed), "height_summaries": len(summaries)}
+    written = {"missed_votes": 0, "height_summaries": 0}
+    start = below_height if lo is None else int(lo)
+    while start < below_height:
+        end = min(start + max(1, batch), below_height) - 1
+        missed = votes.compute(store, run_id, start, end)
+        summaries = heights.compute(store, run_id, start, end)
+        bounds = {"run": run_id, "lo": start, "hi": end}
+        with store.transaction():
+            for table in ("missed_votes", "height_summaries"):
+                store.execute(f"DELETE FROM {table} WHERE run_id = :run AND height BETWEEN :lo AND :hi", bounds)
+            _insert(store, "missed_votes", run_id, _MISSED, missed)
+            _insert(store, "height_summaries", run_id, heights.COLUMNS,
+                    [tuple(json.dumps(s[c]) if c == "ended_nodes" else s[c] for c in heights.COLUMNS)
+                     for s in summaries])  # fmt: skip
+        written["missed_votes"] += len(missed)
+        written["height_summaries"] += len(summaries)
+        start = end + 1
+    return {k: v for k, v in written.items() if v}
