@@ -6,6 +6,7 @@ second prune adds nothing; uploaded runs are untouched; the kept rows go after t
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from bftscope.ingest.pipeline import ingest
 from bftscope.live import retention
 from bftscope.model import ROW_SCHEMA
 from bftscope.store.duckdb.engine import DuckDBStore
+from tests.conftest import require_data
 
 DAY = 86_400.0
 TOP = 1 << 40
@@ -35,32 +37,47 @@ def _settings(tmp_path: Path, raw_s: float, summary_s: float) -> Settings:
                     retention_summary_days=summary_s / DAY)  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    """A store with (the testnet as uploaded, the testnet as a live run without its last validator's node and
+    votes), built once for the module; each test gets a copy."""
+    wal_testnet = require_data("cometbft/tendermint-v0.34-4node-wal")
+    settings = Settings(data_dir=tmp_path_factory.mktemp("kept") / "data", query_timeout_s=30)
+    store = DuckDBStore.open(settings.store_path, settings)
+    try:
+        uploaded = ingest(store, "recorded", [wal_testnet], settings).run_id
+        nodes = sorted(store.nodes(uploaded), key=lambda n: n.label)
+        silent = nodes[-1]
+        assert silent.validator
+        cols = ", ".join(f.name for f in ROW_SCHEMA)
+        events = store.query_arrow(f"SELECT node, {cols} FROM events WHERE run_id = ? AND kind <> 'node_restart'"
+                                   " AND coalesce(validator, '') <> ? ORDER BY ts, id",
+                                   [uploaded, silent.validator])  # fmt: skip
+        sink = StoreSink(store, "live", "cometbft", update_every_s=None)
+        for n in nodes[:-1]:
+            sink.write(n.label, [events.filter(pc.equal(events.column("node"), n.node)).drop_columns(["node"])])
+        sink.flush()
+        live = store.get_run("live").id
+        store.execute("INSERT INTO validator_sets SELECT * REPLACE (? AS run_id, 'rpc' AS source)"
+                      " FROM validator_sets WHERE run_id = ?", [live, uploaded])  # fmt: skip
+    finally:
+        store.close()
+    return settings.store_path, uploaded, live
+
+
 @pytest.fixture
-def store(settings: Settings) -> Iterator[DuckDBStore]:
+def store(settings: Settings, template: tuple[Path, int, int]) -> Iterator[DuckDBStore]:
+    settings.store_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template[0], settings.store_path)
     s = DuckDBStore.open(settings.store_path, settings)
     yield s
     s.close()
 
 
 @pytest.fixture
-def runs(store: DuckDBStore, wal_testnet: Path, settings: Settings) -> tuple[int, int]:
-    """(the testnet as uploaded, the testnet as a live run without its last validator's node and votes)."""
-    uploaded = ingest(store, "recorded", [wal_testnet], settings).run_id
-    nodes = sorted(store.nodes(uploaded), key=lambda n: n.label)
-    silent = nodes[-1]
-    assert silent.validator
-    cols = ", ".join(f.name for f in ROW_SCHEMA)
-    events = store.query_arrow(f"SELECT node, {cols} FROM events WHERE run_id = ? AND kind <> 'node_restart'"
-                               " AND coalesce(validator, '') <> ? ORDER BY ts, id",
-                               [uploaded, silent.validator])  # fmt: skip
-    sink = StoreSink(store, "live", "cometbft", update_every_s=None)
-    for n in nodes[:-1]:
-        sink.write(n.label, [events.filter(pc.equal(events.column("node"), n.node)).drop_columns(["node"])])
-    sink.flush()
-    live = store.get_run("live").id
-    store.execute("INSERT INTO validator_sets SELECT * REPLACE (? AS run_id, 'rpc' AS source) FROM validator_sets"
-                  " WHERE run_id = ?", [live, uploaded])  # fmt: skip
-    return uploaded, live
+def runs(store: DuckDBStore, template: tuple[Path, int, int]) -> tuple[int, int]:
+    """(the uploaded run, the live run) of the store."""
+    return template[1], template[2]
 
 
 def _answers(store: DuckDBStore, run_id: int) -> dict[str, Any]:
