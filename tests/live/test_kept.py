@@ -204,3 +204,25 @@ def test_the_command_answers_the_same_after_a_prune(store: DuckDBStore, runs: tu
     retention.prune(store, live, _last_ts_s(store, live), _settings(tmp_path, raw_s=100, summary_s=3600))
     assert int(store.query("SELECT min(height) FROM events WHERE run_id = ?", [live])[0][0]) > 20
     assert (command("--json"), command("--json", "--from", "10", "--to", "45"), command("--window", "30")) == before
+
+
+def test_an_observation_gap_across_the_cut_is_kept(store: DuckDBStore, runs: tuple[int, int],
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    """A gap recorded at a pruned height that reaches into the kept ones still makes those heights unknown."""
+    _, live = runs
+    settings = _settings(tmp_path, raw_s=100, summary_s=3600)
+    now = _last_ts_s(store, live)
+    cut = 42  # where this window cuts (test_missed_votes_and_summaries_of_pruned_heights_are_kept)
+    (t0,) = store.query("SELECT min(ts) FROM events WHERE run_id = ? AND height = ?", [live, cut - 3])[0]
+    (t1,) = store.query("SELECT max(ts) FROM events WHERE run_id = ? AND height = ?", [live, cut + 2])[0]
+    for node in store.nodes(live):  # every observer was away: no round there was watched whole
+        store.execute("INSERT INTO events (run_id, id, node, source, ts, kind, height, extra) SELECT run_id,"
+                      " max(id) + 1, ?, min(source), ?, 'observation_gap', ?, ? FROM events WHERE run_id = ?"
+                      " GROUP BY run_id", [node.node, t0, cut - 3, f'{{"end_ns": {t1}, "to_height": {cut + 2}}}',
+                                           live])  # fmt: skip
+    before = _answers(store, live)
+    statuses = {r["status"] for r in before["missed"] if cut - 3 <= r["height"] <= cut + 2}
+    assert "unknown" in statuses and "absent" not in statuses
+    result = retention.prune(store, live, now, settings)
+    assert result.raw_cut_height == cut
+    assert _answers(store, live) == before

@@ -17,7 +17,7 @@ from bftscope.store.base import Store
 __all__ = ["COLUMNS", "compute", "heights"]
 
 COLUMNS = ("height", "rounds", "commit_round", "first_ts", "commit_ts", "duration_ns", "proposer", "block_hash",
-           "observers", "votes_seen", "voted", "late", "nil", "absent", "unknown", "ended_nodes")  # fmt: skip
+           "observers", "votes_seen", "voted", "late", "nil", "absent", "unknown", "ended_nodes", "gaps")  # fmt: skip
 _VOTE_KINDS = ("msg_received", "msg_internal", "p2p_recv", "vote_signed", "vote_adding", "vote_added")
 
 _SQL = f"""
@@ -77,11 +77,16 @@ def compute(store: Store, run_id: int, lo: int, hi: int) -> list[dict[str, Any]]
     for h, node in store.query("SELECT DISTINCT height, node FROM events WHERE run_id = :run AND kind = 'height_end'"
                                " AND height BETWEEN :lo AND :hi ORDER BY 1, 2", bounds):  # fmt: skip
         ended.setdefault(int(h), []).append(int(node))
+    gaps: dict[int, list[list[Any]]] = {}
+    for node, kind, ts, h, extra in store.query(votes.GAP_ROWS + " AND height BETWEEN :lo AND :hi ORDER BY ts, node",
+                                                bounds):  # fmt: skip
+        gaps.setdefault(int(h), []).append([node, kind, ts, h, extra])
     out = []
     for h, rounds, cr, first, commit, duration, proposer, block, observers, seen in rows:
         c = counts.get(int(h), Counter())
         out.append(dict(zip(COLUMNS, (int(h), rounds, cr, first, commit, duration, proposer, block, observers,
-                                      seen, *(c[s] for s in votes.STATUSES), ended.get(int(h), [])),
+                                      seen, *(c[s] for s in votes.STATUSES), ended.get(int(h), []),
+                                      gaps.get(int(h), [])),
                             strict=True)))  # fmt: skip
     return out
 
@@ -94,6 +99,7 @@ def heights(store: Store, run_id: int, lo: int, hi: int) -> list[dict[str, Any]]
         kept = store.query(f"SELECT {', '.join(COLUMNS)} FROM height_summaries WHERE run_id = :run"
                            " AND height BETWEEN :lo AND :hi ORDER BY height",
                            {"run": run_id, "lo": lo, "hi": min(hi, below - 1)})  # fmt: skip
-        out = [dict(zip(COLUMNS, (*r[:-1], json.loads(r[-1] or "[]")), strict=True)) for r in kept]
+        out = [dict(zip(COLUMNS, (*r[:-2], json.loads(r[-2] or "[]"), json.loads(r[-1] or "[]")), strict=True))
+               for r in kept]  # fmt: skip
         lo = below
     return out + (compute(store, run_id, lo, hi) if lo <= hi else [])

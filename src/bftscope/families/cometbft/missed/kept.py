@@ -49,7 +49,7 @@ def keep(store: Store, run_id: int, below_height: int, *, batch: int = BATCH_HEI
                 store.execute(f"DELETE FROM {table} WHERE run_id = :run AND height BETWEEN :lo AND :hi", bounds)
             _insert(store, "missed_votes", run_id, _MISSED, missed)
             _insert(store, "height_summaries", run_id, heights.COLUMNS,
-                    [tuple(json.dumps(s[c]) if c == "ended_nodes" else s[c] for c in heights.COLUMNS)
+                    [tuple(json.dumps(s[c]) if c in ("ended_nodes", "gaps") else s[c] for c in heights.COLUMNS)
                      for s in summaries])  # fmt: skip
         written["missed_votes"] += len(missed)
         written["height_summaries"] += len(summaries)

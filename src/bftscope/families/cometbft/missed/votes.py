@@ -47,7 +47,7 @@ import pyarrow as pa
 from bftscope.families.cometbft.validators import history
 from bftscope.store.base import Store
 
-__all__ = ["MAX_GAP_HEIGHTS", "STATUSES", "TYPES", "compute", "kept_below", "missed"]
+__all__ = ["GAP_ROWS", "MAX_GAP_HEIGHTS", "STATUSES", "TYPES", "compute", "kept_below", "missed"]
 
 STATUSES = ("voted", "late", "nil", "absent", "unknown")
 TYPES = ("prevote", "precommit")
@@ -63,6 +63,9 @@ _VSET = pa.schema([("lo", pa.int64()), ("hi", pa.int64()), ("validator", pa.stri
 _GAPS = pa.schema([("node", pa.int32()), ("t0", pa.int64()), ("t1", pa.int64()), ("h0", pa.int64()),
                    ("h1", pa.int64())])  # fmt: skip
 _GAP_ROUNDS = pa.schema([("height", pa.int64()), ("round", pa.int32())])
+# The events of an observer away (a gap, a restart); kept with a pruned height (analytics/heights.py).
+GAP_ROWS = ("SELECT node, kind, ts, height, extra FROM events WHERE run_id = :run"
+            " AND kind IN ('observation_gap', 'node_restart')")  # fmt: skip
 _ENDS = pa.schema([("node", pa.int32()), ("height", pa.int64())])
 
 _SQL = """
@@ -216,8 +219,12 @@ def _gaps(store: Store, run_id: int, lo: int, hi: int) -> tuple[pa.Table, pa.Tab
     heights of gaps that name them, so a gap with nothing else known still shows as ``unknown``."""
     cols: dict[str, list[Any]] = {name: [] for name in _GAPS.names}
     heights: set[int] = set()
-    rows = store.query("SELECT node, kind, ts, height, extra FROM events WHERE run_id = ?"
-                       " AND kind IN ('observation_gap', 'node_restart')", [run_id])  # fmt: skip
+    rows = store.query(GAP_ROWS, {"run": run_id})
+    below = kept_below(store, run_id)
+    if below is not None:  # those recorded at heights pruned since, as kept in their summaries
+        for (text,) in store.query("SELECT gaps FROM height_summaries WHERE run_id = ? AND height < ?"
+                                   " AND gaps IS NOT NULL AND gaps <> '[]'", [run_id, below]):  # fmt: skip
+            rows += [tuple(r) for r in json.loads(text) if isinstance(r, list) and len(r) == 5]
     for node, kind, ts, height, extra in rows:
         try:
             info = json.loads(extra) if extra else {}

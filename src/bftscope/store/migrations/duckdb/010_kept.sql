@@ -33,5 +33,7 @@ CREATE TABLE height_summaries (
     nil           INTEGER,
     absent        INTEGER,
     unknown       INTEGER,
-    ended_nodes   VARCHAR           -- observers that recorded the height's end (height_end): a JSON list
+    ended_nodes   VARCHAR,          -- observers that recorded the height's end (height_end): a JSON list
+    gaps          VARCHAR           -- observation gaps and node restarts recorded at the height, as JSON rows
+                                    -- [node, kind, ts, height, extra]: a gap into later heights outlives it
 );
