@@ -212,7 +212,9 @@ def test_an_observation_gap_across_the_cut_is_kept(store: DuckDBStore, runs: tup
     _, live = runs
     settings = _settings(tmp_path, raw_s=100, summary_s=3600)
     now = _last_ts_s(store, live)
-    cut = 42  # where this window cuts (test_missed_votes_and_summaries_of_pruned_heights_are_kept)
+    # where this window cuts: the lowest height with an event in the last 100 s
+    cut = int(store.query("SELECT min(height) FROM events WHERE run_id = ? AND ts >= ?",
+                          [live, int((now - 100) * 1e9)])[0][0])  # fmt: skip
     (t0,) = store.query("SELECT min(ts) FROM events WHERE run_id = ? AND height = ?", [live, cut - 3])[0]
     (t1,) = store.query("SELECT max(ts) FROM events WHERE run_id = ? AND height = ?", [live, cut + 2])[0]
     for node in store.nodes(live):  # every observer was away: no round there was watched whole
