@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["MEMORY_SIZE", "Settings"]
@@ -146,6 +146,28 @@ class Settings(BaseSettings):
     )
     max_archive_members: int = Field(default=100_000, ge=1, description="Most entries in one uploaded archive.")
     hsts: bool = Field(default=True, description="Send Strict-Transport-Security on requests that came over TLS.")
+
+    # --- followed networks and alerts (bftscope serve, bftscope watch) --------------------------
+    follow_networks: bool = Field(
+        default=True, description="bftscope serve follows every network of /v1/networks (false: resources only)."
+    )
+    network_max_endpoints: int = Field(default=8, ge=1, le=64, description="Most RPC endpoints per network.")
+    networks_per_user: int = Field(default=20, ge=0, description="Most networks one user may have followed.")
+    feed_queue_batches: int = Field(
+        default=256, ge=1, description="Batches a feed websocket client may fall behind before it is disconnected."
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None, description="POST every alert that fires or clears to this URL as JSON (shown redacted)."
+    )
+    alert_webhook_timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one webhook POST.")
+    alert_webhook_retries: int = Field(default=3, ge=0, le=10, description="Retries of a failed webhook POST.")
+    alert_missed_votes: int | None = Field(default=10, ge=1, description="Consecutive missed votes that alert.")
+    alert_uptime_percent: float | None = Field(default=95.0, ge=0, le=100, description="Uptime below this alerts.")
+    alert_uptime_window: int = Field(default=100, ge=1, description="Heights the uptime is measured over.")
+    alert_uptime_min_blocks: int = Field(default=10, ge=1, description="Known heights before uptime is judged.")
+    alert_stalled_s: float | None = Field(default=60.0, gt=0, description="Seconds without a new height that alert.")
+    alert_round_escalation: int | None = Field(default=3, ge=1, description="A round this high (or higher) alerts.")
+    alert_endpoint_down_s: float | None = Field(default=60.0, gt=0, description="Seconds an endpoint is down to alert.")
 
     @model_validator(mode="after")
     def _windows(self) -> Settings:

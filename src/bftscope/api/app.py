@@ -20,13 +20,17 @@ from bftscope.api.auth import AuthGateMiddleware
 from bftscope.api.context import ApiContext
 from bftscope.api.errors import install_error_handlers
 from bftscope.api.middleware import MiddlewareConfig, install_middleware
-from bftscope.api.routes import events, health, projects, simulations, users
+from bftscope.api.netmetrics import NetworkMetrics
+from bftscope.api.routes import events, feed, health, networks, projects, simulations, users
 from bftscope.config import Settings
 from bftscope.control.jobs import job_runner, recover_after_crash
+from bftscope.control.networks import list_networks
 from bftscope.errors import InputError
 from bftscope.families import registry
 from bftscope.ingest.derived import rebuild_stale
 from bftscope.live import retention
+from bftscope.live.alertsinks import PrometheusSink
+from bftscope.live.following import alert_sinks, build_supervisor, spec_of
 from bftscope.store import Store, open_store
 
 log = logging.getLogger("bftscope.api")
@@ -68,16 +72,27 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             log.info("rebuilt the derived tables of %d stale run(s): %s", len(rebuilt), ", ".join(rebuilt))
         return ApiContext(store=st, settings=settings, jobs=jobs, telemetry=telemetry)
 
+    alerts = [*alert_sinks(settings), PrometheusSink(telemetry.registry)]
+    network_metrics = NetworkMetrics(telemetry.registry)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = getattr(app.state, "ctx", None) is None
         if own:
             app.state.ctx = start(open_store(settings))
-        pruner = app.state.ctx.pruner = retention.Pruner(app.state.ctx.store, settings)  # live runs' retention
+        ctx: ApiContext = app.state.ctx
+        ctx.network_metrics = network_metrics
+        pruner = ctx.pruner = retention.Pruner(ctx.store, settings)  # live runs' retention
         pruning = pruner.start()
+        if settings.follow_networks:
+            ctx.networks = build_supervisor(ctx.store, settings, alerts)
+            await ctx.networks.start([spec_of(n, settings) for n in list_networks(ctx.store)])
         try:
             yield
         finally:
+            if ctx.networks is not None:
+                await ctx.networks.shutdown()
+                ctx.networks = None
             await pruner.close(pruning)
             if own:
                 app.state.ctx.jobs.shutdown()
@@ -92,7 +107,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
                   description="Consensus observability for BFT blockchains: CometBFT runs, their events and metrics. "
                   "Errors are always {\"error\": message, \"code\": code}.")  # fmt: skip
     install_error_handlers(app)
-    for module in (users, projects, simulations, events):
+    for module in (users, projects, simulations, events, networks, feed):
         app.include_router(module.router)
     for family in registry.families():  # each chain family's own routes (metrics, analytics, …)
         for router in family.routers():

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from bftscope.config import Settings
 from bftscope.control import simulations
 from bftscope.control.jobs import JobRunner
+from bftscope.live.supervisor import NetworkSupervisor
 from bftscope.store.base import Store
 
 __all__ = ["ApiContext", "TtlCache"]
@@ -66,6 +67,8 @@ class ApiContext:
     owners: TtlCache = field(default_factory=TtlCache)
     answers: TtlCache = field(default_factory=lambda: TtlCache(max_entries=2000))
     bootstrap_closed: bool = False  # a user has existed: anonymous creates are refused for good
+    networks: NetworkSupervisor | None = None  # the followed networks (None: the server follows none)
+    network_metrics: Any = None  # bftscope.api.netmetrics.NetworkMetrics
 
     def refuse_if_processing(self, column: Literal["id", "project_id", "user_id"], value: str) -> None:
         """409 when any simulation whose ``column`` (id, project_id, user_id) is ``value`` is being processed."""

@@ -156,6 +156,19 @@ class ChainFamily(Protocol):
 
     def events(self) -> EventRenderer: ...
 
+    can_follow: bool  # offers :meth:`follower` (a live network can be followed in ``bftscope serve``)
+
+    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str) -> Any:
+        """A follower of the live network ``name`` over RPC ``endpoints`` writing through ``sink`` (an
+        :class:`~bftscope.ingest.live.EventSink` on ``run`` of ``store``): ``run()``, ``stop()``, ``status()``,
+        ``listen(callback)`` — docs/live.md "Follower"."""
+        ...
+
+    def vote_outcomes(self, store: Store, run_id: int, from_height: int, to_height: int) -> list[dict[str, Any]]:
+        """Per height, round, validator and vote type of the heights given: ``{"height", "round", "validator",
+        "type", "status"}`` (docs/live.md "Missed votes"), for the vote alerts; [] where the family has none."""
+        ...
+
 
 @dataclass(frozen=True)
 class RetainedTable:
@@ -281,3 +294,13 @@ class Family:
 
     def events(self) -> EventRenderer:
         raise NotImplementedError(f"the {self.name} family does not list events")
+
+    can_follow = False
+
+    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str) -> Any:
+        from bftscope.errors import InputError
+
+        raise InputError(f"the {self.name} family cannot follow a live network")
+
+    def vote_outcomes(self, store: Store, run_id: int, from_height: int, to_height: int) -> list[dict[str, Any]]:
+        return []

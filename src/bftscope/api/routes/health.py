@@ -121,4 +121,6 @@ def metrics(c: Ctx) -> Response:
     file_bytes = path.stat().st_size if path.exists() else 0
     t.store_bytes.set(file_bytes)
     _live_runs(c, t, file_bytes)
+    if c.network_metrics is not None:
+        c.network_metrics.update(c.networks, c.store, file_bytes)
     return Response(generate_latest(t.registry), media_type=CONTENT_TYPE_LATEST)

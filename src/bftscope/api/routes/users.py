@@ -8,11 +8,13 @@ create users (in local mode every caller is the local admin). No SQL here: the c
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from bftscope.api import convert, schemas
 from bftscope.api.auth import NO_BOOTSTRAP
 from bftscope.api.deps import Caller, Ctx, HexId, MaybeCaller, check_id, require_user_access
 from bftscope.api.errors import errors
+from bftscope.api.routes.networks import remove_networks_of
 from bftscope.control import users
 from bftscope.errors import ForbiddenError, UnauthorizedError
 
@@ -45,12 +47,14 @@ def get_user(userId: HexId, c: Ctx, who: Caller) -> schemas.User:
 
 
 @router.delete("/users/{userId}", response_model=schemas.Message, responses=errors(400, 401, 403, 404, 409))
-def delete_user(userId: HexId, c: Ctx, who: Caller) -> schemas.Message:
-    """Deletes the user's tokens, projects and simulations (their files and data) too."""
+async def delete_user(userId: HexId, c: Ctx, who: Caller) -> schemas.Message:
+    """Deletes the user's tokens, projects, simulations (their files and data) and networks (no longer
+    followed; their data removed) too."""
     require_user_access(who, check_id(userId, "user"))
-    c.refuse_if_processing("user_id", userId)
-    users.delete_user(c.store, userId, c.remove_simulation)
+    await run_in_threadpool(c.refuse_if_processing, "user_id", userId)
+    await run_in_threadpool(users.delete_user, c.store, userId, c.remove_simulation)
     c.tokens.drop()
+    await remove_networks_of(c, userId)
     return schemas.Message(message="User deleted successfully")
 
 

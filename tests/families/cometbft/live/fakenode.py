@@ -268,3 +268,15 @@ def serving(app: Any) -> Iterator[str]:
         server.force_exit = True
         thread.join(timeout=5)
         sock.close()
+
+
+def keyed_duplicates(events: list[tuple[str, Any]]) -> dict[tuple[Any, ...], int]:
+    """Rows a sink received more than once, by what makes a row the same observation (a gap row never is)."""
+    from collections import Counter
+
+    keys = Counter(
+        (r["kind"], r.get("height"), r.get("round"), r.get("step"), r.get("vote_type"), r.get("validator_index"),
+         r.get("validator") if r["kind"] != "commit_sig" else None)
+        for _, r in events if r["kind"] != "observation_gap"
+    )  # fmt: skip
+    return {k: n for k, n in keys.items() if n > 1}

@@ -17,7 +17,7 @@ from bftscope.families.cometbft.live.follower import EndpointState, NetworkFollo
 from bftscope.families.cometbft.live.rpc import RpcValidator
 from bftscope.ingest.live import Backoff, MemorySink
 from tests.conftest import require_data
-from tests.families.cometbft.live.fakenode import Chain, FakeNode, serving, wal_chain
+from tests.families.cometbft.live.fakenode import Chain, FakeNode, keyed_duplicates, serving, wal_chain
 
 FAST = Backoff(base=0.001, cap=0.01)
 
@@ -30,7 +30,7 @@ def chain() -> Chain:
 def _follow(follower: NetworkFollower, done: Callable[[], bool]) -> None:
     async def go() -> None:
         task = asyncio.create_task(follower.run())
-        for _ in range(1000):  # a guard against a hang, not a timing: the condition ends the wait
+        for _ in range(6000):  # a guard against a hang, not a timing: the condition ends the wait
             if done() or task.done():
                 break
             await asyncio.sleep(0.01)
@@ -49,12 +49,7 @@ def _vote_keys(sink: MemorySink) -> list[tuple[int, int, str, str]]:
 
 
 def _keyed_duplicates(sink: MemorySink) -> Counter[tuple[Any, ...]]:
-    keys = Counter(
-        (r["kind"], r.get("height"), r.get("round"), r.get("step"), r.get("vote_type"), r.get("validator_index"),
-         r.get("validator") if r["kind"] != "commit_sig" else None)
-        for _, r in sink.events if r["kind"] != "observation_gap"
-    )  # fmt: skip
-    return Counter({k: n for k, n in keys.items() if n > 1})
+    return Counter(keyed_duplicates(sink.events))
 
 
 def _follower(urls: list[str], sink: MemorySink, **kw: Any) -> NetworkFollower:

@@ -22,6 +22,7 @@ from bftscope.ingest.live import Backoff, MemorySink
 from bftscope.ingest.livesink import StoreSink
 from bftscope.sources.websocket import WebSocketTransport
 from bftscope.store import open_store
+from tests.families.cometbft.live.fakenode import keyed_duplicates
 from tests.families.cometbft.replay import replaydata
 from tests.helpers import chaos_proxy
 
@@ -35,12 +36,7 @@ def _votes(sink: MemorySink) -> list[tuple[int, int, int, str]]:
 
 
 def _duplicates(sink: MemorySink) -> Counter[tuple[Any, ...]]:
-    keys = Counter(
-        (r["kind"], r.get("height"), r.get("round"), r.get("step"), r.get("vote_type"), r.get("validator_index"),
-         r.get("validator") if r["kind"] != "commit_sig" else None)
-        for _, r in sink.events if r["kind"] != "observation_gap"
-    )  # fmt: skip
-    return Counter({k: n for k, n in keys.items() if n > 1})
+    return Counter(keyed_duplicates(sink.events))
 
 
 async def _until(follower: NetworkFollower, task: asyncio.Task[None], done: Any) -> None:

@@ -12,48 +12,31 @@ import contextlib
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 
 from bftscope.cli import DataDir, _fail, _opened, _settings, err, out  # imported by the cli's own registration
 from bftscope.errors import InputError
-from bftscope.families.cometbft import kinds
 from bftscope.families.cometbft.live.endpoint import parse_endpoint
 from bftscope.families.cometbft.live.follower import NetworkFollower, NetworkStatus
-from bftscope.families.cometbft.live.seen import Seen
+from bftscope.families.cometbft.live.resume import resume_state
 from bftscope.families.cometbft.live.valsets import record_validator_set
+from bftscope.families.cometbft.missed.votes import missed
 from bftscope.ingest.livesink import StoreSink
-from bftscope.store.base import Store
+from bftscope.live.alerts import AlertEngine, AlertEvent, defaults, parse_options
+from bftscope.live.alertsinks import LogSink
+from bftscope.live.endpoints import redact_text
+from bftscope.live.following import alert_sinks
+from bftscope.live.supervisor import observe
 
-__all__ = ["register", "resume_state", "summary_line"]
+__all__ = ["register", "summary_line"]
 
+ALERT_HELP = ("An alert threshold KEY=VALUE (repeatable; a number or 'off'): missedVotes, uptimePercent, uptimeWindow, "
+              "stalledSeconds, roundEscalation, endpointDownSeconds (docs/live.md, Alerts).")
 RPC_HELP = "An RPC endpoint, e.g. http://host:26657 (repeatable: failover in the order given)."
-RESUME_HEIGHTS = 1_000  # heights of a resumed run whose rows are loaded to keep them from being written again
-_KEYED = (kinds.VOTE_ADDED, kinds.COMMIT_SIG, kinds.STEP, kinds.BLOCK_COMPLETE, kinds.BLOCK_COMMITTED,
-          kinds.VALIDATOR_UPDATE)  # fmt: skip
-
-
-def resume_state(store: Store, run_id: int) -> tuple[Seen, int | None, float | None]:
-    """What a run already holds: the rows of its last heights (as written), its last committed height, and
-    when it last saw anything (epoch s)."""
-    seen = Seen()
-    (top, last_ts), *_ = store.query(
-        "SELECT max(height) FILTER (WHERE kind = :committed), max(ts) FROM events WHERE run_id = :run",
-        {"run": run_id, "committed": kinds.BLOCK_COMMITTED},
-    )
-    if top is None:
-        return seen, None, None
-    cols = ("kind", "height", "round", "step", "vote_type", "validator", "validator_index", "extra")
-    rows = store.query(
-        f"SELECT {', '.join(cols)} FROM events WHERE run_id = :run AND height >= :floor AND kind IN "
-        f"({', '.join(f':k{i}' for i in range(len(_KEYED)))})",
-        {"run": run_id, "floor": int(top) - RESUME_HEIGHTS, **{f"k{i}": k for i, k in enumerate(_KEYED)}},
-    )
-    seen.preload(dict(zip(cols, r, strict=True)) for r in rows)
-    return seen, int(top), int(last_ts) / 1e9
-
-
 def summary_line(name: str, s: NetworkStatus, seconds: float) -> str:
     endpoints = ", ".join(
         f"{e.label} {e.frames} frames {e.reconnects} reconnects {e.errors} errors" for e in s.endpoints
@@ -73,7 +56,16 @@ def _progress(s: NetworkStatus, rate: float) -> str:
     return f"height {hrs} · committed {s.committed} · {rate:,.1f} events/s · {where} · gaps {s.gaps}"
 
 
-async def _watch(follower: NetworkFollower, until_height: int | None, every: float, say: Any) -> None:
+class _Printed:
+    """Alerts of a watch on stderr, one line each (the log and the webhook are the server's sinks)."""
+
+    def deliver(self, event: AlertEvent) -> None:
+        state = "[red]ALERT[/red]" if event.active else "[green]cleared[/green]"
+        err.print(f"{state} {event.rule} {event.subject}: {redact_text(event.message)}", soft_wrap=True)
+
+
+async def _watch(follower: NetworkFollower, until_height: int | None, every: float, say: Any,
+                 alerts: _Alerts | None = None) -> None:  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -88,14 +80,28 @@ async def _watch(follower: NetworkFollower, until_height: int | None, every: flo
         if until_height is not None and (s.observed_height or 0) >= until_height and not s.backfill_pending:
             break
         now = time.monotonic()
+        if alerts is not None and now >= alerts.next_at:
+            alerts.next_at = now + 1.0
+            alerts.evaluated = await observe(alerts.engine, s, alerts.evaluated, alerts.outcomes, time.time())
         if every > 0 and now >= next_line:
             say(_progress(s, (s.events_total - last_n) / max(now - last_t, 1e-6)))
             last_n, last_t, next_line = s.events_total, now, now + every
     await follower.stop()
     await task  # a failure of the follower itself is raised here, not hidden
+    if alerts is not None:  # what was seen since the last look still counts
+        alerts.evaluated = await observe(alerts.engine, follower.status(), alerts.evaluated, alerts.outcomes,
+                                         time.time())  # fmt: skip
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(sig)
+
+
+@dataclass
+class _Alerts:
+    engine: AlertEngine
+    outcomes: Callable[[int, int], Sequence[Mapping[str, Any]]]
+    evaluated: int | None = None
+    next_at: float = 0.0
 
 
 def register(app: typer.Typer) -> None:
@@ -108,6 +114,7 @@ def register(app: typer.Typer) -> None:
         silence_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without a frame = lost.")] = 60.0,
         until_height: Annotated[int | None, typer.Option(help="Stop once this height is committed.")] = None,
         progress: Annotated[float, typer.Option(min=0.0, help="Seconds between progress lines (0: none).")] = 1.0,
+        alert: Annotated[list[str] | None, typer.Option("--alert", help=ALERT_HELP)] = None,
     ) -> None:
         """Follow a CometBFT network over its RPC websocket into run NAME; Ctrl-C stops cleanly."""
         try:
@@ -116,6 +123,10 @@ def register(app: typer.Typer) -> None:
         except InputError as exc:
             raise _fail(exc) from None
         settings = _settings(data_dir)
+        try:
+            limits = parse_options(alert or [], defaults(settings))
+        except InputError as exc:
+            raise _fail(exc) from None
         with _opened(settings) as store:
             run = store.get_or_create_run(name, "cometbft")
             if run.chain != "cometbft":
@@ -128,12 +139,15 @@ def register(app: typer.Typer) -> None:
             )  # fmt: skip
             if committed is not None:
                 out.print(f"resuming {name} after height {committed}")
+            sinks = [_Printed(), *[k for k in alert_sinks(settings) if not isinstance(k, LogSink)]]
+            alerts = _Alerts(AlertEngine(name, limits, sinks),
+                             lambda a, b: missed(store, run.id, from_height=a, to_height=b))  # fmt: skip
             started = time.monotonic()
             tty = sys.stderr.isatty()
             with contextlib.ExitStack() as stack:
                 status = stack.enter_context(err.status("connecting")) if tty else None
                 say = status.update if status is not None else (lambda line: err.print(line, soft_wrap=True))
-                asyncio.run(_watch(follower, until_height, progress, say))
+                asyncio.run(_watch(follower, until_height, progress, say, alerts))
             out.print(summary_line(name, follower.status(), time.monotonic() - started), soft_wrap=True)
             if follower.last_write_error:
                 err.print(f"[red]error:[/red] the store refused events: {follower.last_write_error}", soft_wrap=True)

@@ -60,6 +60,25 @@ def _json(body: Any) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+async def page_of(c: Any, run_id: int | None, from_: int | None, to: int | None, validator: list[str] | None,
+                  status: list[str] | None, limit: int, offset: int) -> Response:  # fmt: skip
+    """The answer of a ``…/missed`` route over run ``run_id`` (an empty page when the run has nothing yet)."""
+    if run_id is None:
+        return _json({"data": [], "offset": offset, "limit": limit, "next_offset": None})
+    page = await run_in_threadpool(missed_page, c.store, run_id, from_height=from_, to_height=to,
+                                   validators=validator, statuses=status, limit=limit, offset=offset)  # fmt: skip
+    return _json(page)
+
+
+async def summary_of(c: Any, run_id: int | None, from_: int | None, to: int | None, validator: list[str] | None,
+                     window: int) -> Response:  # fmt: skip
+    """The answer of a ``…/missed/summary`` route over run ``run_id``."""
+    if run_id is None:
+        return _json({"window": window, "from": from_, "to": to, "validators": []})
+    return _json(await run_in_threadpool(missed_summary, c.store, run_id, from_height=from_, to_height=to,
+                                         validators=validator, window=window))  # fmt: skip
+
+
 @router.get("/missed", response_model=MissedPage, responses=errors(400, 401, 404))
 async def missed_votes(
     id: HexId,
@@ -75,11 +94,7 @@ async def missed_votes(
     """Per height, round, validator of that height's set and vote type: voted, late, nil, absent or unknown
     (docs/live.md "Missed votes"), in height order, a page at a time (``next_offset`` for the next)."""
     _, run_id = await simulation_owner_async(c, who, id)
-    if run_id is None:
-        return _json({"data": [], "offset": offset, "limit": limit, "next_offset": None})
-    page = await run_in_threadpool(missed_page, c.store, run_id, from_height=from_, to_height=to,
-                                   validators=validator, statuses=status, limit=limit, offset=offset)  # fmt: skip
-    return _json(page)
+    return await page_of(c, run_id, from_, to, validator, status, limit, offset)
 
 
 @router.get("/missed/summary", response_model=MissedSummary, responses=errors(400, 401, 404))
@@ -96,8 +111,4 @@ async def missed_votes_summary(
     blocks, and uptime over the last ``window`` committed heights; without ``from``/``to``, over the last
     10,000 heights (the range used is in the answer)."""
     _, run_id = await simulation_owner_async(c, who, id)
-    if run_id is None:
-        return _json({"window": window, "from": from_, "to": to, "validators": []})
-    body = await run_in_threadpool(missed_summary, c.store, run_id, from_height=from_, to_height=to,
-                                   validators=validator, window=window)  # fmt: skip
-    return _json(body)
+    return await summary_of(c, run_id, from_, to, validator, window)

@@ -9,7 +9,8 @@ Statuses, in the order they are decided:
   (``step`` commit or ``block_committed`` at that observer), and the commit does not hold it;
 * ``nil`` — only a nil vote seen (or ``commit_sig`` flag 3);
 * ``absent`` — some observer watched the whole round, no vote was seen, and none of the validator's later
-  votes at that height either;
+  votes at that height either; for a precommit of the commit round, also not by the time some observer saw the
+  next height committed (late precommits arrive until then: the next block's last commit carries them);
 * ``unknown`` — no vote seen, and either no observer watched the whole round — it lies in an observation gap
   (``observation_gap`` rows, a node restart), at the edges of the capture (an observer's first round, which
   it may have joined midway, and its last, which it may not have finished), or was never entered by an
@@ -105,9 +106,11 @@ WITH pts AS (
     WHERE s.height BETWEEN :lo AND :hi
 ), committed AS (
     SELECT node, height, min(ts) AS ts FROM events
-    WHERE run_id = :run AND height BETWEEN :lo AND :hi
+    WHERE run_id = :run AND height BETWEEN :lo AND :hi + 1
       AND (kind = 'step' AND step = 'commit' OR kind = 'block_committed')
     GROUP BY node, height
+), closed AS (
+    SELECT DISTINCT height - 1 AS height FROM committed
 ), sigs AS (
     SELECT height, round, validator,
            max(CASE WHEN block_hash IS NOT NULL THEN 1 ELSE 0 END) AS in_commit,
@@ -168,9 +171,11 @@ WITH pts AS (
                 WHEN coalesce(s.for_block, 0) = 1 THEN 'late'
                 WHEN coalesce(s.nil, 0) = 1 OR coalesce(sg.nil_in_commit, 0) = 1 THEN 'nil'
                 WHEN g.whole = 1 AND coalesce(lf.last_phase, -1)
-                     <= 2 * g.round + CASE WHEN g.type = 'precommit' THEN 1 ELSE 0 END THEN 'absent'
+                     <= 2 * g.round + CASE WHEN g.type = 'precommit' THEN 1 ELSE 0 END
+                     AND (g.type = 'prevote' OR NOT g.commit_round OR cl.height IS NOT NULL) THEN 'absent'
                 ELSE 'unknown' END AS status
     FROM grid g
+    LEFT JOIN closed cl ON cl.height = g.height
     LEFT JOIN seen s ON s.height = g.height AND s.round = g.round AND s.type = g.type AND s.validator = g.validator
     LEFT JOIN sigs sg ON g.type = 'precommit' AND sg.height = g.height AND sg.round = g.round
                      AND sg.validator = g.validator
