@@ -15,6 +15,7 @@ import pytest
 
 from bftscope.config import Settings
 from bftscope.families.cometbft.analytics import rollups
+from bftscope.families.cometbft.missed.votes import missed
 from bftscope.ingest import derived
 from bftscope.ingest.livesink import StoreSink
 from bftscope.live import retention
@@ -87,6 +88,9 @@ def test_rows_older_than_the_windows_go_newer_stay_and_counts_are_reported(store
         "vote_arrivals": _count(store, "vote_arrivals", "height < 34", run_id),
         "validator_sets": _count(store, "validator_sets", "height < 10", run_id),  # the set of 10 holds at 11
         "validator_priorities": _count(store, "validator_priorities", "height < 11", run_id),
+        # kept of heights 1..33 before their events went (test_kept.py), the summary window takes 1..10
+        "missed_votes": len(missed(store, run_id, to_height=10)),
+        "height_summaries": 10,
     }
     kept_events = _count(store, "events", "true", run_id) - expected["events"]
     assert all(expected.values())
@@ -110,6 +114,7 @@ def test_rows_older_than_the_windows_go_newer_stay_and_counts_are_reported(store
 def test_summaries_outlive_the_events_dated_by_earlier_cuts(store: DuckDBStore, tmp_path: Path) -> None:
     run_id = _live_run(store)
     settings = _settings(tmp_path)
+    missed_11_33 = len(missed(store, run_id, from_height=11, to_height=33))
     retention.prune(store, run_id, 40.5 * DAY, settings)  # marks: heights < 34 were older than day 33.5
     gone = retention.prune(store, run_id, 50 * DAY, settings)  # every event is older than day 43: all go
     assert _count(store, "events", "true", run_id) == 0 and gone.removed["events"] > 0
@@ -117,7 +122,8 @@ def test_summaries_outlive_the_events_dated_by_earlier_cuts(store: DuckDBStore, 
     assert gone.summary_cut_height is None and "validator_priorities" not in gone.removed
     late = retention.prune(store, run_id, 64 * DAY, settings)  # window from day 34: the first mark dates < 34
     assert late.summary_cut_height == 34
-    assert late.removed == {"validator_priorities": 34 - 11, "validator_sets": 2}  # the set of 30 holds at 34
+    assert late.removed == {"validator_priorities": 34 - 11, "validator_sets": 2,  # the set of 30 holds at 34
+                            "missed_votes": missed_11_33, "height_summaries": 34 - 11}  # fmt: skip
     assert [h for (h,) in store.query("SELECT height FROM validator_sets WHERE run_id = ?", [run_id])] == [30]
     assert store.query("SELECT height FROM retention_marks WHERE run_id = ? ORDER BY 1", [run_id]) == [(34,), (41,)]
 

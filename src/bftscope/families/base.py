@@ -115,6 +115,13 @@ class ChainFamily(Protocol):
         derived from them, kept for the raw window, and per-height summaries kept for the longer one."""
         ...
 
+    def keep_before_prune(self, store: Store, run_id: int, below_height: int) -> dict[str, int]:
+        """Write what the run keeps of the heights below ``below_height`` once their raw events are pruned (its
+        "summary" tables: missed votes, per-height summaries), from those events; called by retention just
+        before it removes them. Idempotent: a second call writes the same rows again, never more. Returns
+        rows written per table."""
+        ...
+
     def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
         """Per node: where its identity came from and conflicts between sources (for the summary)."""
         ...
@@ -248,6 +255,9 @@ class Family:
 
     def retention_tables(self) -> Sequence[RetainedTable]:
         return (RetainedTable("events", "raw", ts="ts"),)
+
+    def keep_before_prune(self, store: Store, run_id: int, below_height: int) -> dict[str, int]:
+        return {}  # nothing computed from the events is kept beyond them
 
     def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
         return {}

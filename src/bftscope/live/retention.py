@@ -52,6 +52,7 @@ class PruneResult:
     raw_cut_height: int | None = None  # heights below it lost their raw rows (None: nothing old enough)
     summary_cut_height: int | None = None
     skipped: str | None = None  # why the run was left alone (not a live run)
+    kept: dict[str, int] = field(default_factory=dict)  # rows the family wrote to keep of the heights cut
 
     @property
     def total(self) -> int:
@@ -179,6 +180,8 @@ def prune(store: Store, run_id: int, now: float, settings: Settings) -> PruneRes
     raw_cut = result.raw_cut_height = _cut_height(store, run_id, raw_ns)
     summary_cut = result.summary_cut_height = _summary_cut(store, run_id, summary_ns, raw_cut)
     if raw_cut is not None:
+        # what outlives the events is written from them first; the mark below then points readers at it
+        result.kept = registry.family_of_run(store, run_id).keep_before_prune(store, run_id, raw_cut)
         (marked,) = store.query("SELECT max(height) FROM retention_marks WHERE run_id = ?", [run_id])[0]
         if marked is None or raw_cut > marked:
             store.execute("INSERT INTO retention_marks VALUES (?, ?, ?)", [run_id, raw_cut, raw_ns])

@@ -36,7 +36,8 @@ _NOT_LOGS = frozenset({"genesis.json", "node_key.json", "priv_validator_key.json
                        "addrbook.json", "ground_truth.json"})  # fmt: skip
 
 # What retention prunes (docs/live.md "Retention"): events and the rows derived from them with the raw window;
-# validator history (validators/history.py) with the summary window, the set in effect at the cut kept.
+# validator history (validators/history.py), missed votes and per-height summaries with the summary window, the
+# set in effect at the cut kept.
 RETAINED = (
     RetainedTable("events", "raw", ts="ts"),
     RetainedTable("vote_arrivals", "raw"),
@@ -44,6 +45,8 @@ RETAINED = (
     RetainedTable("unmatched_receipts", "raw"),
     RetainedTable("validator_sets", "summary", keep_last=True),
     RetainedTable("validator_priorities", "summary"),
+    RetainedTable("missed_votes", "summary"),  # written before the events go (missed/kept.py)
+    RetainedTable("height_summaries", "summary"),
 )
 
 
@@ -127,6 +130,11 @@ class CometBFT(Family):
 
     def retention_tables(self) -> Sequence[RetainedTable]:
         return RETAINED
+
+    def keep_before_prune(self, store: Store, run_id: int, below_height: int) -> dict[str, int]:
+        from bftscope.families.cometbft.missed import kept
+
+        return kept.keep(store, run_id, below_height)
 
     def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
         return peerids.identity_provenance(store, run_id)

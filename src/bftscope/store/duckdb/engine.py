@@ -299,7 +299,8 @@ class DuckDBStore(Catalog):
             self._con.execute("BEGIN")
             try:
                 for table in ("events", "sources", "nodes", "vote_arrivals", "deliveries", "unmatched_receipts",
-                              "rollups", "validator_sets", "validator_priorities", "retention_marks"):  # fmt: skip
+                              "rollups", "validator_sets", "validator_priorities", "retention_marks",
+                              "missed_votes", "height_summaries"):  # fmt: skip
                     self._con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
                 self._con.execute("DELETE FROM runs WHERE id = ?", [run_id])
                 self._con.execute("COMMIT")

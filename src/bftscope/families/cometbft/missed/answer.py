@@ -54,7 +54,9 @@ def default_range(
     """The range asked for; without either bound, the last :data:`DEFAULT_SPAN` heights of the run."""
     if from_height is not None or to_height is not None:
         return from_height, to_height
-    top = store.query("SELECT max(height) FROM events WHERE run_id = ? AND kind IN ('step', 'commit_sig')", [run_id])
+    top = store.query("SELECT max(h) FROM (SELECT max(height) AS h FROM events WHERE run_id = :run"
+                      " AND kind IN ('step', 'commit_sig') UNION ALL SELECT max(height) FROM missed_votes"
+                      " WHERE run_id = :run) u", {"run": run_id})  # a live run's pruned heights: their kept rows
     last = top[0][0] if top else None
     return (None, None) if last is None or last <= DEFAULT_SPAN else (int(last) - DEFAULT_SPAN + 1, None)
 

@@ -31,6 +31,10 @@ The set comes from the validator-set history (:mod:`..validators.history`): gene
 first set. A run with no recorded set falls back to every validator it knows (the nodes' own and every vote
 signer), with power unknown. ``solo`` marks an ``absent`` vote that is the only one absent in its round and
 type (one validator's problem, not the network's).
+
+A live run's heights whose events retention pruned are answered from the rows kept just before (``missed_votes``,
+:mod:`.kept`): below the last retention cut (:func:`kept_below`) the kept rows, above it the events. An observer
+that recorded the end of a pruned height (kept in ``height_summaries``) entered the next one from its start.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import pyarrow as pa
 from bftscope.families.cometbft.validators import history
 from bftscope.store.base import Store
 
-__all__ = ["MAX_GAP_HEIGHTS", "STATUSES", "TYPES", "missed"]
+__all__ = ["GAP_ROWS", "MAX_GAP_HEIGHTS", "STATUSES", "TYPES", "compute", "kept_below", "missed"]
 
 STATUSES = ("voted", "late", "nil", "absent", "unknown")
 TYPES = ("prevote", "precommit")
@@ -60,6 +64,10 @@ _VSET = pa.schema([("lo", pa.int64()), ("hi", pa.int64()), ("validator", pa.stri
 _GAPS = pa.schema([("node", pa.int32()), ("t0", pa.int64()), ("t1", pa.int64()), ("h0", pa.int64()),
                    ("h1", pa.int64())])  # fmt: skip
 _GAP_ROUNDS = pa.schema([("height", pa.int64()), ("round", pa.int32())])
+# The events of an observer away (a gap, a restart); kept with a pruned height (analytics/heights.py).
+GAP_ROWS = ("SELECT node, kind, ts, height, extra FROM events WHERE run_id = :run"
+            " AND kind IN ('observation_gap', 'node_restart')")  # fmt: skip
+_ENDS = pa.schema([("node", pa.int32()), ("height", pa.int64())])
 
 _SQL = """
 WITH pts AS (
@@ -75,10 +83,12 @@ WITH pts AS (
     GROUP BY f.node, f.height
 ), entered AS (
     SELECT f.node, f.height, f.round,
-           max(CASE WHEN he.node IS NOT NULL AND f.round = 0 THEN 1 ELSE 0 END) AS from_start
+           max(CASE WHEN (he.node IS NOT NULL OR ke.node IS NOT NULL) AND f.round = 0 THEN 1 ELSE 0 END)
+               AS from_start
     FROM firsts f
     LEFT JOIN events he ON he.run_id = :run AND he.kind = 'height_end' AND he.node = f.node
                         AND he.height = f.height - 1
+    LEFT JOIN kept_ends ke ON ke.node = f.node AND ke.height = f.height - 1
     GROUP BY f.node, f.height, f.round
 ), spans AS (
     SELECT p.node, p.height, p.round, p.t0,
@@ -177,7 +187,7 @@ WITH pts AS (
     FROM status
 )
 SELECT height, round, validator, type, status, power, status = 'absent' AND absents = 1 AND members > 1 AS solo,
-       commit_round
+       commit_round, idx
 FROM solo
 WHERE {where}
 ORDER BY height, round, CASE WHEN type = 'prevote' THEN 0 ELSE 1 END, idx, validator
@@ -214,8 +224,12 @@ def _gaps(store: Store, run_id: int, lo: int, hi: int) -> tuple[pa.Table, pa.Tab
     heights of gaps that name them, so a gap with nothing else known still shows as ``unknown``."""
     cols: dict[str, list[Any]] = {name: [] for name in _GAPS.names}
     heights: set[int] = set()
-    rows = store.query("SELECT node, kind, ts, height, extra FROM events WHERE run_id = ?"
-                       " AND kind IN ('observation_gap', 'node_restart')", [run_id])  # fmt: skip
+    rows = store.query(GAP_ROWS, {"run": run_id})
+    below = kept_below(store, run_id)
+    if below is not None:  # those recorded at heights pruned since, as kept in their summaries
+        for (text,) in store.query("SELECT gaps FROM height_summaries WHERE run_id = ? AND height < ?"
+                                   " AND gaps IS NOT NULL AND gaps <> '[]'", [run_id, below]):  # fmt: skip
+            rows += [tuple(r) for r in json.loads(text) if isinstance(r, list) and len(r) == 5]
     for node, kind, ts, height, extra in rows:
         try:
             info = json.loads(extra) if extra else {}
@@ -241,6 +255,74 @@ def _gaps(store: Store, run_id: int, lo: int, hi: int) -> tuple[pa.Table, pa.Tab
     return pa.table(cols, schema=_GAPS), gap_rounds
 
 
+def kept_below(store: Store, run_id: int) -> int | None:
+    """The height below which the run's raw events were pruned (the last retention cut; None: never pruned):
+    the missed votes of those heights are the rows kept in ``missed_votes`` (:mod:`.kept`)."""
+    (below,) = store.query("SELECT max(height) FROM retention_marks WHERE run_id = ?", [run_id])[0]
+    return None if below is None else int(below)
+
+
+def _filters(validators: Sequence[str] | None, statuses: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
+    where = ["1 = 1"]
+    params: dict[str, Any] = {}
+    if validators:
+        names = {f"v{i}": v.upper() for i, v in enumerate(validators)}
+        where.append("validator IN (" + ", ".join(f":{k}" for k in names) + ")")
+        params.update(names)
+    if statuses:
+        names = {f"s{i}": s for i, s in enumerate(statuses)}
+        where.append("status IN (" + ", ".join(f":{k}" for k in names) + ")")
+        params.update(names)
+    return " AND ".join(where), params
+
+
+def compute(store: Store, run_id: int, lo: int, hi: int, *, validators: Sequence[str] | None = None,
+            statuses: Sequence[str] | None = None, limit: int | None = None,
+            offset: int = 0) -> list[tuple[Any, ...]]:  # fmt: skip
+    """The rows of heights ``lo..hi`` computed from the run's events: ``(height, round, validator, type,
+    status, power, solo, commit_round, idx)`` in :func:`missed`'s order."""
+    where, params = _filters(validators, statuses)
+    params.update({"run": run_id, "lo": lo, "hi": hi})
+    page = ""
+    if limit is not None:
+        page = "LIMIT :limit OFFSET :offset"
+        params.update({"limit": max(0, int(limit)), "offset": max(0, int(offset))})
+    gaps, gap_rounds = _gaps(store, run_id, lo, hi)
+    sql = _SQL.format(kinds=", ".join(f"'{k}'" for k in _EVIDENCE_KINDS), where=where, page=page)
+    tables = {"vset": _vset(store, run_id), "gaps": gaps, "gap_rounds": gap_rounds,
+              "kept_ends": _kept_ends(store, run_id)}  # fmt: skip
+    return store.query_with(sql, params, tables)
+
+
+def _kept_ends(store: Store, run_id: int) -> pa.Table:
+    """``(node, height)`` for the observers that recorded the end of the last height pruned (kept in its
+    summary): they entered the first height kept from its start."""
+    below = kept_below(store, run_id)
+    rows = [] if below is None else store.query("SELECT ended_nodes FROM height_summaries WHERE run_id = ?"
+                                                " AND height = ?", [run_id, below - 1])  # fmt: skip
+    nodes = [n for (text,) in rows for n in json.loads(text or "[]") if isinstance(n, int)]
+    height = [] if below is None else [below - 1] * len(nodes)
+    return pa.table({"node": nodes, "height": height}, schema=_ENDS)
+
+
+def _kept(store: Store, run_id: int, lo: int, hi: int, validators: Sequence[str] | None,
+          statuses: Sequence[str] | None, limit: int | None,
+          offset: int) -> tuple[list[tuple[Any, ...]], int]:  # fmt: skip
+    """The kept rows of heights ``lo..hi`` (a page of them), and how many match in all."""
+    where, params = _filters(validators, statuses)
+    params.update({"run": run_id, "lo": lo, "hi": hi})
+    base = f"FROM missed_votes WHERE run_id = :run AND height BETWEEN :lo AND :hi AND {where}"
+    (total,) = store.query(f"SELECT count(*) {base}", params)[0]
+    page = ""
+    if limit is not None:
+        page = "LIMIT :limit OFFSET :offset"
+        params.update({"limit": max(0, int(limit)), "offset": max(0, int(offset))})
+    rows = store.query("SELECT height, round, validator, type, status, power, solo, commit_round, idx "
+                       f"{base} ORDER BY height, round, CASE WHEN type = 'prevote' THEN 0 ELSE 1 END, idx, "
+                       f"validator {page}", params)  # fmt: skip
+    return rows, int(total)
+
+
 def missed(
     store: Store,
     run_id: int,
@@ -261,23 +343,16 @@ def missed(
         raise ValueError(f"unknown status {bad[0]!r}: one of {', '.join(STATUSES)}")
     lo = max(0, from_height if from_height is not None else 0)
     hi = min(_TOP - 2, to_height if to_height is not None else _TOP - 2)
-    params: dict[str, Any] = {"run": run_id, "lo": lo, "hi": hi}
-    where = ["1 = 1"]
-    if validators:
-        names = {f"v{i}": v.upper() for i, v in enumerate(validators)}
-        where.append("validator IN (" + ", ".join(f":{k}" for k in names) + ")")
-        params.update(names)
-    if statuses:
-        names = {f"s{i}": s for i, s in enumerate(statuses)}
-        where.append("status IN (" + ", ".join(f":{k}" for k in names) + ")")
-        params.update(names)
-    page = ""
-    if limit is not None:
-        page = "LIMIT :limit OFFSET :offset"
-        params.update({"limit": max(0, int(limit)), "offset": max(0, int(offset))})
-    gaps, gap_rounds = _gaps(store, run_id, lo, hi)
-    sql = _SQL.format(kinds=", ".join(f"'{k}'" for k in _EVIDENCE_KINDS), where=" AND ".join(where), page=page)
-    rows = store.query_with(sql, params, {"vset": _vset(store, run_id), "gaps": gaps, "gap_rounds": gap_rounds})
+    below = kept_below(store, run_id)
+    rows: list[tuple[Any, ...]] = []
+    if below is not None and lo < below:  # pruned heights: the rows kept before their events went
+        rows, total = _kept(store, run_id, lo, min(hi, below - 1), validators, statuses, limit, offset)
+        if limit is not None:
+            offset = max(0, offset - total)
+            limit = max(0, limit - len(rows))
+        lo = below
+    if lo <= hi and limit != 0:
+        rows += compute(store, run_id, lo, hi, validators=validators, statuses=statuses, limit=limit, offset=offset)
     return [{"height": int(h), "round": int(r), "validator": v, "type": t, "status": s,
              "power": None if p is None else int(p), "solo": bool(solo), "commit_round": bool(cr)}
-            for h, r, v, t, s, p, solo, cr in rows]  # fmt: skip
+            for h, r, v, t, s, p, solo, cr, _ in rows]  # fmt: skip
