@@ -227,6 +227,7 @@ def test_metrics_per_network_and_alert_gauges(net_client: TestClient, followers:
     create(c, u, "n1", alerts={"roundEscalation": 1})
     f = followers.of("n1")
     c.portal.call(f.emit, [vote(7), vote(7, "CD" * 20)])
+    c.app.state.ctx.store.flush_events()  # type: ignore[attr-defined]  # written within hold_s; not waited for
     sup = c.app.state.ctx.networks  # type: ignore[attr-defined]
     c.portal.call(sup.tick)
     text = c.get("/metrics").text
