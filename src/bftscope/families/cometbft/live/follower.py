@@ -114,7 +114,7 @@ class NetworkFollower:
         silence_timeout: float = 60.0,
         rpc_timeout: float = 10.0,
         max_backfill: int = 100,
-        flush_interval: float = 0.25,
+        flush_interval: float = 0.1,  # the store batches every network's writes (livesink hold_s)
         transport_factory: Callable[[Endpoint], Transport] | None = None,
         on_validator_set: Callable[[int, list[RpcValidator]], object] | None = None,
         seen: Seen | None = None,
