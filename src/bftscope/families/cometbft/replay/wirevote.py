@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from bftscope.families.cometbft.parse.proto import read_varint  # raises ProtoError, a ValueError
+
 __all__ = ["VoteWire", "vote_wire"]
 
 
@@ -20,30 +22,17 @@ class VoteWire(NamedTuple):
     parts_hash: str  # upper hex, "" when absent (a nil vote)
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
-
-
 def _fields(buf: bytes) -> dict[int, int | bytes]:
     """Field number → last value (varint as int, length-delimited as bytes); fixed widths are skipped."""
     out: dict[int, int | bytes] = {}
     pos = 0
     while pos < len(buf):
-        key, pos = _varint(buf, pos)
+        key, pos = read_varint(buf, pos, len(buf))
         num, wire = key >> 3, key & 7
         if wire == 0:
-            out[num], pos = _varint(buf, pos)
+            out[num], pos = read_varint(buf, pos, len(buf))
         elif wire == 2:
-            n, pos = _varint(buf, pos)
+            n, pos = read_varint(buf, pos, len(buf))
             if pos + n > len(buf):
                 raise ValueError("truncated field")
             out[num] = buf[pos : pos + n]
