@@ -70,8 +70,8 @@ def _add_busy(store: Store, began: float, ended: float) -> None:
     with _LOCKS_GUARD:
         window = _BUSY.setdefault(store, [began, 0.0])
         if ended - window[0] > BUSY_WINDOW_S:  # a new window, carrying the last one's share at half weight
-            window[0], window[1] = ended - BUSY_WINDOW_S / 2, window[1] / 2 * (BUSY_WINDOW_S / 2) / max(
-                ended - window[0], BUSY_WINDOW_S)  # fmt: skip
+            share = window[1] / max(ended - window[0], BUSY_WINDOW_S)
+            window[0], window[1] = ended - BUSY_WINDOW_S / 2, share * (BUSY_WINDOW_S / 2) / 2
         window[1] += ended - began
 
 
