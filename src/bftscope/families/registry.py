@@ -30,7 +30,7 @@ __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "all_formats", "all_kinds", "default_
 ENTRY_POINT_GROUP = "bftscope.families"
 # The built-in families, loaded through the same hook as a plugin's entry point. The first is the default
 # (the family of a run none of whose files says otherwise).
-BUILTIN = ("bftscope.families.cometbft.family:FAMILY",)
+BUILTIN = ("bftscope.families.cometbft.family:FAMILY", "bftscope.families.casper.family:FAMILY")
 
 _families: dict[str, ChainFamily] = {}
 _loaded = False

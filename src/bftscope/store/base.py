@@ -133,6 +133,12 @@ class Store(Protocol):
 
     def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]: ...
 
+    def execute_with(
+        self, sql: str, params: dict[str, Any] | list[Any] | None, tables: dict[str, pa.Table]
+    ) -> list[tuple[Any, ...]]:
+        """:meth:`execute` with Arrow ``tables`` readable by name for this statement only (batched inserts)."""
+        ...
+
     def transaction(self) -> AbstractContextManager[None]:
         """Run a block of :meth:`execute` calls atomically, with no other write interleaved."""
         ...

@@ -267,6 +267,23 @@ class DuckDBStore(Catalog):
         with self._lock, self._time_limit(self._con):
             return self._con.execute(bind(sql, params), params or []).fetchall()
 
+    def execute_with(
+        self, sql: str, params: dict[str, Any] | list[Any] | None, tables: dict[str, pa.Table]
+    ) -> list[tuple[Any, ...]]:
+        """Like :meth:`execute`, with Arrow ``tables`` readable by name for this statement only (a batch
+        inserted with ``INSERT … SELECT … FROM name``); inside :meth:`transaction` it joins the transaction."""
+        if self.read_only:
+            raise StoreError("the store is open read-only")
+        self.flush_events()
+        with self._lock, self._time_limit(self._con):
+            for name, table in tables.items():
+                self._con.register(name, table)
+            try:
+                return self._con.execute(bind(sql, params), params or []).fetchall()
+            finally:
+                for name in tables:
+                    self._con.unregister(name)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Run a block of :meth:`execute` calls as one transaction that no other writer interleaves with.
