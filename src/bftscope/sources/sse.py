@@ -11,6 +11,7 @@ and only if it has data; a leading BOM is dropped; an event still open when the 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
 
@@ -100,7 +101,9 @@ class SSEParser:
 class SSETransport(Transport):
     """An SSE stream over HTTP GET. A resume sends ``Last-Event-ID`` and, when ``resume_param`` is set,
     that query parameter too (Casper's ``start_from``). ``transport`` is an httpx transport for tests
-    (``httpx.MockTransport``); ``timeout`` bounds connecting and each read (None: a quiet stream is fine)."""
+    (``httpx.MockTransport``); ``timeout`` bounds connecting (None: no bound). ``idle_timeout``: no bytes at
+    all — not even a ``:`` keep-alive comment — for that many seconds is a lost connection (a
+    :class:`TransportError`); None: a quiet stream is fine."""
 
     def __init__(
         self,
@@ -111,8 +114,10 @@ class SSETransport(Transport):
         timeout: float | None = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         name: str = "sse",
+        idle_timeout: float | None = None,
     ) -> None:
         self.url = url
+        self.idle_timeout = idle_timeout
         self.name = name
         self._headers = dict(headers or {})
         self._resume_param = resume_param
@@ -153,7 +158,10 @@ class SSETransport(Transport):
             if self._chunks is None:
                 raise TransportError("not open")
             try:
-                chunk = await anext(self._chunks)
+                async with asyncio.timeout(self.idle_timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                    chunk = await anext(self._chunks)
+            except TimeoutError:
+                raise TransportError(f"{self.url}: no bytes for {self.idle_timeout:g} s") from None
             except StopAsyncIteration:
                 raise TransportClosed(f"{self.url} closed the stream") from None
             except httpx.HTTPError as exc:
