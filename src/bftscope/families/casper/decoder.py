@@ -21,7 +21,7 @@ from bftscope.families.casper.model import CasperEvent
 from bftscope.ingest.parsereport import ParseReport
 from bftscope.sources.base import Frame
 
-__all__ = ["CasperDecoder", "parse_timestamp_ms", "parse_ttl_ms"]
+__all__ = ["CasperDecoder", "event_type", "parse_timestamp_ms", "parse_ttl_ms"]
 
 _I64 = 2**63 - 1
 _U32 = 2**32 - 1
@@ -281,3 +281,11 @@ def _type_of(raw: bytes) -> str | None:
     if start < 0 or end < 0 or raw[:start].strip() != b"{":
         return None
     return raw[start + 1 : end].decode("utf-8", errors="replace")
+
+
+def event_type(raw: bytes) -> str | None:
+    """The event type a payload claims (its tag, or ``Shutdown``), without decoding it: what a server filters
+    channels by. None when it names none."""
+    if raw.strip() == b'"Shutdown"':
+        return "Shutdown"
+    return _type_of(raw.lstrip())
