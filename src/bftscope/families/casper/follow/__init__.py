@@ -1,0 +1,1 @@
+"""Following Casper nodes' SSE streams (docs/casper.md "Followers")."""
