@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -25,6 +25,7 @@ __all__ = ["CasperDecoder", "event_type", "parse_timestamp_ms", "parse_ttl_ms"]
 
 _I64 = 2**63 - 1
 _U32 = 2**32 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _Header(msgspec.Struct):
@@ -112,8 +113,12 @@ _TTL_UNITS = {"ms": 1, "msec": 1, "s": 1000, "sec": 1000, "m": 60_000, "min": 60
 
 
 def parse_timestamp_ms(text: str) -> int:
-    """RFC 3339 (``2023-01-01T09:55:25.312Z``) → epoch milliseconds."""
-    return int(datetime.fromisoformat(text).timestamp() * 1000)
+    """RFC 3339 (``2023-01-01T09:55:25.312Z``) → epoch milliseconds, exactly (integer arithmetic: a float
+    product truncated made one timestamp in ~200 a millisecond early); no offset means UTC."""
+    t = datetime.fromisoformat(text)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return (t - _EPOCH) // timedelta(milliseconds=1)
 
 
 def parse_ttl_ms(text: str) -> int:
