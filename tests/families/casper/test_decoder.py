@@ -109,29 +109,27 @@ def test_there_are_real_payloads_of_every_type() -> None:
                      "FinalitySignature", "Step", "Shutdown"}  # fmt: skip
 
 
-@pytest.mark.parametrize("index", range(26))
-def test_every_real_payload_decodes_to_its_type_key_and_fields(index: int) -> None:
+def test_every_real_payload_decodes_to_its_type_key_and_fields() -> None:
     payloads = _payloads()
-    if index >= len(payloads):
-        pytest.skip("fewer payloads")
-    name, raw = payloads[index]
-    d = CasperDecoder("node:9999", "main", clock=lambda: 7)
-    events = d.feed(Frame(raw, id="12"))
-    try:
-        doc = json.loads(raw)
-    except ValueError:  # the docs' DeployProcessed has a trailing comma: not JSON for anyone
-        assert events == () and d.report.skipped == {"not JSON": 1}, name
-        return
-    kind, key, fields = expected(doc)
-    assert len(events) == 1, (name, d.report.skipped)
-    (e,) = events
-    if kind == "ApiVersion":
-        assert (e.type, e.key, e.fields) == (kind, key, fields)
-        return
-    if kind == "Shutdown":
-        key = "12"
-    assert (e.type, e.key, e.event_id, e.raw, e.source, e.channel) == (kind, key, 12, raw, "node:9999", "main")
-    assert e.fields == fields, name
+    assert len(payloads) >= 20
+    for name, raw in payloads:
+        d = CasperDecoder("node:9999", "main", clock=lambda: 7)
+        events = d.feed(Frame(raw, id="12"))
+        try:
+            doc = json.loads(raw)
+        except ValueError:  # the docs' DeployProcessed has a trailing comma: not JSON for anyone
+            assert events == () and d.report.skipped == {"not JSON": 1}, name
+            continue
+        kind, key, fields = expected(doc)
+        assert len(events) == 1, (name, d.report.skipped)
+        (e,) = events
+        if kind == "ApiVersion":
+            assert (e.type, e.key, e.fields) == (kind, key, fields)
+            continue
+        if kind == "Shutdown":
+            key = "12"
+        assert (e.type, e.key, e.event_id, e.raw, e.source, e.channel) == (kind, key, 12, raw, "node:9999", "main")
+        assert e.fields == fields, name
 
 
 def test_the_docs_deploy_processed_decodes_once_its_trailing_comma_is_gone() -> None:
