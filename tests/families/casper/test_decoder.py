@@ -249,3 +249,9 @@ def test_any_value_in_a_real_block_header_never_raises(field: str, value: Any) -
     d = CasperDecoder("n", "main")
     events = d.feed(Frame(json.dumps(doc).encode(), id="1"))
     assert len(events) + sum(d.report.skipped.values()) == 1
+
+
+def test_api_version_has_no_event_id_even_after_a_resume() -> None:
+    # an SSE parser keeps the last id for frames without one: after ?start_from=7 the handshake carries "7"
+    (e,) = CasperDecoder("n", "main").feed(Frame(b'{"ApiVersion":"1.5.6"}', id="7"))
+    assert (e.type, e.event_id) == ("ApiVersion", None)

@@ -252,7 +252,8 @@ class CasperDecoder:
             if not isinstance(version, str):
                 self.report.skip("bad ApiVersion", where, raw)
                 return None
-            return CasperEvent(self.source, self.channel, event_id, "ApiVersion", version, self._clock(), raw,
+            # never an id (a node sends none; a parser's sticky last id after a resume is not this event's)
+            return CasperEvent(self.source, self.channel, None, "ApiVersion", version, self._clock(), raw,
                                {"version": version})  # fmt: skip
         decoder = _DECODERS.get(kind or "")
         if decoder is None:

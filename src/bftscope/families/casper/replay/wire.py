@@ -37,9 +37,10 @@ class Wire:
 
 
 def event_bytes(data: bytes, event_id: int | None, eol: bytes) -> bytes:
-    """One SSE event: ``data:`` line(s), ``id:`` when given, a blank line."""
+    """One SSE event: ``data:`` line(s), ``id:`` when given, a blank line. A line that starts with a space gets
+    one more (a parser drops the first), so the data a client reads is exactly ``data``."""
     lines = data.splitlines() or [b""]
-    out = b"".join(b"data:" + line + eol for line in lines)
+    out = b"".join((b"data: " if line[:1] == b" " else b"data:") + line + eol for line in lines)
     if event_id is not None:
         out += b"id:" + str(event_id).encode() + eol
     return out + eol
