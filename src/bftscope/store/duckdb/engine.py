@@ -271,10 +271,11 @@ class DuckDBStore(Catalog):
         self, sql: str, params: dict[str, Any] | list[Any] | None, tables: dict[str, pa.Table]
     ) -> list[tuple[Any, ...]]:
         """Like :meth:`execute`, with Arrow ``tables`` readable by name for this statement only (a batch
-        inserted with ``INSERT … SELECT … FROM name``); inside :meth:`transaction` it joins the transaction."""
+        inserted with ``INSERT … SELECT … FROM name``); inside :meth:`transaction` it joins the transaction.
+        Events held for batching (:meth:`append_events`) are not written first: they belong to other tables, and
+        to no caller's transaction."""
         if self.read_only:
             raise StoreError("the store is open read-only")
-        self.flush_events()
         with self._lock, self._time_limit(self._con):
             for name, table in tables.items():
                 self._con.register(name, table)
