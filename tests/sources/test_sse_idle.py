@@ -55,5 +55,5 @@ def test_no_bytes_for_the_idle_timeout_is_a_lost_connection() -> None:
         finally:
             await t.close()
 
-    with pytest.raises(TransportError, match="no bytes for 0.3 s"):
+    with pytest.raises(TransportError, match=r"no bytes for 0\.3 s"):
         asyncio.run(main())

@@ -10,7 +10,7 @@ from bftscope.control import networks
 from bftscope.control.networks import stored_events
 from bftscope.live import retention
 from bftscope.live.alerts import DOWN_STATES
-from bftscope.live.supervisor import NetworkSupervisor
+from bftscope.live.supervisor import Followed, NetworkSupervisor
 from bftscope.store.base import Store
 
 __all__ = ["NetworkMetrics"]
@@ -36,6 +36,9 @@ class NetworkMetrics:
         self.gauges = {name: Gauge(f"bftscope_network_{name}", doc, ["network"], registry=registry)
                        for name, doc in _FIGURES.items()}  # fmt: skip
         self._shown: set[str] = set()
+        self._registry = registry
+        self._own: dict[str, Gauge] = {}  # a status's own per-node gauges (its ``gauges()``), by metric name
+        self._own_shown: set[tuple[str, tuple[str, ...]]] = set()
 
     def update(self, supervisor: NetworkSupervisor | None, store: Store, file_bytes: int | None = None) -> None:
         entries = list(supervisor.networks.values()) if supervisor is not None else []
@@ -58,3 +61,24 @@ class NetworkMetrics:
             }  # fmt: skip
             for name, value in figures.items():
                 self.gauges[name].labels(e.spec.name).set(float("nan") if value is None else value)
+        self._update_own(entries)
+
+    def _update_own(self, entries: list[Followed]) -> None:
+        """Gauges a follower's status declares itself (``gauges()``: metric, help, labels, value), e.g. each
+        followed node's status; labelled ``network`` and ``node``; a series no longer reported is removed."""
+        shown: set[tuple[str, tuple[str, ...]]] = set()
+        for e in entries:
+            st = e.status()
+            gauges = getattr(st, "gauges", None)
+            if not callable(gauges):
+                continue
+            for metric, doc, labels, value in gauges():
+                gauge = self._own.get(metric)
+                if gauge is None:
+                    gauge = self._own[metric] = Gauge(metric, doc, ["network", "node"], registry=self._registry)
+                key: tuple[str, ...] = (e.spec.name, str(labels.get("node", "")))
+                gauge.labels(*key).set(value)
+                shown.add((metric, key))
+        for metric, key in self._own_shown - shown:
+            self._own[metric].remove(*key)
+        self._own_shown = shown

@@ -169,6 +169,12 @@ class ChainFamily(Protocol):
         "type", "status"}`` (docs/live.md "Missed votes"), for the vote alerts; [] where the family has none."""
         ...
 
+    def live_sink(self, store: Store, run: str) -> Any:
+        """The sink a followed network's events are written through (run ``run`` of ``store``): an
+        :class:`~bftscope.ingest.live.EventSink`; the server also calls, when the sink has them, ``update()``
+        every few seconds, and ``wait()``, ``update()`` and ``close()`` once its follower has stopped."""
+        ...
+
 
 @dataclass(frozen=True)
 class RetainedTable:
@@ -304,3 +310,8 @@ class Family:
 
     def vote_outcomes(self, store: Store, run_id: int, from_height: int, to_height: int) -> list[dict[str, Any]]:
         return []
+
+    def live_sink(self, store: Store, run: str) -> Any:
+        from bftscope.ingest.livesink import StoreSink
+
+        return StoreSink(store, run, self.name)  # the neutral events table, and the family's derived tables

@@ -37,7 +37,8 @@ __all__ = ["DOWN_STATES", "RULES", "ActiveAlert", "AlertEngine", "AlertEvent", "
 
 RULES = ("missed_votes", "uptime", "stalled_height", "round_escalation", "endpoint_down")
 # endpoint states that count as "not up" (the live runner's and the follower's words)
-DOWN_STATES = frozenset({"connecting", "backoff", "failed", "down", "error", "disconnected"})
+DOWN_STATES = frozenset({"connecting", "backoff", "failed", "down", "error", "disconnected",
+                         "reconnecting", "defunct", "incompatible"})  # the last three: an SSE node follower's words
 _SIGNED = frozenset({"voted", "nil", "late"})
 _TYPE_ORDER = {"prevote": 0, "precommit": 1}
 

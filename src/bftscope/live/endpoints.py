@@ -13,7 +13,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from bftscope.errors import InputError
 
-__all__ = ["MAX_URL", "SCHEMES", "check_endpoint", "redact_text", "redact_url"]
+__all__ = ["MAX_URL", "SCHEMES", "check_endpoint", "parse_listen", "redact_text", "redact_url"]
 
 SCHEMES = ("http", "https", "ws", "wss")
 MAX_URL = 2048
@@ -61,3 +61,14 @@ def redact_url(url: str) -> str:
 def redact_text(text: str) -> str:
     """Free text (an error message) with the secrets of any URL in it replaced by ``***``."""
     return _QUERY_VALUE.sub(lambda m: m.group(1) + _HIDDEN, _USERINFO.sub(rf"\1{_HIDDEN}@", text))
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` a replay server listens on (``[::1]:26657`` for IPv6; port 0 picks a free one)."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", text.strip())
+    if m is None:
+        raise InputError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:26657")
+    host, port = (m[1], int(m[2])) if m[1] else (m[3], int(m[4]))
+    if port > 65535:
+        raise InputError(f"--listen {text!r}: port must be 0..65535")
+    return host, port

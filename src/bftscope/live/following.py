@@ -1,9 +1,10 @@
 """How ``bftscope serve`` follows its networks: the supervisor built over the store, the registry's families
 and the alert sinks the settings ask for.
 
-A network's follower comes from its chain family (``ChainFamily.follower``) and writes through a
-:class:`~bftscope.ingest.livesink.StoreSink` on the run ``net:<name>``; its vote alerts read the family's
-vote outcomes (``ChainFamily.vote_outcomes``) of that run.
+A network's follower comes from its chain family (``ChainFamily.follower``) and writes through the family's
+live sink (``ChainFamily.live_sink``: a :class:`~bftscope.ingest.livesink.StoreSink` by default, or a
+family's own store writer) on the run ``net:<name>``; its vote alerts read the family's vote outcomes
+(``ChainFamily.vote_outcomes``) of that run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from bftscope.control.networks import Network
 from bftscope.errors import BftscopeError
 from bftscope.families import registry
 from bftscope.ingest.live import Gap
-from bftscope.ingest.livesink import StoreSink
 from bftscope.live.alerts import AlertSink, defaults, thresholds
 from bftscope.live.alertsinks import LogSink, WebhookSink
 from bftscope.live.endpoints import redact_text, redact_url
@@ -52,7 +52,7 @@ class RedactingSink:
     sources (the run's nodes, shown by ``/events`` and summaries) after their endpoints, whose credentials
     must not reach the store's labels."""
 
-    def __init__(self, inner: StoreSink) -> None:
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
 
     def write(self, source: str, events: Sequence[Any]) -> None:
@@ -69,14 +69,18 @@ class RedactingSink:
 
 
 class SinkFollower:
-    """A family's follower with the server's duties around its store sink: the run's analytics kept current
+    """A family's follower with the server's duties around its live sink: the run's analytics kept current
     every ``keep_s`` seconds (late rows of old heights start no update of their own), and no analytics update
-    still running once :meth:`stop` returns — the network's run may be deleted, or the store closed, next."""
+    or write still running once :meth:`stop` returns — the network's run may be deleted, or the store closed,
+    next. Each duty applies when the sink has it (``update``, ``wait``, ``close``: ``ChainFamily.live_sink``)."""
 
-    def __init__(self, inner: Follower, sink: StoreSink, keep_s: float = 5.0) -> None:
+    def __init__(self, inner: Follower, sink: Any, keep_s: float = 5.0) -> None:
         self.inner, self.sink, self.keep_s = inner, sink, keep_s
 
     async def run(self) -> None:
+        if not hasattr(self.sink, "update"):
+            await self.inner.run()
+            return
         keeper = asyncio.create_task(self._keep())
         try:
             await self.inner.run()
@@ -87,8 +91,12 @@ class SinkFollower:
 
     async def stop(self) -> None:
         await self.inner.stop()
-        await asyncio.to_thread(self.sink.wait)  # an update write() started
-        await asyncio.to_thread(self._update)  # waits, under the sink's own lock, for one the keeper started
+        if hasattr(self.sink, "wait"):
+            await asyncio.to_thread(self.sink.wait)  # an update write() started
+        if hasattr(self.sink, "update"):
+            await asyncio.to_thread(self._update)  # waits, under the sink's own lock, for one the keeper started
+        if hasattr(self.sink, "close"):
+            await asyncio.to_thread(self.sink.close)  # its writes done and its writer ended
 
     def status(self) -> Any:
         return self.inner.status()
@@ -110,9 +118,10 @@ class SinkFollower:
 
 def build_supervisor(store: Store, settings: Settings, sinks: Sequence[AlertSink]) -> NetworkSupervisor:
     def follower(spec: NetworkSpec) -> Follower:
-        inner = StoreSink(store, spec.run, spec.chain)
-        made: Follower = registry.family(spec.chain).follower(spec.name, spec.endpoints, RedactingSink(inner),
-                                                              store=store, run=spec.run)  # fmt: skip
+        family = registry.family(spec.chain)
+        inner = family.live_sink(store, spec.run)
+        made: Follower = family.follower(spec.name, spec.endpoints, RedactingSink(inner), store=store,
+                                         run=spec.run)  # fmt: skip
         return SinkFollower(made, inner)
 
     def outcomes(spec: NetworkSpec, lo: int, hi: int) -> Sequence[Mapping[str, Any]]:

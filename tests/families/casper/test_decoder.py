@@ -54,8 +54,9 @@ def expected(doc: Any) -> tuple[str, str, dict[str, Any]]:
             "next_era_weights": _weights(h["era_end"]), "protocol_version": h["protocol_version"]}  # fmt: skip
     if kind == "DeployAccepted":
         hd = b["header"]
-        return kind, b["hash"], {"deploy_hash": b["hash"], "account": hd["account"], "timestamp_ms": _ms(hd["timestamp"]),
-                                 "ttl_ms": _ttl(hd["ttl"]), "chain_name": hd["chain_name"]}  # fmt: skip
+        return kind, b["hash"], {"deploy_hash": b["hash"], "account": hd["account"],
+                                 "timestamp_ms": _ms(hd["timestamp"]), "ttl_ms": _ttl(hd["ttl"]),
+                                 "chain_name": hd["chain_name"]}  # fmt: skip
     if kind == "DeployProcessed":
         (outcome, r), = b["execution_result"].items()
         return kind, b["deploy_hash"], {

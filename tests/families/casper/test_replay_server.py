@@ -18,8 +18,8 @@ from tests.families.casper.sse_client import END, decoded, read_until, real_payl
 
 
 def _sig(i: int) -> bytes:
-    return json.dumps({"FinalitySignature": {"block_hash": "ab", "era_id": 1, "signature": "01", "public_key": f"k{i}"}},
-                      separators=(",", ":")).encode()  # fmt: skip
+    body = {"block_hash": "ab", "era_id": 1, "signature": "01", "public_key": f"k{i}"}
+    return json.dumps({"FinalitySignature": body}, separators=(",", ":")).encode()
 
 
 def _expired(i: int) -> bytes:
@@ -31,8 +31,8 @@ async def _get(url: str) -> httpx.Response:
         return await c.get(url, timeout=10)
 
 
-@pytest.mark.parametrize("query", ["start_from=x", "start_from=-1", "start_from=4294967296", "start_from=1&start_from=2",
-                                   "start_from=1&x=2", "from=1", "start_from=", "start_from=1.5"])  # fmt: skip
+@pytest.mark.parametrize("query", ["start_from=x", "start_from=-1", "start_from=4294967296", "start_from=1&x=2",
+                                   "start_from=1&start_from=2", "from=1", "start_from=", "start_from=1.5"])  # fmt: skip
 def test_a_query_the_node_refuses_is_422_with_its_text(query: str) -> None:
     async def main() -> httpx.Response:
         async with ReplayNode([_sig(0)]) as node:
@@ -122,7 +122,7 @@ def test_a_connection_is_dropped_after_a_seeded_number_of_events_at_most_max_dro
 
 
 def test_every_real_payload_split_batched_and_crlf_decodes_as_the_unsplit_stream() -> None:
-    payloads = real_payloads() + [END]
+    payloads = [*real_payloads(), END]
     assert len(payloads) >= 20
 
     async def read_all(wire: Wire) -> dict[str, list[tuple[object, ...]]]:

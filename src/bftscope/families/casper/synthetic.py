@@ -66,7 +66,7 @@ class _Chain:
 
     def deploy(self, t: datetime) -> dict[str, Any]:
         account, amount = self.key(), str(self.rng.randint(1, 10**6) * 10**9)
-        d = {
+        d: dict[str, Any] = {
             "hash": self.hex(),
             "header": {"account": account, "timestamp": _ts(t), "ttl": self.rng.choice(["30m", "1h", "2h 30m"]),
                        "gas_price": 1, "body_hash": self.hex(), "dependencies": [], "chain_name": "casper-synthetic"},

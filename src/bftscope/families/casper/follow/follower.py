@@ -164,7 +164,8 @@ class CasperFollower:
                 skipped.update(c.decoder.report.skipped)
             st.skipped = dict(skipped)
             st.channels = {c.name: s.state.value for c, s in zip(node.channels, stats, strict=True)}
-            st.last_ids = {c.name: i for c in node.channels if (i := self._last_ids.get((st.label, c.name))) is not None}
+            ids = {c.name: self._last_ids.get((st.label, c.name)) for c in node.channels}
+            st.last_ids = {ch: i for ch, i in ids.items() if i is not None}
             errors = [c.handshake.incompatible or s.last_error for c, s in zip(node.channels, stats, strict=True)]
             st.last_error = next((e for e in errors if e), st.last_error)
             nodes.append(dataclasses.replace(st, skipped=dict(st.skipped)))

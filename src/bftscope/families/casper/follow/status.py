@@ -20,6 +20,9 @@ PREPARING, CONNECTING, CONNECTED, RECONNECTING, DEFUNCT, INCOMPATIBLE = 0, 1, 2,
 STATE_NAMES = {PREPARING: "preparing", CONNECTING: "connecting", CONNECTED: "connected", RECONNECTING: "reconnecting",
                DEFUNCT: "defunct", INCOMPATIBLE: "incompatible"}  # fmt: skip
 
+_STATUS_HELP = ("The node's status, as the casper-sidecar's node_statuses: 0 preparing, 1 connecting, 2 connected, "
+                "3 reconnecting, -1 defunct, -2 incompatible")
+
 
 def node_status(started: bool, incompatible: bool, channels: Sequence[SourceStats]) -> int:
     """The node's number from its channels' live-runner states."""
@@ -85,8 +88,7 @@ class CasperStatus:
         for n in self.nodes:
             labels = {"node": n.label}
             out += [
-                ("bftscope_casper_node_status", "The node's status, as the casper-sidecar's node_statuses: 0 preparing, "
-                 "1 connecting, 2 connected, 3 reconnecting, -1 defunct, -2 incompatible", labels, float(n.status)),
+                ("bftscope_casper_node_status", _STATUS_HELP, labels, float(n.status)),
                 ("bftscope_casper_node_events", "Events received from the node since the follower started", labels,
                  float(n.events)),
                 ("bftscope_casper_node_reconnects", "Reconnects to the node since the follower started", labels,

@@ -23,6 +23,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 from urllib.parse import parse_qsl, urlsplit
 
 from bftscope.families.casper.decoder import event_type
@@ -169,15 +170,15 @@ class ReplayNode:
         if wire.drop_every and (wire.max_drops is None or self.drops < wire.max_drops):
             limit = rng.randint(1, 2 * wire.drop_every)
         writer.write(_STREAM_HEAD)
-        await self._send(writer, event_bytes(json.dumps({"ApiVersion": self.api_version}, separators=(",", ":")).encode(), None, wire.eol),
-                         rng)  # fmt: skip
+        version = json.dumps({"ApiVersion": self.api_version}, separators=(",", ":")).encode()
+        await self._send(writer, event_bytes(version, None, wire.eol), rng)
         pos, sent = self._start_index(start_from), 0
         assert self._changed is not None
         while True:
             if pos >= self.emitted:
                 async with self._changed:
                     try:
-                        await asyncio.wait_for(self._changed.wait_for(lambda: pos < self.emitted), wire.keepalive_s)
+                        await asyncio.wait_for(self._changed.wait_for(partial(self._beyond, pos)), wire.keepalive_s)
                     except TimeoutError:
                         await self._send(writer, b":" + wire.eol + wire.eol, rng)
                 continue
@@ -197,6 +198,9 @@ class ReplayNode:
             sent += len(batch)
             if batch:
                 await self._send(writer, b"".join(batch), rng)
+
+    def _beyond(self, pos: int) -> bool:
+        return pos < self.emitted
 
     def _may_drop(self) -> bool:
         return self.wire.max_drops is None or self.drops < self.wire.max_drops
@@ -232,7 +236,7 @@ class ReplayNode:
 _ALL = frozenset(t for types in CHANNELS.values() for t in types) | {"DeployAccepted", "DeployExpired", "Step"}
 
 
-def _start_from(query: str) -> int | None | str:
+def _start_from(query: str) -> int | str | None:
     """The ``start_from`` of a query, None without a query, ``"bad"`` for anything a node refuses."""
     if not query:
         return None

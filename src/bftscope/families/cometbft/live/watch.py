@@ -20,6 +20,7 @@ import typer
 
 from bftscope.cli import DataDir, _fail, _opened, _settings, err, out  # imported by the cli's own registration
 from bftscope.errors import InputError
+from bftscope.families import registry
 from bftscope.families.cometbft.live.endpoint import parse_endpoint
 from bftscope.families.cometbft.live.follower import NetworkFollower, NetworkStatus
 from bftscope.families.cometbft.live.resume import resume_state
@@ -37,6 +38,9 @@ __all__ = ["register", "summary_line"]
 ALERT_HELP = ("An alert threshold KEY=VALUE (repeatable; a number or 'off'): missedVotes, uptimePercent, uptimeWindow, "
               "stalledSeconds, roundEscalation, endpointDownSeconds (docs/live.md, Alerts).")
 RPC_HELP = "An RPC endpoint, e.g. http://host:26657 (repeatable: failover in the order given)."
+CASPER = "casper"  # the family that follows --casper URLs (its watch: docs/casper.md, Followers)
+CASPER_HELP = ("A Casper node's SSE server, e.g. http://host:9999, or a URL ending in /events for the legacy "
+               "stream (repeatable: several nodes at once). Instead of --rpc.")
 def summary_line(name: str, s: NetworkStatus, seconds: float) -> str:
     endpoints = ", ".join(
         f"{e.label} {e.frames} frames {e.reconnects} reconnects {e.errors} errors" for e in s.endpoints
@@ -108,7 +112,8 @@ def register(app: typer.Typer) -> None:
     @app.command("watch")
     def watch_cmd(
         name: Annotated[str, typer.Argument(help="The run to follow into (created if new, resumed if not).")],
-        rpc: Annotated[list[str], typer.Option("--rpc", help=RPC_HELP)],
+        rpc: Annotated[list[str] | None, typer.Option("--rpc", help=RPC_HELP)] = None,
+        casper: Annotated[list[str] | None, typer.Option("--casper", help=CASPER_HELP)] = None,
         data_dir: DataDir = None,
         max_backfill: Annotated[int, typer.Option(min=0, max=100_000, help="Most heights refilled per gap.")] = 100,
         silence_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds without a frame = lost.")] = 60.0,
@@ -116,7 +121,17 @@ def register(app: typer.Typer) -> None:
         progress: Annotated[float, typer.Option(min=0.0, help="Seconds between progress lines (0: none).")] = 1.0,
         alert: Annotated[list[str] | None, typer.Option("--alert", help=ALERT_HELP)] = None,
     ) -> None:
-        """Follow a CometBFT network over its RPC websocket into run NAME; Ctrl-C stops cleanly."""
+        """Follow a CometBFT network over its RPC websocket (--rpc), or Casper nodes' SSE streams (--casper), into
+        run NAME; Ctrl-C stops cleanly."""
+        if casper:  # another chain family's watch: found through the registry, as every family is
+            if rpc:
+                raise _fail(InputError("--rpc (CometBFT) and --casper (Casper): one chain per run"))
+            watch = registry.family(CASPER).watch  # type: ignore[attr-defined]
+            watch(name, casper, data_dir=data_dir, progress=progress, keepalive_timeout=silence_timeout,
+                  until_height=until_height)  # fmt: skip
+            return
+        if not rpc:
+            raise _fail(InputError("watch needs --rpc URL (a CometBFT node) or --casper URL (a Casper node)"))
         try:
             for url in rpc:
                 parse_endpoint(url)

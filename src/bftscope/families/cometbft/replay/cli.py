@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +12,7 @@ import typer
 
 from bftscope.cli import _fail, err
 from bftscope.errors import InputError
+from bftscope.live.endpoints import parse_listen
 
 __all__ = ["parse_listen", "register"]
 
@@ -21,17 +21,6 @@ _PROGRESS_EVERY_S = 5.0
 
 def _say(message: str) -> None:
     err.print(message, soft_wrap=True, highlight=False, markup=False)
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:26657`` for IPv6; port 0 picks a free one)."""
-    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", text.strip())
-    if m is None:
-        raise InputError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:26657")
-    host, port = (m[1], int(m[2])) if m[1] else (m[3], int(m[4]))
-    if port > 65535:
-        raise InputError(f"--listen {text!r}: port must be 0..65535")
-    return host, port
 
 
 async def _serve(server: object, at_end: str) -> None:
