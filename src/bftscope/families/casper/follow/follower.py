@@ -32,7 +32,7 @@ from bftscope.families.casper.follow.handshake import HandshakeTransport
 from bftscope.families.casper.follow.nodeurl import NodeUrl, parse_node_url
 from bftscope.families.casper.follow.status import STATE_NAMES, CasperNodeStatus, CasperStatus, node_status
 from bftscope.families.casper.model import CasperEvent
-from bftscope.ingest.live import Backoff, EventSink, Gap, LiveRunner, LiveSource, SourceState
+from bftscope.ingest.live import Backoff, EventSink, Gap, LiveRunner, LiveSource, SourceState, SourceStats
 from bftscope.sources.base import Frame
 from bftscope.sources.sse import SSETransport
 
@@ -150,7 +150,8 @@ class CasperFollower:
         nodes = []
         for node in self._nodes.values():
             st = node.status
-            stats = [self._runner.stats[c.source] for c in node.channels] if self._runner is not None else []
+            runner = self._runner
+            stats = [runner.stats[c.source] if runner is not None else SourceStats() for c in node.channels]
             st.status = node_status(self._runner is not None, any(c.handshake.incompatible for c in node.channels),
                                     stats)  # fmt: skip
             st.state, st.active = STATE_NAMES[st.status], st.status == 2
