@@ -177,6 +177,6 @@ def test_bad_node_urls_are_refused(url: str) -> None:
 
 
 def test_versions() -> None:
-    assert incompatibility("1.5.6") is None and incompatibility("1.0.0") is None and incompatibility("1.4.13-rc1") is None
+    assert [incompatibility(v) for v in ("1.5.6", "1.0.0", "1.4.13-rc1")] == [None, None, None]
     assert "2.x" in (incompatibility("2.0.0") or "")
     assert incompatibility("0.9.9") and incompatibility("garbage") and incompatibility("")
