@@ -155,6 +155,8 @@ class CasperFollower:
             st.status = node_status(self._runner is not None, any(c.handshake.incompatible for c in node.channels),
                                     stats)  # fmt: skip
             st.state, st.active = STATE_NAMES[st.status], st.status == 2
+            if stats and all(s.state == SourceState.STOPPED for s in stats):
+                st.state = "stopped"
             st.api_version = next((c.handshake.version for c in node.channels if c.handshake.version), None)
             st.reconnects = sum(s.reconnects for s in stats)
             st.errors = st.reconnects + sum(s.state in _DOWN for s in stats)

@@ -1,6 +1,6 @@
 """What a Casper follower reports: per node, the casper-sidecar's ``node_statuses`` number and counters.
 
-Numbers as the sidecar's gauge: 0 preparing (not started), 1 connecting (never connected yet), 2 connected
+Numbers as the sidecar's gauge: 0 preparing (not started; or stopped), 1 connecting (never connected yet), 2 connected
 (every channel past its handshake), 3 reconnecting (a channel lost its connection and is getting it back),
 −1 defunct (a channel gave up: attempts used up), −2 incompatible (its ApiVersion cannot be followed). A node
 that lost its connection is "reconnecting", never a node with "no events".
@@ -28,7 +28,7 @@ def node_status(started: bool, incompatible: bool, channels: Sequence[SourceStat
     """The node's number from its channels' live-runner states."""
     if incompatible:
         return INCOMPATIBLE
-    if not started:
+    if not started or (channels and all(s.state == SourceState.STOPPED for s in channels)):
         return PREPARING
     if any(s.state == SourceState.FAILED for s in channels):
         return DEFUNCT

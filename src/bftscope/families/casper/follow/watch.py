@@ -47,8 +47,8 @@ def summary_line(name: str, s: CasperStatus, stats: SinkStats, seconds: float) -
         for n in s.nodes
     )
     return (f"{name}: {s.events_total:,} events in {seconds:.1f} s, highest block {s.height}, {stats.stored:,} new "
-            f"entities, {stats.duplicate_events:,} duplicate events, {stats.duplicate_entities:,} seen from "
-            f"another node, {s.gaps} gaps; {nodes}")  # fmt: skip
+            f"entities, {stats.duplicate_events:,} events sent again, {stats.duplicate_entities:,} entities already "
+            f"stored, {s.gaps} gaps; {nodes}")  # fmt: skip
 
 
 async def _watch(follower: CasperFollower, until: Callable[[CasperStatus], bool], every: float,

@@ -23,7 +23,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Sequence
-from functools import partial
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from bftscope.families.casper.decoder import event_type
@@ -71,13 +71,14 @@ class ReplayNode:
         self.host, self.port = "127.0.0.1", 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._changed: asyncio.Condition | None = None
+        self._tick: asyncio.Event | None = None  # set (and replaced) whenever events are emitted
+        self._handlers: set[asyncio.Task[Any]] = set()
         self._emitter: asyncio.Task[None] | None = None
 
     # --- life -----------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> ReplayNode:
-        self._changed = asyncio.Condition()
+        self._tick = asyncio.Event()
         self._server = await asyncio.start_server(self._handle, host, port)
         self.host, self.port = host, self._server.sockets[0].getsockname()[1]
         if self.rate and self.emitted < len(self.events):
@@ -97,6 +98,9 @@ class ReplayNode:
             self._server.close()
         for w in list(self._writers):
             w.transport.abort()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -110,9 +114,9 @@ class ReplayNode:
     async def release(self, n: int | None = None) -> None:
         """Emit the next ``n`` events (all that are left when None), as the node's live events."""
         self.emitted = len(self.events) if n is None else min(len(self.events), self.emitted + n)
-        if self._changed is not None:
-            async with self._changed:
-                self._changed.notify_all()
+        if self._tick is not None:
+            tick, self._tick = self._tick, asyncio.Event()
+            tick.set()
 
     def event_id(self, index: int) -> int:
         return (self.first_id + index) % _U32
@@ -122,6 +126,8 @@ class ReplayNode:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self._writers.add(writer)
+        if (me := asyncio.current_task()) is not None:
+            self._handlers.add(me)
         try:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -149,6 +155,8 @@ class ReplayNode:
             pass
         finally:
             self._writers.discard(writer)
+            if me is not None:
+                self._handlers.discard(me)
             if writer.transport.is_closing():
                 writer.transport.abort()
             else:
@@ -173,14 +181,13 @@ class ReplayNode:
         version = json.dumps({"ApiVersion": self.api_version}, separators=(",", ":")).encode()
         await self._send(writer, event_bytes(version, None, wire.eol), rng)
         pos, sent = self._start_index(start_from), 0
-        assert self._changed is not None
         while True:
             if pos >= self.emitted:
-                async with self._changed:
-                    try:
-                        await asyncio.wait_for(self._changed.wait_for(partial(self._beyond, pos)), wire.keepalive_s)
-                    except TimeoutError:
-                        await self._send(writer, b":" + wire.eol + wire.eol, rng)
+                assert self._tick is not None
+                try:
+                    await asyncio.wait_for(self._tick.wait(), wire.keepalive_s)
+                except TimeoutError:
+                    await self._send(writer, b":" + wire.eol + wire.eol, rng)
                 continue
             batch: list[bytes] = []
             while pos < self.emitted and len(batch) < wire.batch:
@@ -198,9 +205,6 @@ class ReplayNode:
             sent += len(batch)
             if batch:
                 await self._send(writer, b"".join(batch), rng)
-
-    def _beyond(self, pos: int) -> bool:
-        return pos < self.emitted
 
     def _may_drop(self) -> bool:
         return self.wire.max_drops is None or self.drops < self.wire.max_drops
