@@ -1,0 +1,82 @@
+"""A Casper network in ``bftscope serve``: ``POST /v1/networks`` with ``chain: "casper"`` follows the replayed
+nodes into the run ``net:<name>`` through the Casper store (not the CometBFT event table), its status shows
+each node, ``/metrics`` carries ``bftscope_casper_node_status{network,node}``, the supervisor's alert tick runs
+on it, and a node that went away is "reconnecting" (3), never a node with no events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from bftscope.api.app import create_app
+from bftscope.config import Settings
+from bftscope.families.casper.replay.server import ReplayNode
+from bftscope.families.casper.synthetic import generate
+from tests.api.conftest import make_user
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(data_dir=tmp_path / "data", rate_limit_enabled=False))) as c:
+        yield c
+
+
+def _until(client: TestClient, url: str, headers: dict[str, str], done: Any, deadline_s: float = 60) -> Any:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        body = client.get(url, headers=headers).json()
+        if done(body):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"not reached in {deadline_s} s: {body}")
+
+
+def test_the_server_follows_casper_nodes(client: TestClient) -> None:
+    synth = generate(600, nodes=2, seed=3)
+    nodes = [ReplayNode(s, first_id=f) for s, f in zip(synth.streams, synth.first_ids, strict=True)]
+    for n in nodes:
+        client.portal.call(n.start)
+    try:
+        h = make_user(client, "root1")["h"]
+        body = {"name": "cs", "chain": "casper", "endpoints": [n.url for n in nodes]}
+        created = client.post("/v1/networks", json=body, headers=h)
+        assert created.status_code == 201, created.text
+        nid = created.json()["id"]
+        net = _until(client, f"/v1/networks/{nid}", h,
+                     lambda n: (n["status"]["eventsTotal"] or 0) >= synth.total + 4)  # fmt: skip
+        status = net["status"]
+        assert net["chain"] == "casper" and status["state"] == "following"
+        assert [e["state"] for e in status["endpoints"]] == ["connected", "connected"]
+        store = client.app.state.ctx.store  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the sink's writer thread stores what the follower handed it
+            (blocks,), = store.query("SELECT count(*) FROM casper_blocks b JOIN runs r ON r.id = b.run_id "
+                                     "WHERE r.name = 'net:cs'")  # fmt: skip
+            if blocks == len(synth.truth["BlockAdded"]):
+                break
+            time.sleep(0.05)
+        assert blocks == len(synth.truth["BlockAdded"])
+        (neutral,), = store.query("SELECT count(*) FROM events")
+        assert neutral == 0  # a Casper network's events are the Casper store's, not the CometBFT table's
+        sup = client.app.state.ctx.networks  # type: ignore[attr-defined]
+        client.portal.call(sup.tick)  # the alert step on a status without rounds or votes
+        metrics = client.get("/metrics").text
+        for n in nodes:
+            assert f'bftscope_casper_node_status{{network="cs",node="127.0.0.1:{n.port}"}} 2.0' in metrics
+        client.portal.call(nodes[1].close)  # one node goes away
+        net = _until(client, f"/v1/networks/{nid}", h, lambda n: n["status"]["endpoints"][1]["state"] != "connected")
+        gone = net["status"]["endpoints"][1]
+        assert gone["state"] == "reconnecting" and gone["events"] > 0 and gone["lastError"]
+        metrics = client.get("/metrics").text
+        assert f'bftscope_casper_node_status{{network="cs",node="127.0.0.1:{nodes[1].port}"}} 3.0' in metrics
+        assert client.delete(f"/v1/networks/{nid}", headers=h).status_code == 200
+        metrics = client.get("/metrics").text
+        assert "bftscope_casper_node_status{" not in metrics  # a network no longer followed loses its series
+    finally:
+        for n in nodes:
+            client.portal.call(n.close)
