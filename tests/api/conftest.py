@@ -29,6 +29,17 @@ def client(api_settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
+def poll_json(client: TestClient, url: str, headers: dict[str, str], done: Any, deadline_s: float = 60) -> Any:
+    """GET ``url`` until ``done(body)`` holds (a live network's status catching up); fails after ``deadline_s``."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        body = client.get(url, headers=headers).json()
+        if done(body):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"not reached in {deadline_s} s: {body}")
+
+
 def make_user(client: TestClient, name: str, admin_token: str | None = None) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
     r = client.post("/v1/users", json={"username": name, "email": f"{name}@corp.io"}, headers=headers)

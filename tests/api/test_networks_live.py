@@ -5,40 +5,17 @@ its missed votes show the dropped validator absent (and only it), and its missed
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
 pytest.importorskip("bftscope.families.cometbft.live.follower", reason="the follower (branch follow) is not merged")
 
-from bftscope.api.app import create_app
-from bftscope.config import Settings
 from bftscope.families.cometbft.replay.server import ReplayServer
-from tests.api.conftest import make_user
+from tests.api.conftest import make_user, poll_json
 from tests.families.cometbft.replay.replaydata import timeline
 
 DROPPED = "032DF8EFA3F8F921BFCAD4E72AC251A5760F3E4C"  # node3's validator
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(data_dir=tmp_path / "data", rate_limit_enabled=False))) as c:
-        yield c
-
-
-def _until(client: TestClient, url: str, headers: dict[str, str], done: Any, deadline_s: float = 60) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        body = client.get(url, headers=headers).json()
-        if done(body):
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"not reached in {deadline_s} s: {body}")
 
 
 def test_the_server_follows_a_replayed_node(client: TestClient) -> None:
@@ -54,11 +31,11 @@ def test_the_server_follows_a_replayed_node(client: TestClient) -> None:
         with client.websocket_connect(f"/v1/networks/{nid}/feed?kinds=vote_added", headers=h) as ws:
             batch = orjson.loads(ws.receive_text())
         assert batch and {r["kind"] for r in batch} == {"vote_added"}
-        net = _until(client, f"/v1/networks/{nid}", h, lambda n: (n["status"]["committed"] or 0) >= reached)
+        net = poll_json(client, f"/v1/networks/{nid}", h, lambda n: (n["status"]["committed"] or 0) >= reached)
         status = net["status"]
         assert status["state"] == "following" and status["endpoints"][0]["state"] == "live"
         sup = client.app.state.ctx.networks  # type: ignore[attr-defined]
-        absent = _until(client, f"/v1/networks/{nid}/missed?status=absent", h, lambda p: len(p["data"]) > 0)
+        absent = poll_json(client, f"/v1/networks/{nid}/missed?status=absent", h, lambda p: len(p["data"]) > 0)
         assert {r["validator"] for r in absent["data"]} == {DROPPED}
         client.portal.call(sup.tick)
         metrics = client.get("/metrics").text

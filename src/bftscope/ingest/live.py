@@ -27,7 +27,8 @@ from typing import Any, Protocol
 from bftscope.errors import TransportClosed, TransportError
 from bftscope.sources.base import Decoder, Frame, Transport
 
-__all__ = ["Backoff", "EventSink", "Gap", "LiveRunner", "LiveSource", "MemorySink", "SourceState", "SourceStats"]
+__all__ = ["Backoff", "EventSink", "Gap", "LiveRunner", "LiveSource", "MemorySink", "SourceState", "SourceStats",
+           "hand_over"]
 
 
 class SourceState(StrEnum):
@@ -116,6 +117,27 @@ class MemorySink:
 
     def flush(self) -> None:
         self.flushes += 1
+
+
+def hand_over(sink: EventSink, source: str, batch: Sequence[Any], listeners: Sequence[Callable[[Any], None]],
+              counts: Counter[str], view: Callable[[Sequence[Any]], Any] = lambda b: b) -> str | None:
+    """A follower's flush of one source's batch: written to ``sink``, then ``view(batch)`` given to each listener.
+    Returns None when written, else the store's error (the batch stays the caller's, to try again); failed
+    writes and listeners that raised are counted in ``counts`` (``write_errors``, ``listener_errors``) — a
+    store that refuses or a subscriber's bug never stops a follower."""
+    try:
+        sink.write(source, batch)
+    except Exception as exc:
+        counts["write_errors"] += 1
+        return f"{type(exc).__name__}: {exc}"[:300]
+    if listeners:
+        shown = view(batch)
+        for callback in list(listeners):
+            try:
+                callback(shown)
+            except Exception:
+                counts["listener_errors"] += 1
+    return None
 
 
 class LiveRunner:

@@ -32,7 +32,7 @@ from bftscope.families.casper.follow.handshake import HandshakeTransport
 from bftscope.families.casper.follow.nodeurl import NodeUrl, parse_node_url
 from bftscope.families.casper.follow.status import STATE_NAMES, CasperNodeStatus, CasperStatus, node_status
 from bftscope.families.casper.model import CasperEvent
-from bftscope.ingest.live import Backoff, EventSink, Gap, LiveRunner, LiveSource, SourceState, SourceStats
+from bftscope.ingest.live import Backoff, EventSink, Gap, LiveRunner, LiveSource, SourceState, SourceStats, hand_over
 from bftscope.sources.base import Frame
 from bftscope.sources.sse import SSETransport
 
@@ -220,20 +220,16 @@ class CasperFollower:
             events = self._pending[label]
             if not events:
                 continue
-            try:
-                self.sink.write(label, events)
-            except Exception as exc:  # the store refused: keep the events for the next flush, bounded
-                self._counts["write_errors"] += 1
-                self.last_write_error = f"{type(exc).__name__}: {exc}"[:300]
+            error = hand_over(self.sink, label, events, self._listeners, self._counts, _rows)
+            if error is not None:  # the store refused: keep the events for the next flush (bounded in _take)
+                self.last_write_error = error
                 continue
             self._pending[label] = []
             self._counts["written"] += len(events)
-            rows = [_row(e) for e in events]
-            for callback in list(self._listeners):
-                try:
-                    callback(rows)
-                except Exception:  # a subscriber's bug never stops the follower
-                    self._counts["listener_errors"] += 1
+
+
+def _rows(events: Sequence[CasperEvent]) -> Rows:
+    return [_row(e) for e in events]
 
 
 def _row(e: CasperEvent) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from bftscope.families.casper.follow.nodeurl import parse_node_url
 from bftscope.families.casper.follow.resume import last_event_ids
 from bftscope.families.casper.follow.status import CasperStatus
 from bftscope.families.casper.sink import CasperSink, SinkStats
+from bftscope.live.stopsignals import stop_on_signals
 
 __all__ = ["CASPER_HELP", "progress_line", "summary_line", "watch_casper"]
 
@@ -53,28 +53,21 @@ def summary_line(name: str, s: CasperStatus, stats: SinkStats, seconds: float) -
 
 async def _watch(follower: CasperFollower, until: Callable[[CasperStatus], bool], every: float,
                  say: Callable[[str], object]) -> None:  # fmt: skip
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform / not the main thread
-            loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(follower.run())
-    last_n, last_t, next_line = 0, time.monotonic(), time.monotonic() + every
-    while not stop.is_set() and not task.done():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.05)
-        s = follower.status()
-        if until(s):
-            break
-        now = time.monotonic()
-        if every > 0 and now >= next_line:
-            say(progress_line(s, (s.events_total - last_n) / max(now - last_t, 1e-6)))
-            last_n, last_t, next_line = s.events_total, now, now + every
-    await follower.stop()
-    await task  # a failure of the follower itself is raised here, not hidden
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(sig)
+    with stop_on_signals(asyncio.Event()) as stop:
+        task = asyncio.create_task(follower.run())
+        last_n, last_t, next_line = 0, time.monotonic(), time.monotonic() + every
+        while not stop.is_set() and not task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+            s = follower.status()
+            if until(s):
+                break
+            now = time.monotonic()
+            if every > 0 and now >= next_line:
+                say(progress_line(s, (s.events_total - last_n) / max(now - last_t, 1e-6)))
+                last_n, last_t, next_line = s.events_total, now, now + every
+        await follower.stop()
+        await task  # a failure of the follower itself is raised here, not hidden
 
 
 def watch_casper(name: str, urls: Sequence[str], *, data_dir: Path | None, progress: float,

@@ -37,7 +37,7 @@ from bftscope.families.cometbft.live.decoder import RpcDecoder
 from bftscope.families.cometbft.live.endpoint import Endpoint, parse_endpoint, subscribe_messages
 from bftscope.families.cometbft.live.rpc import RpcClient, RpcError, RpcValidator, ValidatorSet
 from bftscope.families.cometbft.live.seen import Seen
-from bftscope.ingest.live import Backoff, EventSink
+from bftscope.ingest.live import Backoff, EventSink, hand_over
 from bftscope.sources.base import Transport
 from bftscope.sources.websocket import WebSocketTransport
 
@@ -423,20 +423,13 @@ class NetworkFollower:
             rows = self._buffer[label]
             if not rows:
                 continue
-            try:
-                self.sink.write(label, rows)
-            except Exception as exc:  # the store refused: keep the rows for the next flush, bounded
-                self._counts["write_errors"] += 1
-                self.last_write_error = f"{type(exc).__name__}: {exc}"[:300]
+            error = hand_over(self.sink, label, rows, self._listeners, self._counts)
+            if error is not None:  # the store refused: keep the rows for the next flush, bounded
+                self.last_write_error = error
                 del rows[:-MAX_BUFFERED]
                 continue
             self._buffer[label] = []
             self._events_total += len(rows)
-            for callback in list(self._listeners):
-                try:
-                    callback(rows)
-                except Exception:  # a subscriber's bug never stops the follower
-                    self._counts["listener_errors"] += 1
 
     async def _shutdown(self) -> None:
         while not self._jobs.empty():  # gaps found but not backfilled: stored as such

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ from bftscope.live.alerts import AlertEngine, AlertEvent, defaults, parse_option
 from bftscope.live.alertsinks import LogSink
 from bftscope.live.endpoints import redact_text
 from bftscope.live.following import alert_sinks
+from bftscope.live.stopsignals import stop_on_signals
 from bftscope.live.supervisor import observe
 
 __all__ = ["register", "summary_line"]
@@ -70,11 +70,12 @@ class _Printed:
 
 async def _watch(follower: NetworkFollower, until_height: int | None, every: float, say: Any,
                  alerts: _Alerts | None = None) -> None:  # fmt: skip
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform / not the main thread
-            loop.add_signal_handler(sig, stop.set)
+    with stop_on_signals(asyncio.Event()) as stop:
+        await _follow(follower, until_height, every, say, alerts, stop)
+
+
+async def _follow(follower: NetworkFollower, until_height: int | None, every: float, say: Any,
+                  alerts: _Alerts | None, stop: asyncio.Event) -> None:  # fmt: skip
     task = asyncio.create_task(follower.run())
     last_n, last_t, next_line = 0, time.monotonic(), time.monotonic() + every
     while not stop.is_set() and not task.done():
@@ -95,9 +96,6 @@ async def _watch(follower: NetworkFollower, until_height: int | None, every: flo
     if alerts is not None:  # what was seen since the last look still counts
         alerts.evaluated = await observe(alerts.engine, follower.status(), alerts.evaluated, alerts.outcomes,
                                          time.time())  # fmt: skip
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(sig)
 
 
 @dataclass

@@ -6,34 +6,12 @@ on it, and a node that went away is "reconnecting" (3), never a node with no eve
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import pytest
 from starlette.testclient import TestClient
 
-from bftscope.api.app import create_app
-from bftscope.config import Settings
 from bftscope.families.casper.replay.server import ReplayNode
 from bftscope.families.casper.synthetic import generate
-from tests.api.conftest import make_user
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(data_dir=tmp_path / "data", rate_limit_enabled=False))) as c:
-        yield c
-
-
-def _until(client: TestClient, url: str, headers: dict[str, str], done: Any, deadline_s: float = 60) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        body = client.get(url, headers=headers).json()
-        if done(body):
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"not reached in {deadline_s} s: {body}")
+from tests.api.conftest import make_user, poll_json
 
 
 def test_the_server_follows_casper_nodes(client: TestClient) -> None:
@@ -47,7 +25,7 @@ def test_the_server_follows_casper_nodes(client: TestClient) -> None:
         created = client.post("/v1/networks", json=body, headers=h)
         assert created.status_code == 201, created.text
         nid = created.json()["id"]
-        net = _until(client, f"/v1/networks/{nid}", h,
+        net = poll_json(client, f"/v1/networks/{nid}", h,
                      lambda n: (n["status"]["eventsTotal"] or 0) >= synth.total + 4)  # fmt: skip
         status = net["status"]
         assert net["chain"] == "casper" and status["state"] == "following"
@@ -69,7 +47,7 @@ def test_the_server_follows_casper_nodes(client: TestClient) -> None:
         for n in nodes:
             assert f'bftscope_casper_node_status{{network="cs",node="127.0.0.1:{n.port}"}} 2.0' in metrics
         client.portal.call(nodes[1].close)  # one node goes away
-        net = _until(client, f"/v1/networks/{nid}", h, lambda n: n["status"]["endpoints"][1]["state"] != "connected")
+        net = poll_json(client, f"/v1/networks/{nid}", h, lambda n: n["status"]["endpoints"][1]["state"] != "connected")
         gone = net["status"]["endpoints"][1]
         assert gone["state"] == "reconnecting" and gone["events"] > 0 and gone["lastError"]
         metrics = client.get("/metrics").text
