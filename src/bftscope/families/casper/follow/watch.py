@@ -91,8 +91,8 @@ def watch_casper(name: str, urls: Sequence[str], *, data_dir: Path | None, progr
         follower = CasperFollower(name, urls, sink, keepalive_timeout=keepalive_timeout, start_from=start_from)
 
         def until(s: CasperStatus) -> bool:
-            return (until_height is not None and (s.height or 0) >= until_height) or (
-                until_events is not None and s.events_total >= until_events)  # fmt: skip
+            reached = until_height is not None and s.height is not None and s.height >= until_height
+            return reached or (until_events is not None and s.events_total >= until_events)
 
         started = time.monotonic()
         try:

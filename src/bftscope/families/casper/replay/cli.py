@@ -19,26 +19,10 @@ import typer
 
 from bftscope.cli import _fail, err
 from bftscope.errors import InputError
+from bftscope.families.casper.replay.payloads import read_payloads
 from bftscope.live.endpoints import parse_listen
-from bftscope.sources.sse import SSEParser
 
-__all__ = ["read_payloads", "register"]
-
-
-def read_payloads(paths: list[Path]) -> list[bytes]:
-    """The event payloads of ``paths`` (files in the order given, a folder's ``.sse``/``.json`` files by name)."""
-    out: list[bytes] = []
-    for path in paths:
-        if path.is_dir():
-            out += read_payloads(sorted(p for p in path.iterdir() if p.suffix in (".sse", ".json")))
-        elif path.suffix == ".sse":
-            parser = SSEParser()
-            out += [f.data for f in parser.feed(path.read_bytes() + b"\n\n")]  # a transcript may end mid-event
-        elif path.is_file():
-            out.append(path.read_bytes().strip())
-        else:
-            raise InputError(f"{path}: no such file or folder")
-    return out
+__all__ = ["register"]
 
 
 _HELP = {
