@@ -6,14 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from bftscope.cli import app
+from bftscope.families.casper.decoder import event_type
 from bftscope.families.casper.model import CHANNELS
 from bftscope.families.casper.replay.server import BAD_PATH, BAD_QUERY, ReplayNode
 from bftscope.families.casper.replay.wire import Wire
+from bftscope.families.casper.synthetic import generate
 from bftscope.sources.sse import SSEParser
+from tests.conftest import REPO
 from tests.families.casper.sse_client import END, decoded, read_until, real_payloads
 
 
@@ -140,3 +151,32 @@ def test_every_real_payload_split_batched_and_crlf_decodes_as_the_unsplit_stream
             assert await read_all(wire) == plain, wire
 
     asyncio.run(main())
+
+
+def test_the_replay_command_serves_a_generated_node_until_ctrl_c(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from bftscope.cli import main; main()", "casper", "replay", "--generate", "300",
+         "--nodes", "2", "--node", "1", "--listen", "127.0.0.1:0", "--split", "--seed", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/events/main", first)
+        assert url is not None, first
+        got = asyncio.run(read_until(f"{url[1]}/events/main", end=b'"Shutdown"'))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    synth = generate(300, nodes=2, seed=3)
+    main = [p for p in synth.streams[1] if event_type(p) in CHANNELS["main"]]
+    assert [e.raw for e in got if not isinstance(e, bytes) and e.type != "ApiVersion"] == main[:-1]  # up to Shutdown
+    assert proc.returncode == 0 and "stopped" in stderr and "Traceback" not in stderr
+
+
+def test_the_replay_command_refuses_paths_with_generate(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["casper", "replay", str(tmp_path), "--generate", "10"])
+    missing = CliRunner().invoke(app, ["casper", "replay"])
+    assert result.exit_code == 1 and "not both" in result.output
+    assert missing.exit_code == 1 and "--generate N" in missing.output
