@@ -195,11 +195,11 @@ class ReplayNode:
                     batch.append(event_bytes(self.events[pos], self.event_id(pos), wire.eol))
                 pos += 1
             if limit is not None and sent + len(batch) >= limit and self._may_drop():
+                self.drops += 1  # counted before the last write: another connection may check meanwhile
                 keep = batch[: limit - sent]
                 cut = batch[limit - sent] if len(batch) > limit - sent else b""
                 tail = cut[: rng.randrange(len(cut))] if cut and rng.random() < 0.5 else b""  # maybe mid-event
                 await self._send(writer, b"".join(keep) + tail, rng)
-                self.drops += 1
                 writer.transport.abort()
                 return
             sent += len(batch)
