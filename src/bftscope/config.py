@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     retention_batch_heights: int = Field(
         default=1000, ge=1, description="Heights whose rows one pruning transaction removes (writes interleave)."
     )
+    casper_retain_days: float = Field(
+        default=7.0, gt=0, description="A Casper network keeps the entities (and their events) it first received "
+        "within this many days (docs/casper.md \"Retention\").",
+    )  # fmt: skip
+    casper_retain_bytes: int = Field(
+        default=2 * 1024**3, ge=0, description="A Casper network keeps at most this many bytes of node payloads: "
+        "beyond it, its oldest entities go.",
+    )  # fmt: skip
 
     # --- HTTP API (bftscope serve) ---------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")

@@ -45,6 +45,7 @@ class Truth:
     # success)
     deploys: dict[str, tuple[str, int, int | None, int | None, int | None, bool]] = field(default_factory=dict)
     expired: set[str] = field(default_factory=set)
+    block_deploys: dict[int, list[str]] = field(default_factory=dict)  # height → deploy hashes it executed
 
 
 def build(payloads: Payloads, seed: int = 11) -> tuple[list[CasperEvent], Truth]:
@@ -82,22 +83,25 @@ def build(payloads: Payloads, seed: int = 11) -> tuple[list[CasperEvent], Truth]
                 base = t.block_seen.get((node, h), t.ts_ms[h] * 1_000_000 + 150_000_000 + k * 40_000_000)
                 early = node == "n1:9999" and rng.random() < 0.05  # relayed ahead of the block
                 t.sig_seen[(node, h, name)] = base + int((-30.0 if early else delay_ms) * 1e6) + k * 1_000
+    deploy_events = _deploys(sb, rng, t)
     for (node, h), ns in t.block_seen.items():
         extra = {}
         if h in t.era_end:
             extra = {"weights": {VALIDATORS[n]: w for n, w in _WEIGHTS[t.era[h] + 1].items()},
                      "equivocators": [VALIDATORS[n] for n in t.equivocators[t.era[h]]]}  # fmt: skip
         events.append(sb.block(node, ns, block_hash=t.hash[h], height=h, era=t.era[h], ts_ms=t.ts_ms[h],
-                               proposer=VALIDATORS[t.proposer[h]], **extra))  # type: ignore[arg-type]
+                               proposer=VALIDATORS[t.proposer[h]], deploys=t.block_deploys.get(h),
+                               **extra))  # type: ignore[arg-type]
     for (node, h, name), ns in t.sig_seen.items():
         events.append(sb.signature(node, ns, block_hash=t.hash[h], era=t.era[h], validator=VALIDATORS[name]))
     events.append(sb.fault("n1:9999", t.ts_ms[125] * 1_000_000, era=1, validator=VALIDATORS["C"], ts_ms=t.ts_ms[125]))
-    _deploys(sb, rng, t, events)
+    events.extend(deploy_events)
     events.sort(key=lambda e: e.received_ns)
     return events, t
 
 
-def _deploys(sb: StreamBuilder, rng: random.Random, t: Truth, events: list[CasperEvent]) -> None:
+def _deploys(sb: StreamBuilder, rng: random.Random, t: Truth) -> list[CasperEvent]:
+    events: list[CasperEvent] = []
     heights = [h for h in sorted(t.ts_ms) if h not in _NOT_SEEN and h > 101]
     for i in range(40):
         dh, account = f"d{i:063x}", "02" + f"{i % 3:02x}" * 33
@@ -123,3 +127,5 @@ def _deploys(sb: StreamBuilder, rng: random.Random, t: Truth, events: list[Caspe
         events.append(sb.processed("n1:9999", processed_ns, deploy_hash=dh, account=account, block_hash=t.hash[h],
                                    ts_ms=deploy_ts, success=success))  # fmt: skip
         t.deploys[dh] = (account, deploy_ts, accepted_ns, h, processed_ns, success)
+        t.block_deploys.setdefault(h, []).append(dh)
+    return events

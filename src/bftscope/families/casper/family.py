@@ -16,6 +16,9 @@ from bftscope.families.casper.model import ENTITY_TYPES
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from bftscope.config import Settings
+    from bftscope.store.base import Store
+
 __all__ = ["FAMILY", "Casper"]
 
 
@@ -27,6 +30,14 @@ class Casper(Family):
 
     def retention_tables(self) -> tuple[RetainedTable, ...]:
         return ()  # pruned by age and size by its own retention (retention.py), not by height
+
+    live_only = True  # its runs are followed networks: it reads no files
+
+    def prune_run(self, store: Store, run_id: int, now: float, settings: Settings) -> dict[str, int] | None:
+        from bftscope.families.casper.retention import prune
+
+        return prune(store, run_id, now_ns=int(now * 1e9), retain_days=settings.casper_retain_days,
+                     retain_bytes=settings.casper_retain_bytes)  # fmt: skip
 
     def routers(self) -> Sequence[APIRouter]:
         from bftscope.families.casper.analytics_routes import router as analytics
