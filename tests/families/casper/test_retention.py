@@ -183,3 +183,13 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BFTSCOPE_CASPER_RETAIN_DAYS")
     monkeypatch.delenv("BFTSCOPE_CASPER_RETAIN_BYTES")
     assert (Settings().casper_retain_days, Settings().casper_retain_bytes) == (7.0, 2 * 1024**3)
+
+
+def test_a_casper_runs_size_counts_its_rows(store: DuckDBStore, scenario: tuple[list[CasperEvent], Truth]) -> None:
+    from bftscope.live.retention import store_size
+
+    events, _ = scenario
+    run_id = _stored(store, events)
+    size = store_size(store, run_id, file_bytes=1_000_000)
+    assert size.rows["casper_event_log"] == len(events) and size.rows["casper_payloads"] == len(_entities(events))
+    assert size.bytes_estimate is not None and size.bytes_estimate > 0

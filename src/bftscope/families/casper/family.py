@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 __all__ = ["FAMILY", "Casper"]
 
+_TABLES = (("casper_event_log", "received_ns"), ("casper_payloads", "received_ns"), ("casper_blocks", "received_ns"),
+           ("casper_block_deploys", None), ("casper_era_weights", None),
+           ("casper_deploys_accepted", "received_ns"), ("casper_deploys_processed", "received_ns"),
+           ("casper_deploys_expired", "received_ns"), ("casper_faults", "received_ns"),
+           ("casper_signatures", "received_ns"), ("casper_steps", "received_ns"),
+           ("casper_shutdowns", "received_ns"))  # fmt: skip
+
 
 class Casper(Family):
     name = "casper"
@@ -29,7 +36,9 @@ class Casper(Family):
     identity_aliases = ("name",)
 
     def retention_tables(self) -> tuple[RetainedTable, ...]:
-        return ()  # pruned by age and size by its own retention (retention.py), not by height
+        # Pruned by age and size by its own retention (prune_run, retention.py), never by height: declared
+        # so that a live run's size (/metrics) counts its rows.
+        return tuple(RetainedTable(t, "raw", height=None, ts=ts) for t, ts in _TABLES)
 
     live_only = True  # its runs are followed networks: it reads no files
 
