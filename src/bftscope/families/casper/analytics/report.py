@@ -36,7 +36,7 @@ def _num(value: float | None, fmt: str = "{:+.2f}") -> str:
 
 def _key(key: str | None) -> str:
     """A public key shortened for a terminal column (the JSON keeps it whole)."""
-    return "-" if key is None else key if len(key) <= 14 else f"{key[:8]}…{key[-4:]}"
+    return "-" if key is None else key if len(key) <= 12 else f"{key[:6]}…{key[-4:]}"
 
 
 def _stats_cells(s: dict[str, Any]) -> list[str]:
@@ -54,13 +54,13 @@ def render_report(out: Console, report: dict[str, Any]) -> None:
     t = Table("", *_STATS, title="Block times (interval between consecutive heights)")
     t.add_row("all", *_stats_cells(bt["intervals"]))
     out.print(t)
-    t = Table("era", "heights", "blocks", "missing", "duration s", "p50 ms", "p99 ms", "era end", "validators",
-              "faults", "equivocators", title="Eras")  # fmt: skip
+    t = Table("era", "heights", "blocks", "gaps", "min", "p50 ms", "end", "vals", "faults", "equiv",
+              title="Eras (gaps: heights missing; min: duration; vals: validators with weight; equiv: equivocators)")
     for e in report["eras"]:
         t.add_row(str(e["era_id"]), f"{e['first_height']}–{e['last_height']}", str(e["blocks"]),
-                  str(e["missing_heights"]), f"{e['duration_ms'] / 1000:,.1f}", _ms(e["intervals"]["p50_ms"]),
-                  _ms(e["intervals"]["p99_ms"]), "yes" if e["era_end"] else "no",
-                  "unknown" if e["validator_count"] is None else str(e["validator_count"]), str(e["faults"]),
+                  str(e["missing_heights"]), f"{e['duration_ms'] / 60_000:,.1f}", _ms(e["intervals"]["p50_ms"]),
+                  "yes" if e["era_end"] else "no",
+                  "?" if e["validator_count"] is None else str(e["validator_count"]), str(e["faults"]),
                   "-" if e["equivocator_count"] is None else str(e["equivocator_count"]))  # fmt: skip
     out.print(t)
     pr = report["proposers"]["overall"]
@@ -73,20 +73,22 @@ def render_report(out: Console, report: dict[str, Any]) -> None:
                   _num(r["p_value"], "{:.3g}"))  # fmt: skip
     out.print(t)
     sg = report["signatures"]
-    t = Table("validator", "node", "signatures", *_STATS[1:4], "before block", "missing", title=(
-        f"Finality-signature delay after the block's first sight ({sg['blocks']:,} blocks)"))  # fmt: skip
+    t = Table("validator", "node", "sigs", *_STATS[1:4], "early", "missing", title=(
+        f"Finality-signature delay after the block's first sight ({sg['blocks']:,} blocks; early: before the "
+        "block; missing: of those due)"))  # fmt: skip
     for r in [*sg["validators"], *sg["per_node"]]:
         d = r["delay"]
-        t.add_row(_key(r["validator"]), r["node"] or "all nodes", str(r["signatures"]), _ms(d["p50_ms"]),
+        t.add_row(_key(r["validator"]), r["node"] or "all", str(r["signatures"]), _ms(d["p50_ms"]),
                   _ms(d["p90_ms"]), _ms(d["p99_ms"]), str(r["before_block"]),
                   "-" if r["missing"] is None else f"{r['missing']}/{r['due']}")  # fmt: skip
     out.print(t)
     dp = report["deploys"]
     out.print(f"[bold]deploys[/bold] accepted {dp['accepted']:,}, processed {dp['processed']:,}, failed "
               f"{dp['failed']:,}, expired {dp['expired']:,}, pending {dp['pending']:,}")  # fmt: skip
-    t = Table("latency", *_STATS, title="Deploy latency")
-    t.add_row("inclusion (block − deploy timestamp)", *_stats_cells(dp["inclusion"]))
-    t.add_row("receipt (processed − accepted, here)", *_stats_cells(dp["receipt"]))
+    t = Table("latency", *_STATS, title="Deploy latency (inclusion: block − deploy timestamp; receipt: processed − "
+              "accepted, as received here)")
+    t.add_row("inclusion", *_stats_cells(dp["inclusion"]))
+    t.add_row("receipt", *_stats_cells(dp["receipt"]))
     out.print(t)
     if dp.get("accounts"):
         t = Table("account", "processed", "failed", "p50 ms", "p99 ms", title="Deploys per account")
