@@ -7,8 +7,14 @@ the CometBFT kind: its events and entities live in its own tables (``store.py``)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from bftscope.families.base import Family, RetainedTable
 from bftscope.families.casper.model import ENTITY_TYPES
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 __all__ = ["FAMILY", "Casper"]
 
@@ -21,6 +27,11 @@ class Casper(Family):
 
     def retention_tables(self) -> tuple[RetainedTable, ...]:
         return ()  # pruned by age and size by its own retention (retention.py), not by height
+
+    def routers(self) -> Sequence[APIRouter]:
+        from bftscope.families.casper.api.mounts import ROUTERS as REST  # seed and sidecar REST (docs/casper.md)
+
+        return (*REST,)
 
 
 FAMILY = Casper()

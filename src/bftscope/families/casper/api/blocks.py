@@ -1,0 +1,96 @@
+"""Blocks as the seed shows them, read from ``casper_blocks`` and ``casper_block_deploys``.
+
+A block list is ordered by height, newest first, and filtered by era, proposer, block time (``from``
+inclusive, ``to`` exclusive, epoch ms) and height range. The filters are fixed SQL fragments chosen by which
+filters are set; every value is a bound parameter. Pages come two ways: the seed's ``LIMIT … OFFSET`` with a
+count, or a keyset page after a cursor (``height < ?``: no offset, no count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bftscope.store.base import Store
+
+__all__ = ["BlockFilter", "block_detail", "block_page", "count_blocks", "hash_variants", "iso_ms"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_COLS = "block_hash, parent_hash, timestamp_ms, era_id, proposer, height"
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds as JavaScript's ``Date.toISOString()`` writes them (the seed's timestamps)."""
+    t = _EPOCH + timedelta(milliseconds=ms)
+    return f"{t:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def hash_variants(text: str) -> list[str]:
+    """The text as given and in lower case: nodes send lower-case hex, clients may not."""
+    return [text, text.lower()]
+
+
+@dataclass(frozen=True)
+class BlockFilter:
+    era: int | None = None
+    proposer: str | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+    min_height: int | None = None
+    max_height: int | None = None
+
+    def where(self, run_id: int) -> tuple[str, list[Any]]:
+        sql: list[str] = ["run_id = ?"]
+        params: list[Any] = [run_id]
+        if self.era is not None:
+            sql.append("era_id = ?")
+            params.append(self.era)
+        if self.proposer is not None:
+            sql.append("proposer IN (?, ?)")
+            params.extend(hash_variants(self.proposer))
+        for clause, value in (("timestamp_ms >= ?", self.from_ms), ("timestamp_ms < ?", self.to_ms),
+                              ("height >= ?", self.min_height), ("height <= ?", self.max_height)):  # fmt: skip
+            if value is not None:
+                sql.append(clause)
+                params.append(value)
+        return " AND ".join(sql), params
+
+
+def _seed(row: tuple[Any, ...]) -> dict[str, Any]:
+    block_hash, parent, ts, era, proposer, height = row
+    return {"blockHash": block_hash, "parentHash": parent, "timestamp": iso_ms(int(ts)), "eraId": int(era),
+            "proposer": proposer, "state": "added", "height": int(height)}  # fmt: skip
+
+
+def count_blocks(store: Store, run_id: int, flt: BlockFilter) -> int:
+    where, params = flt.where(run_id)
+    return int(store.query(f"SELECT count(*) FROM casper_blocks WHERE {where}", params)[0][0])
+
+
+def block_page(store: Store, run_id: int, flt: BlockFilter, *, limit: int, offset: int = 0,
+               below: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """The seed's blocks (without ``deploys``), newest first: ``offset`` rows skipped, or those below height
+    ``below`` (a cursor)."""
+    where, params = flt.where(run_id)
+    page = "LIMIT ? OFFSET ?"
+    if below is not None:  # a keyset page: where the last one ended, never an offset
+        where, page = where + " AND height < ?", "LIMIT ?"
+        params.append(below)
+    params.extend([limit] if below is not None else [limit, offset])
+    rows = store.query(f"SELECT {_COLS} FROM casper_blocks WHERE {where} ORDER BY height DESC {page}", params)
+    return [_seed(r) for r in rows]
+
+
+def block_detail(store: Store, run_id: int, block_hash: str) -> dict[str, Any] | None:
+    """The seed's ``/block/{hash}``: the block and its deploy then transfer hashes, in block order."""
+    rows = store.query(f"SELECT {_COLS} FROM casper_blocks WHERE run_id = ? AND block_hash IN (?, ?)",
+                       [run_id, *hash_variants(block_hash)])  # fmt: skip
+    if not rows:
+        return None
+    out = _seed(rows[0])
+    deploys = store.query(
+        "SELECT deploy_hash FROM casper_block_deploys WHERE run_id = ? AND block_hash = ? "
+        "ORDER BY CASE kind WHEN 'deploy' THEN 0 ELSE 1 END, ordinal", [run_id, out["blockHash"]])  # fmt: skip
+    out["deploys"] = [str(r[0]) for r in deploys]
+    return out
