@@ -68,16 +68,20 @@ def count_blocks(store: Store, run_id: int, flt: BlockFilter) -> int:
     return int(store.query(f"SELECT count(*) FROM casper_blocks WHERE {where}", params)[0][0])
 
 
-def block_page(store: Store, run_id: int, flt: BlockFilter, *, limit: int, offset: int = 0,
+def block_page(store: Store, run_id: int, flt: BlockFilter, *, limit: int, offset: int | None = None,
                below: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """The seed's blocks (without ``deploys``), newest first: ``offset`` rows skipped, or those below height
-    ``below`` (a cursor)."""
+    """The seed's blocks (without ``deploys``), newest first: ``offset`` rows skipped (the seed's pages), or
+    without an offset, a keyset page: those below height ``below`` (a cursor), or from the newest."""
     where, params = flt.where(run_id)
-    page = "LIMIT ? OFFSET ?"
-    if below is not None:  # a keyset page: where the last one ended, never an offset
-        where, page = where + " AND height < ?", "LIMIT ?"
-        params.append(below)
-    params.extend([limit] if below is not None else [limit, offset])
+    if offset is None:
+        if below is not None:
+            where += " AND height < ?"
+            params.append(below)
+        params.append(limit)
+        page = "LIMIT ?"
+    else:
+        params.extend([limit, offset])
+        page = "LIMIT ? OFFSET ?"
     rows = store.query(f"SELECT {_COLS} FROM casper_blocks WHERE {where} ORDER BY height DESC {page}", params)
     return [_seed(r) for r in rows]
 

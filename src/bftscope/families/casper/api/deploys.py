@@ -94,22 +94,24 @@ def count_account_deploys(store: Store, run_id: int, account: str, flt: DeployFi
     return int(store.query(f"SELECT count(*) FROM ({sql}) c", params)[0][0])
 
 
-def account_deploys(store: Store, run_id: int, account: str, flt: DeployFilter, *, limit: int, offset: int = 0,
-                    after: DeployKey | None = None) -> list[tuple[dict[str, Any], DeployKey]]:  # fmt: skip
-    """The seed's deploys of ``account`` with each one's sort key: ``offset`` rows skipped, or those after the
-    key ``after`` (a cursor)."""
+def account_deploys(store: Store, run_id: int, account: str, flt: DeployFilter, *, limit: int,
+                    offset: int | None = None, after: DeployKey | None = None,
+                    ) -> list[tuple[dict[str, Any], DeployKey]]:  # fmt: skip
+    """The seed's deploys of ``account`` with each one's sort key: ``offset`` rows skipped (the seed's pages), or
+    without an offset, a keyset page: those after the key ``after`` (a cursor), or from the first."""
     sql, params = _base(run_id, account, flt)
-    if after is not None:
-        height, deploy_hash = after
-        if height is None:  # past every deploy in a block: the rest of those without one
-            sql += " AND b.height IS NULL AND d.deploy_hash > ?"
-            params.append(deploy_hash)
-        else:
-            sql += " AND (b.height < ? OR (b.height = ? AND d.deploy_hash > ?) OR b.height IS NULL)"
-            params.extend([height, height, deploy_hash])
-        rows = store.query(sql + _ORDER + " LIMIT ?", [*params, limit])
-    else:
+    if offset is not None:
         rows = store.query(sql + _ORDER + " LIMIT ? OFFSET ?", [*params, limit, offset])
+    else:
+        if after is not None:
+            height, deploy_hash = after
+            if height is None:  # past every deploy in a block: the rest of those without one
+                sql += " AND b.height IS NULL AND d.deploy_hash > ?"
+                params.append(deploy_hash)
+            else:
+                sql += " AND (b.height < ? OR (b.height = ? AND d.deploy_hash > ?) OR b.height IS NULL)"
+                params.extend([height, height, deploy_hash])
+        rows = store.query(sql + _ORDER + " LIMIT ?", [*params, limit])
     return [(_seed(*r[:6]), (None if r[6] is None else int(r[6]), str(r[0]))) for r in rows]
 
 

@@ -89,7 +89,7 @@ def add_seed_routes(router: APIRouter, scope: Callable[..., CasperScope]) -> Non
                     minHeight: Str = None, maxHeight: Str = None) -> Response:  # fmt: skip
         """Blocks newest first, in the seed's page envelope; with ``cursor``, a keyset page."""
         flt = blocks.BlockFilter(era=params.era(era),
-                                 proposer=None if proposer is None else params.public_key(proposer, "proposer"),
+                                 proposer=params.public_key(proposer, "proposer") if proposer else None,
                                  from_ms=params.time_ms(from_, "from"), to_ms=params.time_ms(to, "to"),
                                  min_height=params.height(minHeight, "minHeight"),
                                  max_height=params.height(maxHeight, "maxHeight"))  # fmt: skip
@@ -128,8 +128,9 @@ def add_seed_routes(router: APIRouter, scope: Callable[..., CasperScope]) -> Non
         if net.run_id is None:
             return _envelope(request, req, [], 0)
         items = deploys.count_account_deploys(net.store, net.run_id, key, flt)
-        rows = deploys.account_deploys(net.store, net.run_id, key, flt, limit=req.limit, offset=req.offset)
-        return _envelope(request, req, [d for d, _ in rows] if items else [], items)
+        rows = [] if not items else deploys.account_deploys(net.store, net.run_id, key, flt, limit=req.limit,
+                                                            offset=req.offset)  # fmt: skip
+        return _envelope(request, req, [d for d, _ in rows], items)
 
     del seed_block, seed_deploy, seed_blocks, seed_account_deploys  # registered on the router
 
