@@ -103,6 +103,27 @@ def expired_copy(deploy_hash: str) -> bytes:
     return tagged("DeployExpired", json.dumps({"deploy_hash": deploy_hash}).encode())
 
 
+SCHEMA_PAYLOADS = ("sidecar_legacy_fixtures/raw_legacy_block_added.json",
+                   "sidecar_legacy_fixtures/raw_legacy_deploy_accepted.json",
+                   "sidecar_legacy_fixtures/raw_legacy_deploy_processed.json", "casper-docs_node-events_Fault.json",
+                   "casper-docs_node-events_FinalitySignature.json", "casper-docs_node-events_Step.json")  # fmt: skip
+
+
+def fill_network(store: Store, user_id: str, name: str = NETWORK) -> dict[str, str]:
+    """A followed Casper network holding real payloads, and path parameters of the Casper routes that find
+    them (for the OpenAPI walk in tests/api/test_schema.py)."""
+    networks.create_network(store, user_id, name, "casper", ["http://127.0.0.1:9/"], {}, max_endpoints=8,
+                            max_per_user=20)  # fmt: skip
+    run = store.get_or_create_run(networks.run_name(name), "casper")
+    CasperStore(store, run.id).write(decode([data_file(n) for n in SCHEMA_PAYLOADS]))
+    block = inner_of(SCHEMA_PAYLOADS[0])
+    processed = inner_of(SCHEMA_PAYLOADS[2])
+    return {"network": name, "blockHash": block["block_hash"], "hashOrHeight": str(block["block"]["header"]["height"]),
+            "deployHash": processed["deploy_hash"], "account": processed["account"],
+            "publicKeyOrEra": inner_of(SCHEMA_PAYLOADS[3])["public_key"],
+            "era": str(inner_of(SCHEMA_PAYLOADS[5])["era_id"])}  # fmt: skip
+
+
 @dataclass
 class CasperApi:
     client: TestClient
