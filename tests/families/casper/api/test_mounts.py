@@ -56,6 +56,10 @@ def test_the_v1_mount_claims_only_its_own_prefixes(casper_api: CasperApi) -> Non
                  f"/accountDeploys/{key66(1)}/more"):  # fmt: skip
         r = c.get(casper_api.url(path), headers=h)
         assert (r.status_code, r.text) == (400, "Bad Request"), path
+    # a real route's path with a stray slash: redirected, relative, query kept (as the rest of the API)
+    for path in ("/blocks/?limit=2", f"/accountDeploys/{key66(1)}/"):
+        r = c.get(casper_api.url(path), headers=h, follow_redirects=False)
+        assert (r.status_code, r.headers["location"]) == (307, casper_api.url(path.replace("/?", "?").rstrip("/")))
     # other paths under the network are left to the family's other routers (or the API's 404)
     assert c.get(casper_api.url("/nothing"), headers=h).json() == {"error": "Not found", "code": "not_found"}
 
@@ -78,7 +82,8 @@ def test_the_root_mount_serves_the_named_network_without_a_token(root_api: Caspe
     assert c.get(f"/block/{legacy['block_hash']}").json()["height"] == legacy["block"]["header"]["height"]
     assert c.get("/sidecar/block").json() == legacy
     assert c.get(f"/deploy/{'ab' * 32}").text == "Deploy not found."
-    for path in ("/block", "/block/a/b", "/blocks/", "/blocks/x", "/deploy", "/accountDeploys", "/deploy/x/y"):
+    assert c.get("/blocks/", follow_redirects=False).headers["location"] == "/blocks"
+    for path in ("/block", "/block/a/b", "/blocks/x", "/deploy", "/accountDeploys", "/deploy/x/y"):
         r = c.get(path)
         assert (r.status_code, r.text) == (400, "Bad Request"), path
     assert c.get("/sidecar/x/y").json() == {"code": 400, "message": "Invalid request path provided"}

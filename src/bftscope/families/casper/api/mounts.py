@@ -16,8 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import APIRouter, Depends
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from starlette.routing import compile_path
 
 from bftscope.families.casper.api.responses import text
 from bftscope.families.casper.api.scope import CasperScope, root_scope, v1_scope
@@ -30,9 +34,16 @@ ROOT_PREFIXES = ("block", "blocks", "deploy", "accountDeploys")  # the seed's; t
 
 
 def _claim(router: APIRouter, scope: Callable[..., CasperScope]) -> None:
-    """The 400s for unknown paths under the mount's prefixes (after the real routes, which match first)."""
+    """The 400s for unknown paths under the mount's prefixes (added after the real routes, which match first).
+    A real route's path with a stray trailing slash is redirected (307, relative) as the rest of the API does."""
+    real = [compile_path(route.path)[0] for route in router.routes if isinstance(route, APIRoute)]
 
-    def seed_bad_request() -> Response:
+    def seed_bad_request(request: Request) -> Response:
+        path: str = request.scope["path"]
+        if path.endswith("/") and any(rx.match(path.rstrip("/")) for rx in real):
+            query = request.scope.get("query_string", b"").decode("latin-1")
+            location = quote(path.rstrip("/")) + (f"?{quote(query, safe='=&+%/:,;')}" if query else "")
+            return Response(status_code=307, headers={"Location": location})
         return text(400, "Bad Request")
 
     # the scope still applies: no token, or a network the caller may not see, is answered before the 400
@@ -43,7 +54,8 @@ def _claim(router: APIRouter, scope: Callable[..., CasperScope]) -> None:
                 router.add_api_route(path, seed_bad_request, methods=["GET"], dependencies=guard,
                                      include_in_schema=False)  # fmt: skip
     for path in ("/sidecar", "/sidecar/{rest:path}"):
-        router.add_api_route(path, invalid_path, methods=["GET"], dependencies=guard, include_in_schema=False)
+        router.add_api_route(path, invalid_path, methods=["GET"], dependencies=guard,
+                             include_in_schema=False)  # fmt: skip
 
 
 def _router(scope: Callable[..., CasperScope], **kwargs: object) -> APIRouter:
