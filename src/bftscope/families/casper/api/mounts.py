@@ -15,7 +15,6 @@ subscriptions) mount beside them in any order.
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
