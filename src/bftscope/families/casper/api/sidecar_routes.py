@@ -76,15 +76,14 @@ def add_sidecar_routes(router: APIRouter, scope: Callable[..., CasperScope]) -> 
     @sidecar_errors
     def sidecar_block(hashOrHeight: str, net: Net) -> Response:
         """A block by its hash (64 hex digits) or its height."""
-        if params.is_hash(hashOrHeight):
-            key: dict[str, object] = {"block_hash": hashOrHeight}
-        elif (height := params.u64(hashOrHeight)) is not None:
-            if _int64(height) is None:
-                raise SidecarFailure(404, NO_RESULTS)
-            key = {"height": height}
-        else:
-            _hash(hashOrHeight)
-        return _found(None if net.run_id is None else payloads.block_raw(net.store, net.run_id, **key))  # type: ignore[arg-type]
+        height = None if params.is_hash(hashOrHeight) else params.u64(hashOrHeight)
+        if height is None:
+            _hash(hashOrHeight)  # neither a hash nor a u64: the sidecar's message for a bad hash
+        if net.run_id is None or (height is not None and _int64(height) is None):
+            raise SidecarFailure(404, NO_RESULTS)
+        if height is None:
+            return _found(payloads.block_raw(net.store, net.run_id, block_hash=hashOrHeight))
+        return _found(payloads.block_raw(net.store, net.run_id, height=height))
 
     @router.get("/sidecar/deploy/{deployHash}", response_model=DeployAggregate, responses=SIDECAR_RESPONSES)
     @sidecar_errors
