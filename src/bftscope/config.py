@@ -184,6 +184,11 @@ class Settings(BaseSettings):
             raise ValueError("retention_summary_days must be at least retention_raw_days")
         return self
 
+    @field_validator("casper_root_network", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value  # BFTSCOPE_CASPER_ROOT_NETWORK= (set but empty) is off
+
     @field_validator("metrics_allowed_clients", "trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from bftscope.api.app import create_app
@@ -141,3 +142,13 @@ def test_hostile_values_get_a_400_never_a_500(casper_api: CasperApi) -> None:
     assert 400 in seen
     # nothing was executed: the blocks are all still there
     assert c.get(casper_api.url("/blocks"), headers=h).json()["itemCount"] == 5
+
+
+def test_the_root_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BFTSCOPE_CASPER_ROOT_NETWORK", "")
+    assert casper_settings(tmp_path).casper_root_network is None  # set but empty: off
+    monkeypatch.setenv("BFTSCOPE_CASPER_ROOT_NETWORK", "main.net")
+    assert casper_settings(tmp_path).casper_root_network == "main.net"
+    monkeypatch.setenv("BFTSCOPE_CASPER_ROOT_NETWORK", "bad name")
+    with pytest.raises(ValidationError):
+        casper_settings(tmp_path)
