@@ -5,8 +5,8 @@ each mount claims, hostile parameter values, and the rest of the API unchanged b
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from pydantic import ValidationError
