@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from bftscope.families.casper.api import shapes
 from tests.families.casper.api.conftest import (
     CasperApi,
     accepted_copy,
@@ -200,3 +201,13 @@ def test_a_network_with_nothing_stored_is_empty(casper_api: CasperApi) -> None:
     assert casper_api.get("/blocks").json() == {"data": [], "pageCount": 0, "itemCount": 0, "pages": []}
     assert casper_api.get(f"/block/{'ab' * 32}").text == "Block not found."
     assert json.loads(casper_api.get("/blocks", cursor="").content) == {"data": [], "next_cursor": None}
+
+
+def test_the_seed_json_of_a_new_entity_is_the_rest_answer(casper_api: CasperApi) -> None:
+    # what the seed's WebSocket channels send ("the same JSON as REST"), built from the decoded event alone
+    names = ["sidecar_legacy_fixtures/raw_legacy_block_added.json",
+             "sidecar_legacy_fixtures/raw_legacy_deploy_processed.json"]  # fmt: skip
+    stored = casper_api.write([data_file(n) for n in names]).stored
+    block, deploy = (s.fields for s in stored)
+    assert shapes.block_of(block) == casper_api.get(f"/block/{block['block_hash']}").json()
+    assert shapes.processed_deploy_of(deploy) == casper_api.get(f"/deploy/{deploy['deploy_hash']}").json()

@@ -9,21 +9,14 @@ count, or a keyset page after a cursor (``height < ?``: no offset, no count).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bftscope.families.casper.api.shapes import seed_block
 from bftscope.store.base import Store
 
-__all__ = ["BlockFilter", "block_detail", "block_page", "count_blocks", "hash_variants", "iso_ms"]
+__all__ = ["BlockFilter", "block_detail", "block_page", "count_blocks", "hash_variants"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLS = "block_hash, parent_hash, timestamp_ms, era_id, proposer, height"
-
-
-def iso_ms(ms: int) -> str:
-    """Epoch milliseconds as JavaScript's ``Date.toISOString()`` writes them (the seed's timestamps)."""
-    t = _EPOCH + timedelta(milliseconds=ms)
-    return f"{t:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
 
 
 def hash_variants(text: str) -> list[str]:
@@ -57,12 +50,6 @@ class BlockFilter:
         return " AND ".join(sql), params
 
 
-def _seed(row: tuple[Any, ...]) -> dict[str, Any]:
-    block_hash, parent, ts, era, proposer, height = row
-    return {"blockHash": block_hash, "parentHash": parent, "timestamp": iso_ms(int(ts)), "eraId": int(era),
-            "proposer": proposer, "state": "added", "height": int(height)}  # fmt: skip
-
-
 def count_blocks(store: Store, run_id: int, flt: BlockFilter) -> int:
     where, params = flt.where(run_id)
     return int(store.query(f"SELECT count(*) FROM casper_blocks WHERE {where}", params)[0][0])
@@ -83,7 +70,7 @@ def block_page(store: Store, run_id: int, flt: BlockFilter, *, limit: int, offse
         params.extend([limit, offset])
         page = "LIMIT ? OFFSET ?"
     rows = store.query(f"SELECT {_COLS} FROM casper_blocks WHERE {where} ORDER BY height DESC {page}", params)
-    return [_seed(r) for r in rows]
+    return [seed_block(*r) for r in rows]
 
 
 def block_detail(store: Store, run_id: int, block_hash: str) -> dict[str, Any] | None:
@@ -92,9 +79,8 @@ def block_detail(store: Store, run_id: int, block_hash: str) -> dict[str, Any] |
                        [run_id, *hash_variants(block_hash)])  # fmt: skip
     if not rows:
         return None
-    out = _seed(rows[0])
     deploys = store.query(
         "SELECT deploy_hash FROM casper_block_deploys WHERE run_id = ? AND block_hash = ? "
-        "ORDER BY CASE kind WHEN 'deploy' THEN 0 ELSE 1 END, ordinal", [run_id, out["blockHash"]])  # fmt: skip
-    out["deploys"] = [str(r[0]) for r in deploys]
-    return out
+        "ORDER BY CASE kind WHEN 'deploy' THEN 0 ELSE 1 END, ordinal", [run_id, rows[0][0]])  # fmt: skip
+    block_hash, parent, ts, era, proposer, height = rows[0]
+    return seed_block(block_hash, parent, ts, era, proposer, height, [str(r[0]) for r in deploys])

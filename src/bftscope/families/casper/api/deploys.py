@@ -20,6 +20,7 @@ from typing import Any
 
 from bftscope.families.casper.api.blocks import hash_variants
 from bftscope.families.casper.api.cursors import DeployKey
+from bftscope.families.casper.api.shapes import seed_deploy
 from bftscope.store.base import Store
 
 __all__ = ["DeployFilter", "account_deploys", "count_account_deploys", "deploy_detail"]
@@ -44,18 +45,6 @@ SELECT d.deploy_hash, d.account, d.state, d.cost, d.error_message, d.block_hash,
 FROM d LEFT JOIN casper_blocks b ON b.run_id = ? AND b.block_hash = d.block_hash
 """
 _ORDER = " ORDER BY b.height DESC NULLS LAST, d.deploy_hash"
-
-
-def _cost(text: Any) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-def _seed(deploy_hash: Any, account: Any, state: Any, cost: Any, error: Any, block: Any) -> dict[str, Any]:
-    return {"deployHash": deploy_hash, "account": account, "state": state, "cost": _cost(cost),
-            "errorMessage": error, "blockHash": block}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -112,7 +101,7 @@ def account_deploys(store: Store, run_id: int, account: str, flt: DeployFilter, 
                 sql += " AND (b.height < ? OR (b.height = ? AND d.deploy_hash > ?) OR b.height IS NULL)"
                 params.extend([height, height, deploy_hash])
         rows = store.query(sql + _ORDER + " LIMIT ?", [*params, limit])
-    return [(_seed(*r[:6]), (None if r[6] is None else int(r[6]), str(r[0]))) for r in rows]
+    return [(seed_deploy(*r[:6]), (None if r[6] is None else int(r[6]), str(r[0]))) for r in rows]
 
 
 def deploy_detail(store: Store, run_id: int, deploy_hash: str) -> dict[str, Any] | None:
@@ -123,7 +112,7 @@ def deploy_detail(store: Store, run_id: int, deploy_hash: str) -> dict[str, Any]
         "WHERE p.run_id = ? AND p.deploy_hash IN (?, ?)", [run_id, *keys])  # fmt: skip
     if rows:
         h, account, cost, error, block = rows[0]
-        return _seed(h, account, "processed", cost, error, block)
+        return seed_deploy(h, account, "processed", cost, error, block)
     expired = store.query("SELECT deploy_hash FROM casper_deploys_expired WHERE run_id = ? AND deploy_hash IN (?, ?)",
                           [run_id, *keys])  # fmt: skip
     accepted = store.query("SELECT deploy_hash, account FROM casper_deploys_accepted WHERE run_id = ? "
@@ -131,4 +120,4 @@ def deploy_detail(store: Store, run_id: int, deploy_hash: str) -> dict[str, Any]
     if not expired and not accepted:
         return None
     h = accepted[0][0] if accepted else expired[0][0]
-    return _seed(h, accepted[0][1] if accepted else None, "expired" if expired else "accepted", None, None, None)
+    return seed_deploy(h, accepted[0][1] if accepted else None, "expired" if expired else "accepted", None, None, None)
