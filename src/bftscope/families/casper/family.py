@@ -50,13 +50,13 @@ class Casper(Family):
 
     def routers(self) -> Sequence[APIRouter]:
         from bftscope.families.casper.analytics_routes import router as analytics
+        from bftscope.families.casper.api.mounts import ROUTERS as REST  # seed and sidecar REST (docs/casper.md)
 
-        return (analytics,)
+        return (analytics, *REST)
 
     def register_cli(self, app: Any) -> None:
         from bftscope.families.casper.cli import register
 
         register(app)
-
 
 FAMILY = Casper()
