@@ -304,3 +304,24 @@ def test_background_updates_wait_while_the_store_spent_its_derive_budget(store: 
     assert sink.updates == 1 and sink.updates_deferred == 1
     sink.flush()  # an explicit flush still brings the run up to date
     assert derived.is_current(store, store.get_run("live").id)
+
+
+def test_live_runs_sharing_a_store_share_its_rollup_refreshes(store: DuckDBStore) -> None:
+    """Rollups are recomputed over a run's whole retained window: with many live runs on one store, each run
+    refreshes them at most every ``rollups_every_s`` times the live runs writing to the store, so the store
+    spends on them what one run would (between refreshes, answers are computed live)."""
+    now = [0.0]
+    sinks = [StoreSink(store, f"live{i}", "cometbft", update_every_s=None, rollups_every_s=10.0,
+                       clock=lambda: now[0]) for i in range(3)]  # fmt: skip
+    row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
+    refreshed: list[list[bool]] = []
+    for h in range(1, 8):  # every 12 s: more than rollups_every_s, less than three times it
+        for sink in sinks:
+            sink.write("n0", [row | {"height": h}])
+        refreshed.append([sink._last_rollups == now[0] if sink.update() else False for sink in sinks])
+        now[0] += 12.0
+    # t=0 refreshes; then each waits 3 x 10 s: t=36 (h=4), t=72 (h=7)
+    assert refreshed == [[True] * 3, [False] * 3, [False] * 3, [True] * 3, [False] * 3, [False] * 3, [True] * 3]
+    sinks[0].write("n0", [row | {"height": 9}])
+    now[0] += 30.0  # the other runs stopped writing long ago: this one alone again
+    assert sinks[0].update() and sinks[0]._last_rollups == now[0]
