@@ -6,6 +6,7 @@ when the update covered every event written."""
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -325,3 +326,29 @@ def test_live_runs_sharing_a_store_share_its_rollup_refreshes(store: DuckDBStore
     sinks[0].write("n0", [row | {"height": 9}])
     now[0] += 30.0  # the other runs stopped writing long ago: this one alone again
     assert sinks[0].update() and sinks[0]._last_rollups == now[0]
+
+
+def test_rollups_are_stored_in_one_statement_replacing_the_old_ones_at_once(store: DuckDBStore) -> None:
+    """A rollup refresh wrote one INSERT per metric, each a writer-lock turn (22 per refresh: a third of the
+    writer's statement time following 20 networks); now one DELETE and one INSERT, in one transaction."""
+    from bftscope.analytics import rollups as engine
+
+    run_id = store.get_or_create_run("r", "cometbft").id
+    metrics = {f"m{i}": (lambda s, r, w, i=i: {"i": i, "window": w}) for i in range(5)}
+    encode = lambda name, value: json.dumps([name, value]).encode()  # noqa: E731
+    engine.refresh(store, run_id, {"old": metrics["m0"]}, encode, None)
+    statements: list[str] = []
+    real = store.execute
+
+    def spy(sql: str, params: Any = None) -> Any:
+        statements.append(sql.split()[0].upper())
+        return real(sql, params)
+
+    store.execute = spy  # type: ignore[method-assign]
+    try:
+        assert engine.refresh(store, run_id, metrics, encode, "whole") == 5
+    finally:
+        del store.execute
+    assert statements == ["DELETE", "INSERT"]
+    stored = store.query("SELECT name, value FROM rollups WHERE run_id = ? ORDER BY name", [run_id])
+    assert stored == [(f"m{i}", json.dumps([f"m{i}", {"i": i, "window": "whole"}])) for i in range(5)]
