@@ -212,10 +212,10 @@ def test_rollups_wait_ten_times_their_own_cost(store: DuckDBStore) -> None:
     real = derived.refresh
     seen: list[bool] = []
 
-    def slow(s: Any, r: int, h: int | None, *, rollups: bool = True) -> dict[str, int]:
+    def slow(s: Any, r: int, h: int | None, *, rollups: bool = True, derive: bool = True) -> dict[str, int]:
         seen.append(rollups)
         now[0] += 3.0 if rollups else 0.1  # a rollup refresh that takes 3 s
-        return real(s, r, h, rollups=rollups)
+        return real(s, r, h, rollups=rollups, derive=derive)
 
     derived.refresh = slow  # type: ignore[assignment]
     try:
@@ -352,3 +352,42 @@ def test_rollups_are_stored_in_one_statement_replacing_the_old_ones_at_once(stor
     assert statements == ["DELETE", "INSERT"]
     stored = store.query("SELECT name, value FROM rollups WHERE run_id = ? ORDER BY name", [run_id])
     assert stored == [(f"m{i}", json.dumps([f"m{i}", {"i": i, "window": "whole"}])) for i in range(5)]
+
+
+def test_a_run_of_only_kinds_the_derive_never_reads_skips_it_with_the_same_answers(store: DuckDBStore) -> None:
+    """A followed CometBFT network's events (votes added, steps, commits) are none of the kinds the derived
+    tables, restarts and inferred ids are built from, so its updates skip the derive — which held the store's
+    writer for scans of the whole store and found nothing. The tables and every answer equal a full rebuild;
+    the first event of a kind the derive reads brings it back."""
+    family = type(registry.family("cometbft"))
+    calls: list[int] = []
+    real = family.derive_incremental
+
+    def counted(self: Any, s: Any, run_id: int, from_height: int) -> dict[str, int]:
+        calls.append(from_height)
+        return real(self, s, run_id, from_height)
+
+    rows = [{"ts": 1_000 * h + i, "kind": kind, "height": h, "round": 0, "vote_type": "prevote", "msg_type": "vote",
+             "validator": f"V{i}", "validator_index": i, "step": "propose" if kind == "step" else None}
+            for h in range(1, 6) for i, kind in enumerate(["step", "vote_added", "vote_added", "block_committed"])]
+    sink = StoreSink(store, "live", "cometbft", update_every_s=None)
+    family.derive_incremental = counted  # type: ignore[method-assign]
+    try:
+        sink.write("n0", rows[:8])
+        sink.update()  # the first: a full rebuild (the run was not current)
+        for h in range(2, 5):
+            sink.write("n0", rows[4 * h: 4 * h + 4])
+            sink.update()
+        assert calls == [] and sink.updates == 4
+        run_id = store.get_run("live").id
+        live = _snapshot(store, run_id)
+        derived.build(store, run_id)
+        assert _snapshot(store, run_id) == live
+        received = {"ts": 5_500, "kind": "msg_received", "height": 5, "round": 0, "vote_type": "prevote",
+                    "msg_type": "vote", "validator": "V1", "validator_index": 1, "peer": "ab" * 20}  # fmt: skip
+        sink.write("n1", [received])
+        sink.update()
+        assert calls == [5]
+    finally:
+        family.derive_incremental = real  # type: ignore[method-assign]
+    assert store.query("SELECT count(*) FROM vote_arrivals WHERE run_id = ?", [run_id]) == [(1,)]

@@ -106,6 +106,8 @@ class StoreSink:
     _stale: bool = False  # events were added since the derived tables were last brought up to date
     _pending: int | None = None  # lowest height of the events added since (NO_HEIGHT: none had one)
     _incremental: bool | None = None  # the derived rows are current below _pending (None: not known yet)
+    # the run holds an event of a kind the family's derive reads (None: not looked yet; the first update looks)
+    _derivable: bool | None = None
     _writes: int = 0
     _last_write: float = float("-inf")
     _top: int | None = None  # highest height written
@@ -144,6 +146,8 @@ class StoreSink:
         table = table.cast(ROW_SCHEMA)
         bounds = pc.min_max(table.column("height"))
         lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        reads = getattr(registry.family(self.chain), "derived_from_kinds", None)
+        derivable = reads is None or not set(pc.unique(table.column("kind")).to_pylist()).isdisjoint(reads)
         src = self._source(source)
         assert self._run_id is not None
         if self._last_write == float("-inf"):
@@ -158,6 +162,8 @@ class StoreSink:
             src.events += self.store.append_events(self._run_id, src.node, src.source_id, table,
                                                    hold_partial=self.hold_s is not None, max_hold_s=self.hold_s)
             self._writes += 1
+            if derivable:
+                self._derivable = True
             low = NO_HEIGHT if lo is None else int(lo)
             self._pending = low if self._pending is None else min(self._pending, low)
             began = hi is not None and self._top is not None and int(hi) > self._top
@@ -222,7 +228,8 @@ class StoreSink:
             self.store.flush_events()
             began = self.clock()
             try:
-                derived.refresh(self.store, run_id, pending if incremental else None, rollups=rollups)
+                derive = not incremental or self._derive_reads(run_id)
+                derived.refresh(self.store, run_id, pending if incremental else None, rollups=rollups, derive=derive)
             except BaseException:
                 with self._lock:  # nothing is known to be right any more: the next update rebuilds everything
                     self._incremental = False
@@ -242,6 +249,21 @@ class StoreSink:
                     self.store.set_derived_version(run_id, registry.family(self.chain).derived_version)
                     self._stale = False
             return True
+
+    def _derive_reads(self, run_id: int) -> bool:
+        """Whether the run holds an event of a kind the family's derive reads. A followed network's events are
+        none of them (CometBFT: votes added, steps, commits — no received messages), and the derive's scans
+        then hold the store's writer only to find nothing; looked up once, then kept by :meth:`write`."""
+        reads = getattr(registry.family(self.chain), "derived_from_kinds", None)
+        if reads is None:
+            return True
+        if self._derivable is None:
+            marks = ", ".join("?" * len(reads))
+            (held,) = self.store.query(f"SELECT EXISTS (SELECT 1 FROM events WHERE run_id = ? AND kind IN ({marks}))",
+                                       [run_id, *sorted(reads)])[0]  # fmt: skip
+            with self._lock:
+                self._derivable = bool(held) or bool(self._derivable)
+        return bool(self._derivable)
 
     async def keep_current(self, interval_s: float = 5.0,
                            sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:  # fmt: skip
