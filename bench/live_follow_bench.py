@@ -9,7 +9,13 @@ Every ``--sample`` seconds a query asks each run for the events added since the 
 is the query's time minus the event's ``ts`` (the monitor's clock when its frame was received), so it includes
 decoding, batching, the store write and up to one sampling period of waiting — an upper bound. Memory is this
 process's resident set, read every 10 s; "flat" means the last minute's median is within a few percent of the
-second minute's.
+second minute's. Latencies are counted in 1 ms bins (a list of every one grew this process by ~100 MiB in 10
+minutes, which the memory figure then blamed on the follower).
+
+Each minute's row also carries what other jobs on a shared machine distort little (``livecosts.py``): CPU
+seconds of this process and of the replays, time in the family's derive and rollup steps, memory by component,
+and with ``--report-writer-lock`` the store's writer lock held and waited for. Compare code versions with
+interleaved runs of these, not with wall-clock latency alone.
 
     .venv/bin/python bench/live_follow_bench.py --networks 20 --speed 25 --seconds 600
 
@@ -135,6 +141,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     if args.tracemalloc:
         tracemalloc.start(5)
     snapshot: Any = None
+    objects = livecosts.object_counts() if args.count_objects else None
     sink_opts: dict[str, Any] = {} if args.rollups_every is None else {"rollups_every_s": args.rollups_every}
     try:
         await asyncio.gather(*(_wait_up(u) for u in urls))
@@ -189,6 +196,11 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                                    "runs_with_rollups": round(statistics.fmean(with_rollups), 3)
                                    if with_rollups else None})  # fmt: skip
                 cpu0, replays0, with_rollups = cpu1, replays1, []
+                if objects is not None:
+                    now_objects = livecosts.object_counts()
+                    grown = (now_objects - objects).most_common(8)
+                    print("objects grown", json.dumps(grown), flush=True)
+                    objects = now_objects
                 if args.tracemalloc:
                     if snapshot is not None:
                         for stat in tracemalloc.take_snapshot().compare_to(snapshot, "traceback")[:8]:
@@ -246,6 +258,7 @@ def main() -> None:
     ap.add_argument("--report-writer-lock", action="store_true",
                     help="per minute: the store's writer lock held (total, longest), the event loop's waits for it")
     ap.add_argument("--report-statements", action="store_true", help="at the end: the writer's costliest statements")
+    ap.add_argument("--count-objects", action="store_true", help="per minute: the Python types that grew most")
     ap.add_argument("--tracemalloc", action="store_true", help="per minute: Python's traced memory (slows it)")
     ap.add_argument("--rollups-every", type=float, default=None,
                     help="the sinks' rollups_every_s (default: StoreSink's)")

@@ -10,11 +10,13 @@ processes feeding it, and memory by component (DuckDB's buffers by tag, Python's
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import sys
 import threading
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from bftscope.families import registry
 from bftscope.store.base import Store
 
 __all__ = ["CallMeter", "Latencies", "LockMeter", "StatementMeter", "children_cpu_s", "duckdb_memory_mib",
-           "malloc_mib", "process_cpu_s", "python_mib"]
+           "malloc_mib", "object_counts", "process_cpu_s", "python_mib"]
 
 
 class LockMeter:
@@ -225,3 +227,8 @@ class Latencies:
             if seen > rank:
                 return (i + 1) / 1000
         return self.max
+
+
+def object_counts() -> Counter[str]:
+    """Live Python objects by type name (gc-tracked only: a pause of a few tenths of a second)."""
+    return Counter(type(o).__name__ for o in gc.get_objects())
