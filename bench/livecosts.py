@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import re
 import sys
 import threading
 import time
@@ -38,14 +39,17 @@ class LockMeter:
         self._watched = watched
         self._guard = threading.Lock()
         self.hold_total = self.hold_max = self.wait_total = self.wait_max = 0.0
+        self.longest: list[tuple[float, str]] = []  # the period's longest holds: (seconds, holder thread's name)
 
-    def reset(self) -> dict[str, float]:
+    def reset(self) -> dict[str, Any]:
         """This period's figures (seconds); the next period starts from zero."""
         with self._guard:
             out = {"lock_hold_total_s": round(self.hold_total, 3), "lock_hold_max_s": round(self.hold_max, 3),
                    "loop_lock_wait_total_s": round(self.wait_total, 3),
-                   "loop_lock_wait_max_s": round(self.wait_max, 3)}  # fmt: skip
+                   "loop_lock_wait_max_s": round(self.wait_max, 3),
+                   "lock_longest": [(round(t, 3), name) for t, name in sorted(self.longest, reverse=True)]}  # fmt: skip
             self.hold_total = self.hold_max = self.wait_total = self.wait_max = 0.0
+            self.longest = []
         return out
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
@@ -72,6 +76,9 @@ class LockMeter:
             with self._guard:
                 self.hold_total += held
                 self.hold_max = max(self.hold_max, held)
+                if len(self.longest) < 5 or held > min(self.longest)[0]:
+                    holder = re.sub(r"\d+", "#", threading.current_thread().name)
+                    self.longest = sorted([*self.longest, (held, holder)])[-5:]
         self._inner.release()
 
     def __enter__(self) -> bool:
