@@ -226,6 +226,10 @@ class Family:
     identity_aliases: tuple[str, ...] = ("name",)
     derived_version = 1
     whole_run: Any = None
+    # The kinds whose events the incremental derive reads (its rows, and whatever it recomputes over the whole
+    # run): a live run holding none of them skips it, its derived tables being empty then. None: not declared,
+    # the derive always runs. Read with getattr (a family need not be a Family).
+    derived_from_kinds: frozenset[str] | None = None
 
     def is_node_home(self, path: Path) -> bool:
         return False
