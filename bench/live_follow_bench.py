@@ -9,7 +9,13 @@ Every ``--sample`` seconds a query asks each run for the events added since the 
 is the query's time minus the event's ``ts`` (the monitor's clock when its frame was received), so it includes
 decoding, batching, the store write and up to one sampling period of waiting — an upper bound. Memory is this
 process's resident set, read every 10 s; "flat" means the last minute's median is within a few percent of the
-second minute's.
+second minute's. Latencies are counted in 1 ms bins (a list of every one grew this process by ~100 MiB in 10
+minutes, which the memory figure then blamed on the follower).
+
+Each minute's row also carries what other jobs on a shared machine distort little (``livecosts.py``): CPU
+seconds of this process and of the replays, time in the family's derive and rollup steps, memory by component,
+and with ``--report-writer-lock`` the store's writer lock held and waited for. Compare code versions with
+interleaved runs of these, not with wall-clock latency alone.
 
     .venv/bin/python bench/live_follow_bench.py --networks 20 --speed 25 --seconds 600
 
@@ -27,7 +33,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,9 @@ from bftscope.families.cometbft.live.valsets import record_validator_set
 from bftscope.ingest.livesink import StoreSink
 from bftscope.store import open_store
 from bftscope.store.base import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import livecosts  # bench/livecosts.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -79,13 +90,6 @@ async def _wait_up(url: str, timeout: float = 120.0) -> None:
     raise SystemExit(f"replay at {url} did not come up")
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def _sample(store: Store, runs: dict[str, int], last_id: dict[str, int]) -> tuple[list[float], int]:
     """The events added to any run since the last look, in one query (a query per run costs the process more
     than the writes it measures). Rows older than ``_FLOOR_S`` are not looked for: their latency would be past
@@ -122,7 +126,23 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         urls.append(f"http://127.0.0.1:{port}")
     tmp = tempfile.TemporaryDirectory(prefix="bftscope-live-bench-")
-    store = open_store(Settings(data_dir=Path(tmp.name)))
+    extra: dict[str, Any] = {}
+    if args.duckdb_memory_limit:
+        extra["duckdb_memory_limit"] = args.duckdb_memory_limit
+    if args.duckdb_threads:
+        extra["duckdb_threads"] = args.duckdb_threads
+    store = open_store(Settings(data_dir=Path(tmp.name), **extra))
+    calls = livecosts.CallMeter()
+    lock = None
+    if args.report_writer_lock:  # the writer lock of the embedded store, measured in place
+        lock = livecosts.LockMeter(store._lock, {threading.get_ident()})  # type: ignore[attr-defined]
+        store._lock = lock  # type: ignore[attr-defined]
+    statements = livecosts.StatementMeter(store) if args.report_statements else None
+    if args.tracemalloc:
+        tracemalloc.start(5)
+    snapshot: Any = None
+    objects = livecosts.object_counts() if args.count_objects else None
+    sink_opts: dict[str, Any] = {} if args.rollups_every is None else {"rollups_every_s": args.rollups_every}
     try:
         await asyncio.gather(*(_wait_up(u) for u in urls))
         runs: dict[str, int] = {}
@@ -132,38 +152,65 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             run_id = store.get_or_create_run(name, "cometbft").id
             runs[name] = run_id
             followers.append(NetworkFollower(
-                name, [url], StoreSink(store, name, "cometbft"), flush_interval=args.flush,
+                name, [url], StoreSink(store, name, "cometbft", **sink_opts), flush_interval=args.flush,
                 on_validator_set=lambda h, vs, r=run_id: record_validator_set(store, r, h, vs),
             ))  # fmt: skip
         tasks = [asyncio.create_task(f.run()) for f in followers]
         started = time.monotonic()
         last_id: dict[str, int] = {}
-        latencies: list[float] = []
+        latencies = livecosts.Latencies()  # counts of 1 ms bins: the measuring adds no memory as it goes
         per_window: list[dict[str, Any]] = []
         rss: list[tuple[float, float]] = []
         votes = 0
         next_rss = started
-        window_lat: list[float] = []
+        window_lat = livecosts.Latencies()
         sampled = 0
         window_votes, window_start = 0, started
+        cpu0, replays0 = livecosts.process_cpu_s(), livecosts.children_cpu_s([p.pid for p in procs])
+        with_rollups: list[float] = []
         while (elapsed := time.monotonic() - started) < args.seconds:
             await asyncio.sleep(args.sample)
             lat, v = await _sample(store, runs, last_id)
             sampled += len(lat)
             if elapsed >= args.warmup:
-                latencies.extend(lat)
+                latencies.add(lat)
                 votes += v
-            window_lat.extend(lat)
+            window_lat.add(lat)
             window_votes += v
             now = time.monotonic()
             if now >= next_rss:
                 rss.append((round(now - started, 1), round(_rss_mib(), 1)))
                 next_rss = now + 10.0
+                (held,), *_ = store.query("SELECT count(DISTINCT run_id) FROM rollups")
+                with_rollups.append(int(held) / len(urls))
             if now - window_start >= 60.0:
-                per_window.append({"t": round(now - started), "p99_s": _pct(window_lat, 0.99),
-                                   "votes_per_s_per_network": window_votes / (now - window_start) / len(urls)})
+                cpu1, replays1 = livecosts.process_cpu_s(), livecosts.children_cpu_s([p.pid for p in procs])
+                per_window.append({"t": round(now - started), "p50_s": window_lat.pct(0.5),
+                                   "p99_s": window_lat.pct(0.99),
+                                   "votes_per_s_per_network": window_votes / (now - window_start) / len(urls),
+                                   "cpu_s": round(cpu1 - cpu0, 1), "replays_cpu_s": round(replays1 - replays0, 1),
+                                   **calls.reset(), **(lock.reset() if lock is not None else {}),
+                                   "rss_mib": round(_rss_mib(), 1),
+                                   "duckdb_mib": livecosts.duckdb_memory_mib(store),
+                                   "python_mib": livecosts.python_mib(), "malloc_mib": livecosts.malloc_mib(),
+                                   "runs_with_rollups": round(statistics.fmean(with_rollups), 3)
+                                   if with_rollups else None})  # fmt: skip
+                cpu0, replays0, with_rollups = cpu1, replays1, []
+                if objects is not None:
+                    now_objects = livecosts.object_counts()
+                    grown = (now_objects - objects).most_common(8)
+                    print("objects grown", json.dumps(grown), flush=True)
+                    objects = now_objects
+                if args.tracemalloc:
+                    if snapshot is not None:
+                        for stat in tracemalloc.take_snapshot().compare_to(snapshot, "traceback")[:8]:
+                            print("tracemalloc +", stat, *stat.traceback.format()[-6:], sep="\n  ", flush=True)
+                    snapshot = tracemalloc.take_snapshot()
                 print(json.dumps(per_window[-1]), flush=True)
-                window_lat, window_votes, window_start = [], 0, now
+                window_lat, window_votes, window_start = livecosts.Latencies(), 0, now
+        if statements is not None:
+            for row in statements.top():
+                print("statement", json.dumps(row), flush=True)
         measured = max(args.seconds - args.warmup, 1e-9)
         for f in followers:
             await f.stop()
@@ -186,10 +233,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "networks": args.networks, "speed": args.speed, "flush_s": args.flush, "seconds": args.seconds,
         "warmup_s": args.warmup,
-        "events_measured": len(latencies), "events_stored": int(stored),
+        "events_measured": latencies.n, "events_stored": int(stored),
         "unsampled": int(stored) - sampled_total,  # stored but never seen by a sample (older than the floor)
         "votes_per_s_per_network": votes / measured / args.networks,
-        "latency_s": {"p50": _pct(latencies, 0.5), "p99": _pct(latencies, 0.99), "max": max(latencies, default=None)},
+        "latency_s": {"p50": latencies.pct(0.5), "p99": latencies.pct(0.99), "max": latencies.max or None},
         "rss_mib": rss,
         "rss_second_minute_median": statistics.median(second_minute) if second_minute else None,
         "rss_last_minute_median": statistics.median(last_minute) if last_minute else None,
@@ -208,10 +255,21 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=15.0, help="seconds left out of the figures at the start")
     ap.add_argument("--sample", type=float, default=0.25, help="seconds between visibility queries")
     ap.add_argument("--flush", type=float, default=0.25, help="the followers' flush interval (seconds)")
+    ap.add_argument("--report-writer-lock", action="store_true",
+                    help="per minute: the store's writer lock held (total, longest), the event loop's waits for it")
+    ap.add_argument("--report-statements", action="store_true", help="at the end: the writer's costliest statements")
+    ap.add_argument("--count-objects", action="store_true", help="per minute: the Python types that grew most")
+    ap.add_argument("--tracemalloc", action="store_true", help="per minute: Python's traced memory (slows it)")
+    ap.add_argument("--rollups-every", type=float, default=None,
+                    help="the sinks' rollups_every_s (default: StoreSink's)")
+    ap.add_argument("--duckdb-memory-limit", default=None, help="the store's memory_limit (default: Settings')")
+    ap.add_argument("--duckdb-threads", type=int, default=0, help="the store's threads (default: DuckDB's)")
+    ap.add_argument("--out", default=str(OUT / "live_follow.json"), help="where the result goes")
     args = ap.parse_args()
     result = asyncio.run(_main(args))
-    OUT.mkdir(exist_ok=True)
-    (OUT / "live_follow.json").write_text(json.dumps(result, indent=2))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k not in ("rss_mib", "per_minute")}, indent=2))
 
 

@@ -6,6 +6,7 @@ when the update covered every event written."""
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,10 +212,10 @@ def test_rollups_wait_ten_times_their_own_cost(store: DuckDBStore) -> None:
     real = derived.refresh
     seen: list[bool] = []
 
-    def slow(s: Any, r: int, h: int | None, *, rollups: bool = True) -> dict[str, int]:
+    def slow(s: Any, r: int, h: int | None, *, rollups: bool = True, derive: bool = True) -> dict[str, int]:
         seen.append(rollups)
         now[0] += 3.0 if rollups else 0.1  # a rollup refresh that takes 3 s
-        return real(s, r, h, rollups=rollups)
+        return real(s, r, h, rollups=rollups, derive=derive)
 
     derived.refresh = slow  # type: ignore[assignment]
     try:
@@ -304,3 +305,115 @@ def test_background_updates_wait_while_the_store_spent_its_derive_budget(store: 
     assert sink.updates == 1 and sink.updates_deferred == 1
     sink.flush()  # an explicit flush still brings the run up to date
     assert derived.is_current(store, store.get_run("live").id)
+
+
+def test_live_runs_sharing_a_store_share_its_rollup_refreshes(store: DuckDBStore) -> None:
+    """Rollups are recomputed over a run's whole retained window: with many live runs on one store, each run
+    refreshes them at most every ``rollups_every_s`` times the live runs writing to the store, so the store
+    spends on them what one run would (between refreshes, answers are computed live)."""
+    now = [0.0]
+    sinks = [StoreSink(store, f"live{i}", "cometbft", update_every_s=None, rollups_every_s=10.0,
+                       clock=lambda: now[0]) for i in range(3)]  # fmt: skip
+    row = {"ts": 1, "kind": "step", "step": "propose", "round": 0}
+    refreshed: list[list[bool]] = []
+    for h in range(1, 8):  # every 12 s: more than rollups_every_s, less than three times it
+        for sink in sinks:
+            sink.write("n0", [row | {"height": h}])
+        refreshed.append([sink._last_rollups == now[0] if sink.update() else False for sink in sinks])
+        now[0] += 12.0
+    # t=0 refreshes; then each waits 3 x 10 s: t=36 (h=4), t=72 (h=7)
+    assert refreshed == [[True] * 3, [False] * 3, [False] * 3, [True] * 3, [False] * 3, [False] * 3, [True] * 3]
+    sinks[0].write("n0", [row | {"height": 9}])
+    now[0] += 30.0  # the other runs stopped writing long ago: this one alone again
+    assert sinks[0].update() and sinks[0]._last_rollups == now[0]
+
+
+def test_rollups_are_stored_in_one_statement_replacing_the_old_ones_at_once(store: DuckDBStore) -> None:
+    """A rollup refresh wrote one INSERT per metric, each a writer-lock turn (22 per refresh: a third of the
+    writer's statement time following 20 networks); now one DELETE and one INSERT, in one transaction."""
+    from bftscope.analytics import rollups as engine
+
+    run_id = store.get_or_create_run("r", "cometbft").id
+    metrics = {f"m{i}": (lambda s, r, w, i=i: {"i": i, "window": w}) for i in range(5)}
+    encode = lambda name, value: json.dumps([name, value]).encode()  # noqa: E731
+    engine.refresh(store, run_id, {"old": metrics["m0"]}, encode, None)
+    statements: list[str] = []
+    real = store.execute
+
+    def spy(sql: str, params: Any = None) -> Any:
+        statements.append(sql.split()[0].upper())
+        return real(sql, params)
+
+    store.execute = spy  # type: ignore[method-assign]
+    try:
+        assert engine.refresh(store, run_id, metrics, encode, "whole") == 5
+    finally:
+        del store.execute
+    assert statements == ["DELETE", "INSERT"]
+    stored = store.query("SELECT name, value FROM rollups WHERE run_id = ? ORDER BY name", [run_id])
+    assert stored == [(f"m{i}", json.dumps([f"m{i}", {"i": i, "window": "whole"}])) for i in range(5)]
+
+
+def test_a_run_of_only_kinds_the_derive_never_reads_skips_it_with_the_same_answers(store: DuckDBStore) -> None:
+    """A followed CometBFT network's events (votes added, steps, commits) are none of the kinds the derived
+    tables, restarts and inferred ids are built from, so its updates skip the derive — which held the store's
+    writer for scans of the whole store and found nothing. The tables and every answer equal a full rebuild;
+    the first event of a kind the derive reads brings it back."""
+    family = type(registry.family("cometbft"))
+    calls: list[int] = []
+    real = family.derive_incremental
+
+    def counted(self: Any, s: Any, run_id: int, from_height: int) -> dict[str, int]:
+        calls.append(from_height)
+        return real(self, s, run_id, from_height)
+
+    rows = [{"ts": 1_000 * h + i, "kind": kind, "height": h, "round": 0, "vote_type": "prevote", "msg_type": "vote",
+             "validator": f"V{i}", "validator_index": i, "step": "propose" if kind == "step" else None}
+            for h in range(1, 6) for i, kind in enumerate(["step", "vote_added", "vote_added", "block_committed"])]
+    sink = StoreSink(store, "live", "cometbft", update_every_s=None)
+    family.derive_incremental = counted  # type: ignore[method-assign]
+    try:
+        sink.write("n0", rows[:8])
+        sink.update()  # the first: a full rebuild (the run was not current)
+        for h in range(2, 5):
+            sink.write("n0", rows[4 * h: 4 * h + 4])
+            sink.update()
+        assert calls == [] and sink.updates == 4
+        run_id = store.get_run("live").id
+        live = _snapshot(store, run_id)
+        derived.build(store, run_id)
+        assert _snapshot(store, run_id) == live
+        received = {"ts": 5_500, "kind": "msg_received", "height": 5, "round": 0, "vote_type": "prevote",
+                    "msg_type": "vote", "validator": "V1", "validator_index": 1, "peer": "ab" * 20}  # fmt: skip
+        sink.write("n1", [received])
+        sink.update()
+        assert calls == [5]
+    finally:
+        family.derive_incremental = real  # type: ignore[method-assign]
+    assert store.query("SELECT count(*) FROM vote_arrivals WHERE run_id = ?", [run_id]) == [(1,)]
+
+
+def test_dropping_rollups_that_are_not_stored_takes_no_writer_turn(store: DuckDBStore) -> None:
+    """Every update between two refreshes drops the run's stored answers: with none stored (the usual case once
+    the first update after a refresh dropped them) that was a DELETE under the writer lock for nothing — a
+    third of the writer's statement time following 20 networks. A stored one is still dropped."""
+    from bftscope.analytics import rollups as engine
+
+    run_id = store.get_or_create_run("r", "cometbft").id
+    statements: list[str] = []
+    real = store.execute
+
+    def spy(sql: str, params: Any = None) -> Any:
+        statements.append(sql.split()[0].upper())
+        return real(sql, params)
+
+    store.execute = spy  # type: ignore[method-assign]
+    try:
+        engine.drop(store, run_id)
+        assert statements == []
+        store.execute("INSERT INTO rollups VALUES (?, 'm', '1')", [run_id])
+        engine.drop(store, run_id)
+    finally:
+        del store.execute
+    assert statements == ["INSERT", "DELETE"]
+    assert store.query("SELECT count(*) FROM rollups WHERE run_id = ?", [run_id]) == [(0,)]

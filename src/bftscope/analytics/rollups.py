@@ -31,16 +31,23 @@ def refresh(store: Store, run_id: int, metrics: Mapping[str, Metric], encode: En
     """
     with ThreadPoolExecutor(max(1, threads)) as pool:
         values = list(pool.map(lambda kv: encode(kv[0], kv[1](store, run_id, whole)).decode(), metrics.items()))
-    store.execute("DELETE FROM rollups WHERE run_id = ?", [run_id])
-    for name, value in zip(metrics, values, strict=True):
-        store.execute("INSERT INTO rollups VALUES (?, ?, ?)", [run_id, name, value])
+    # One statement for every answer, in one transaction with the delete: each statement is a turn of the
+    # store's writer, which a live store's event appends wait for, and a reader sees the old set or the new one.
+    rows = [(run_id, name, value) for name, value in zip(metrics, values, strict=True)]
+    with store.transaction():
+        store.execute("DELETE FROM rollups WHERE run_id = ?", [run_id])
+        if rows:
+            store.execute("INSERT INTO rollups VALUES " + ", ".join(["(?, ?, ?)"] * len(rows)),
+                          [v for row in rows for v in row])  # fmt: skip
     return len(metrics)
 
 
 def drop(store: Store, run_id: int) -> None:
     """Forget the run's stored answers (its events changed and they are not recomputed yet): until the next
-    :func:`refresh`, every answer is computed live, so none is served stale."""
-    store.execute("DELETE FROM rollups WHERE run_id = ?", [run_id])
+    :func:`refresh`, every answer is computed live, so none is served stale. Looked up first on a read cursor:
+    a live run drops them at every update, mostly with none stored, and a delete is a turn of the writer."""
+    if store.query("SELECT 1 FROM rollups WHERE run_id = ? LIMIT 1", [run_id]):
+        store.execute("DELETE FROM rollups WHERE run_id = ?", [run_id])
 
 
 def answer_json(store: Store, run_id: int, name: str, metric: Metric, encode: Encoder, window: Any,

@@ -122,20 +122,25 @@ def _build(store: Store, run_id: int, on_phase: Phase | None, phases: dict[str, 
     return counts
 
 
-def refresh(store: Store, run_id: int, from_height: int | None, *, rollups: bool = True) -> dict[str, int]:
+def refresh(store: Store, run_id: int, from_height: int | None, *, rollups: bool = True,
+            derive: bool = True) -> dict[str, int]:  # fmt: skip
     """Bring the derived tables and rollups of a run whose events changed only at heights ``>= from_height``
     (and in events without a height) up to date: the family's incremental derive from that height
     (:meth:`~bftscope.families.base.ChainFamily.derive_incremental`), then every rollup — or, with
     ``rollups=False``, none: the stored ones are dropped and answers are computed live until the next
-    refresh (never stale). ``None``: the change is unknown, everything is rebuilt. The derived version is
+    refresh (never stale). ``None``: the change is unknown, everything is rebuilt. ``derive=False``: the
+    run holds no event of a kind the family's derive reads (``derived_from_kinds``), so its derived tables are
+    empty and stay so: only the rollups are done. The derived version is
     left as it is: the caller (a live run's sink, :mod:`bftscope.ingest.livesink`) sets it once no event
     arrived meanwhile."""
     family = registry.family_of_run(store, run_id)
     with _deriving(store):
         if from_height is None:
             counts = family.derive(store, run_id)
-        else:
+        elif derive:
             counts = family.derive_incremental(store, run_id, from_height)
+        else:
+            counts = {}
         if rollups:
             counts["rollups"] = family.refresh_rollups(store, run_id)
         else:

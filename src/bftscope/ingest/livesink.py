@@ -13,7 +13,8 @@ its new events touched, and :meth:`StoreSink.update` — called by :meth:`~Store
 most every ``update_every_s`` — replaces the derived rows of those heights only
 (:func:`bftscope.ingest.derived.refresh`).
 The rollups, which are recomputed over the run's retained events, are refreshed at most every
-``rollups_every_s``; an update in between drops them, so answers are computed live, never stale. The run's
+``rollups_every_s`` times the number of live runs writing to the store (so many followed networks spend on
+them what one would); an update in between drops them, so answers are computed live, never stale. The run's
 ``derived_version`` is cleared before the first event after an update is stored and set again only by an
 update during which no event arrived, so a reader never takes stale answers for current ones.
 """
@@ -25,6 +26,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,12 +41,32 @@ from bftscope.ingest.live import Gap
 from bftscope.model import OBSERVATION_GAP, ROW_SCHEMA
 from bftscope.store.base import Store
 
-__all__ = ["NO_HEIGHT", "StoreSink"]
+__all__ = ["ACTIVE_S", "NO_HEIGHT", "StoreSink", "live_runs"]
 
 log = logging.getLogger(__name__)
 
 # The pending "lowest height" when only events without a height arrived: the update reads just those.
 NO_HEIGHT = 1 << 62
+
+# A sink counts as one of its store's live runs while it wrote within this many seconds (its own clock).
+ACTIVE_S = 30.0
+_SINKS: weakref.WeakKeyDictionary[Store, dict[int, weakref.ref[StoreSink]]] = weakref.WeakKeyDictionary()
+_SINKS_GUARD = threading.Lock()
+
+
+def _register(sink: StoreSink) -> None:
+    with _SINKS_GUARD:
+        sinks = _SINKS.setdefault(sink.store, {})
+        for key in [k for k, ref in sinks.items() if ref() is None]:
+            del sinks[key]
+        sinks[id(sink)] = weakref.ref(sink)
+
+
+def live_runs(store: Store) -> int:
+    """How many live runs wrote to ``store`` lately (within ``ACTIVE_S``): they share its rollup refreshes."""
+    with _SINKS_GUARD:
+        sinks = [ref() for ref in _SINKS.get(store, {}).values()]
+    return sum(1 for s in sinks if s is not None and s.clock() - s._last_write <= ACTIVE_S)
 
 
 @dataclass
@@ -60,9 +82,9 @@ class StoreSink:
 
     ``update_every_s``: the least time between two updates that :meth:`write` starts itself, in a thread, when a
     new height begins; ``None``: only :meth:`flush`, :meth:`keep_current` and explicit :meth:`update` calls
-    update. ``rollups_every_s``: the least time between two refreshes of
-    the rollups (they are recomputed over the run's retained events); an update in between drops them and
-    answers are computed live until the next one. ``clock``: monotonic seconds.
+    update. ``rollups_every_s``: the least time between two refreshes of the rollups (they are recomputed over
+    the run's retained events), times the live runs writing to the store (:func:`live_runs`); an update in
+    between drops them and answers are computed live until the next one. ``clock``: monotonic seconds.
     """
 
     store: Store
@@ -84,7 +106,10 @@ class StoreSink:
     _stale: bool = False  # events were added since the derived tables were last brought up to date
     _pending: int | None = None  # lowest height of the events added since (NO_HEIGHT: none had one)
     _incremental: bool | None = None  # the derived rows are current below _pending (None: not known yet)
+    # the run holds an event of a kind the family's derive reads (None: not looked yet; the first update looks)
+    _derivable: bool | None = None
     _writes: int = 0
+    _last_write: float = float("-inf")
     _top: int | None = None  # highest height written
     _last_update: float = float("-inf")
     _last_rollups: float = float("-inf")
@@ -121,8 +146,13 @@ class StoreSink:
         table = table.cast(ROW_SCHEMA)
         bounds = pc.min_max(table.column("height"))
         lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        reads = getattr(registry.family(self.chain), "derived_from_kinds", None)
+        derivable = reads is None or not set(pc.unique(table.column("kind")).to_pylist()).isdisjoint(reads)
         src = self._source(source)
         assert self._run_id is not None
+        if self._last_write == float("-inf"):
+            _register(self)
+        self._last_write = self.clock()
         with self._lock:
             if self._incremental is None:  # a run resumed by a new sink: incremental only if it was current
                 self._incremental = derived.is_current(self.store, self._run_id)
@@ -132,6 +162,8 @@ class StoreSink:
             src.events += self.store.append_events(self._run_id, src.node, src.source_id, table,
                                                    hold_partial=self.hold_s is not None, max_hold_s=self.hold_s)
             self._writes += 1
+            if derivable:
+                self._derivable = True
             low = NO_HEIGHT if lo is None else int(lo)
             self._pending = low if self._pending is None else min(self._pending, low)
             began = hi is not None and self._top is not None and int(hi) > self._top
@@ -179,8 +211,10 @@ class StoreSink:
         rollups are refreshed when ``rollups`` is True, or (None) when ``rollups_every_s`` has passed."""
         with self._updating:
             if rollups is None:
-                # at most every rollups_every_s, and never more than a tenth of the time (they grow with the run)
-                rollups = self.clock() - self._last_rollups >= max(self.rollups_every_s, 10 * self._rollups_cost)
+                # at most every rollups_every_s per live run of the store (they share it), and never more than a
+                # tenth of the time (they grow with the run)
+                every = self.rollups_every_s * max(1, live_runs(self.store))
+                rollups = self.clock() - self._last_rollups >= max(every, 10 * self._rollups_cost)
             with self._lock:
                 if self._run_id is None:
                     return False
@@ -194,7 +228,8 @@ class StoreSink:
             self.store.flush_events()
             began = self.clock()
             try:
-                derived.refresh(self.store, run_id, pending if incremental else None, rollups=rollups)
+                derive = not incremental or self._derive_reads(run_id)
+                derived.refresh(self.store, run_id, pending if incremental else None, rollups=rollups, derive=derive)
             except BaseException:
                 with self._lock:  # nothing is known to be right any more: the next update rebuilds everything
                     self._incremental = False
@@ -214,6 +249,21 @@ class StoreSink:
                     self.store.set_derived_version(run_id, registry.family(self.chain).derived_version)
                     self._stale = False
             return True
+
+    def _derive_reads(self, run_id: int) -> bool:
+        """Whether the run holds an event of a kind the family's derive reads. A followed network's events are
+        none of them (CometBFT: votes added, steps, commits — no received messages), and the derive's scans
+        then hold the store's writer only to find nothing; looked up once, then kept by :meth:`write`."""
+        reads = getattr(registry.family(self.chain), "derived_from_kinds", None)
+        if reads is None:
+            return True
+        if self._derivable is None:
+            marks = ", ".join("?" * len(reads))
+            (held,) = self.store.query(f"SELECT EXISTS (SELECT 1 FROM events WHERE run_id = ? AND kind IN ({marks}))",
+                                       [run_id, *sorted(reads)])[0]  # fmt: skip
+            with self._lock:
+                self._derivable = bool(held) or bool(self._derivable)
+        return bool(self._derivable)
 
     async def keep_current(self, interval_s: float = 5.0,
                            sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:  # fmt: skip

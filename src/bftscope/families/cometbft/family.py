@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bftscope.families.base import EventRenderer, Family, Metric, RetainedTable
+from bftscope.families.cometbft import kinds as K
 from bftscope.families.cometbft.analytics import derive, peerids, rollups
 from bftscope.families.cometbft.analytics.analyzer import WHOLE_RUN
 from bftscope.families.cometbft.kinds import ALL_KINDS
@@ -61,6 +62,11 @@ class CometBFT(Family):
     # 4: unmatched receipts by height; 5: validator sets with history and proposer priorities (validators/history.py)
     derived_version = 5
     whole_run = WHOLE_RUN
+    # Vote arrivals, deliveries and unmatched receipts are built from received, sent and own messages; restarts
+    # from process starts (node_info) and overdue timeouts after a WAL's silence; inferred p2p ids from peers of
+    # received and sent messages. A followed network's RPC events (votes added, steps, commits) are none of them.
+    derived_from_kinds = frozenset({K.MSG_RECEIVED, K.P2P_RECV, K.P2P_SEND, K.MSG_INTERNAL, K.NODE_INFO,
+                                    K.TIMEOUT_FIRED})  # fmt: skip
 
     def is_node_home(self, path: Path) -> bool:
         return home.is_node_home(path)

@@ -209,3 +209,27 @@ def test_genesis_gentx_memos_name_ids_and_a_wrong_one_is_reported(tmp_path: Path
     summary = {n["label"]: n for n in run_summary(store, "gentx")["nodes"]}
     assert summary["node3"]["identity_conflicts"] == [disagree, shared] and summary["node0"]["p2p_id"] is None
     store.close()
+
+
+def test_resolving_again_writes_nothing_when_nothing_changed(runs: Runs) -> None:
+    """A live run resolves ids at every update (bench/live_follow_bench.py: ~6 UPDATEs per update, a seventh of
+    the writer's statement time with 20 networks); what is already stored is not written again, and the
+    answer is the same."""
+    store, ids, _ = runs
+    first = peerids.resolve(store, ids["wal_only"])
+    nodes = store.query("SELECT node, p2p_id, meta FROM nodes WHERE run_id = ? ORDER BY node", [ids["wal_only"]])
+    written: list[str] = []
+    real = store.execute
+
+    def spy(sql: str, params: Any = None) -> Any:
+        written.append(sql)
+        return real(sql, params)
+
+    store.execute = spy  # type: ignore[method-assign]
+    try:
+        again = peerids.resolve(store, ids["wal_only"])
+    finally:
+        del store.execute
+    assert again == first and [s for s in written if s.lstrip().upper().startswith("UPDATE")] == []
+    assert store.query("SELECT node, p2p_id, meta FROM nodes WHERE run_id = ? ORDER BY node",
+                       [ids["wal_only"]]) == nodes  # fmt: skip

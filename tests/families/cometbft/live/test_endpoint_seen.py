@@ -49,3 +49,20 @@ def test_seen_drops_repeats_and_forgets_old_heights() -> None:
     seen.fresh({"kind": "block_committed", "height": h} for h in range(6, 200))
     assert seen.forgotten > 0 and seen.fresh([vote]) == [vote]  # far below the window: not remembered
     assert seen.fresh([{"kind": "block_committed", "height": 199}]) == []
+
+
+def test_seen_keys_share_one_copy_of_each_name() -> None:
+    """A network's frames decode every validator address and step name into a new string; the keys of ~1,000
+    heights kept one of each per vote (20 networks: the follower's largest growing memory). Equal names now
+    share one string."""
+    seen = Seen()
+    addr = "".join(["5917B48A13EFF68A47E9", "C309518DEB3E648749EE"])
+    rows = [{"kind": "vote_added", "height": h, "round": 0, "vote_type": "prevote",
+             "validator": "".join([addr[:20], addr[20:]])} for h in (1, 2)]  # fmt: skip
+    steps = [{"kind": "step", "height": h, "round": 0, "step": "".join(["pre", "vote"])} for h in (1, 2)]
+    assert rows[0]["validator"] is not rows[1]["validator"]
+    seen.fresh(rows + steps)
+    keys = [k for h in (1, 2) for k in sorted(seen._by_height[h], key=str)]
+    votes = [k for k in keys if k[0] == "vote_added"]
+    named = [k for k in keys if k[0] == "step"]
+    assert votes[0][3] is votes[1][3] and named[0][2] is named[1][2]

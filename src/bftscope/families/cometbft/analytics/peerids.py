@@ -208,9 +208,11 @@ def resolve(store: Store, run_id: int) -> list[dict[str, Any]]:
             "p2p_id_conflicts": conflicts,
             "p2p_id_inferred": n.node not in run.stated and pid is not None,
         }
-        if n.node not in run.stated:
+        # Only what changed is written: a live run resolves again at every update, mostly to the same answer.
+        if n.node not in run.stated and pid != n.p2p_id:
             store.execute("UPDATE nodes SET p2p_id = ? WHERE run_id = ? AND node = ?", [pid, run_id, n.node])
-        _write_meta(store, run_id, n.node, meta)
+        if meta != run.meta[n.node]:
+            _write_meta(store, run_id, n.node, meta)
         out.append({"node": n.node, "label": n.label, "p2p_id": pid, "sources": sources, "conflicts": conflicts})
     return out
 

@@ -11,6 +11,7 @@ counts the heights dropped).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,7 +24,15 @@ _KEYED = {kinds.VOTE_ADDED, kinds.COMMIT_SIG, kinds.STEP, kinds.BLOCK_COMPLETE, 
 
 
 def row_key(row: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """The identity of a row for de-duplication; ``None``: always written."""
+    """The identity of a row for de-duplication; ``None``: always written. Its strings are interned: every
+    frame decodes addresses and step names anew, and ~1,000 heights of keys kept a copy per vote."""
+    key = _key(row)
+    if key is None:
+        return None
+    return tuple(sys.intern(v) if type(v) is str else v for v in key)
+
+
+def _key(row: Mapping[str, Any]) -> tuple[Any, ...] | None:
     kind = row.get("kind")
     if kind not in _KEYED:
         return None
