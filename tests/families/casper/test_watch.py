@@ -1,6 +1,6 @@
-"""``bftscope watch NAME --casper URL …`` against replayed nodes: it stores into run NAME, a second watch resumes
-each node channel from the last id the run holds (nothing stored twice), Ctrl-C ends with the one-line summary,
-a bad URL or a run of another chain is a one-line error, and ``--rpc`` with ``--casper`` is refused."""
+"""``bftscope watch NAME --casper URL …`` against replayed nodes: it stores into run ``net:NAME``, a second watch
+resumes each node channel from the last id the run holds (nothing stored twice), Ctrl-C ends with the one-line
+summary, a bad URL or a run of another chain is a one-line error, and ``--rpc`` with ``--casper`` is refused."""
 
 from __future__ import annotations
 
@@ -63,14 +63,18 @@ def test_watch_then_resume_stores_each_event_once(tmp_path: Path) -> None:
         assert first.exit_code == 0, first.output
         assert first.output.startswith("gen: ") and "highest block" in first.output
         (blocks_before,), = _rows(data, "SELECT count(*) FROM casper_blocks")
+        last = {(str(src), str(ch)): int(i) for src, ch, i in _rows(
+            data, "SELECT source, channel, arg_max(event_id, received_ns) FROM casper_event_log GROUP BY ALL")}
         for n in nodes:
             asyncio.run_coroutine_threadsafe(n.release(), loop).result(10)
+        opened = [len(n.start_froms) for n in nodes]  # connections of the first watch
         again = CliRunner().invoke(app, [*args, "--until-height", str(top)])
         assert again.exit_code == 0, again.output
-        assert "resuming gen: 6 node channels" in again.output
-        resumed = [s for n in nodes for s in n.start_froms[3:]]  # the second watch's connections
-    assert len(resumed) == 6 and all(s is not None and s > 0 for _, s in resumed)
-    (chain,), = _rows(data, "SELECT chain FROM runs WHERE name = 'gen'")
+        assert f"resuming gen: {len(last)} node channels" in again.output and last
+    for n, before in zip(nodes, opened, strict=True):  # the second watch's: from the last id stored, else 0
+        for channel, start in n.start_froms[before:]:
+            assert start == last.get((f"127.0.0.1:{n.port}", channel), 0), (channel, start)
+    (chain,), = _rows(data, "SELECT chain FROM runs WHERE name = 'net:gen'")
     (rows, distinct), = _rows(data, "SELECT count(*), count(DISTINCT (source, channel, event_id, type, key)) "
                                     "FROM casper_event_log")  # fmt: skip
     (blocks, distinct_blocks, highest), = _rows(data, "SELECT count(*), count(DISTINCT block_hash), max(height) "
@@ -114,7 +118,7 @@ def test_bad_urls_and_mixed_chains_are_one_line_errors(tmp_path: Path) -> None:
     assert neither.exit_code == 1 and "--rpc URL" in neither.output and "--casper URL" in neither.output
     store = open_store(Settings(data_dir=tmp_path / "data"))
     try:
-        store.get_or_create_run("tm", "cometbft")
+        store.get_or_create_run("net:tm", "cometbft")
     finally:
         store.close()
     other = CliRunner().invoke(app, ["watch", "tm", "--casper", "http://127.0.0.1:1", *data])

@@ -1,7 +1,8 @@
 """``bftscope watch NAME --casper URL [--casper URL …]``: follow Casper nodes into run NAME of the embedded store.
 
 The ``watch`` command is one command for every chain (it is registered with the CometBFT family's ``--rpc``);
-``--casper`` hands it here. A progress line (events, events/s, highest block, each node's status) until Ctrl-C
+``--casper`` hands it here. The run is ``net:NAME``, as a network the server follows, so ``bftscope casper report
+NAME`` and the REST routes read it. A progress line (events, events/s, highest block, each node's status) until Ctrl-C
 (or SIGTERM, ``--until-height``, ``--until-events``), then a one-line summary. Watching a run again resumes it:
 each node channel asks ``start_from`` the last id the run holds, and nothing is stored twice.
 """
@@ -19,6 +20,7 @@ import typer
 
 from bftscope.cli import _fail, _opened, _settings, err, out
 from bftscope.errors import InputError
+from bftscope.families.casper.cli import run_name
 from bftscope.families.casper.follow.follower import CasperFollower
 from bftscope.families.casper.follow.nodeurl import parse_node_url
 from bftscope.families.casper.follow.resume import last_event_ids
@@ -81,13 +83,13 @@ def watch_casper(name: str, urls: Sequence[str], *, data_dir: Path | None, progr
     except InputError as exc:
         raise _fail(exc) from None
     with _opened(_settings(data_dir)) as store:
-        run = store.get_or_create_run(name, "casper")
+        run = store.get_or_create_run(run_name(name), "casper")  # as a network the server follows: net:<name>
         if run.chain != "casper":
             raise _fail(InputError(f"run {name!r} is a {run.chain} run, not a Casper network"))
         start_from = last_event_ids(store, run.id)
         if start_from:
             out.print(f"resuming {name}: {len(start_from)} node channels from their last event id", soft_wrap=True)
-        sink = CasperSink(store, name)
+        sink = CasperSink(store, run.name)
         follower = CasperFollower(name, urls, sink, keepalive_timeout=keepalive_timeout, start_from=start_from)
 
         def until(s: CasperStatus) -> bool:
