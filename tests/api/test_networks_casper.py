@@ -58,3 +58,18 @@ def test_the_server_follows_casper_nodes(client: TestClient) -> None:
     finally:
         for n in nodes:
             client.portal.call(n.close)
+
+
+def test_a_casper_network_refuses_urls_no_casper_node_serves(client: TestClient) -> None:
+    h = make_user(client, "root1")["h"]
+    bad = client.post("/v1/networks", json={"name": "cs", "chain": "casper", "endpoints": ["ws://127.0.0.1:9/x"]},
+                      headers=h)  # fmt: skip
+    assert bad.status_code == 400 and "http:// or https://" in bad.text
+    ok = client.post("/v1/networks", json={"name": "cs", "chain": "casper", "endpoints": ["http://127.0.0.1:9"]},
+                     headers=h)  # fmt: skip
+    assert ok.status_code == 201, ok.text
+    nid = ok.json()["id"]
+    patch = client.patch(f"/v1/networks/{nid}", json={"endpoints": ["http://127.0.0.1:9/events/blocks"]}, headers=h)
+    assert patch.status_code == 400 and "unknown SSE path" in patch.text
+    tm = client.post("/v1/networks", json={"name": "tm", "endpoints": ["ws://127.0.0.1:9/websocket"]}, headers=h)
+    assert tm.status_code == 201, tm.text  # a CometBFT network's endpoints: as before

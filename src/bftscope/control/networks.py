@@ -17,6 +17,7 @@ from typing import Any
 
 from bftscope.control.records import new_id, now
 from bftscope.errors import ConflictError, InputError, NotFoundError
+from bftscope.families import registry
 from bftscope.live.alerts import thresholds
 from bftscope.live.endpoints import check_endpoint
 from bftscope.store.base import Store
@@ -53,21 +54,23 @@ def _row(r: tuple[Any, ...]) -> Network:
     return Network(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6], r[7])
 
 
-def check_endpoints(endpoints: list[str], max_endpoints: int) -> list[str]:
+def check_endpoints(endpoints: list[str], max_endpoints: int, chain: str | None = None) -> list[str]:
+    """The endpoints when a network may follow them (each checked by the chain family's ``check_endpoint``)."""
     if not endpoints:
         raise InputError("endpoints: give at least one RPC URL")
     if len(endpoints) > max_endpoints:
         raise InputError(f"endpoints: at most {max_endpoints} per network")
     if len(set(endpoints)) != len(endpoints):
         raise InputError("endpoints: the same URL is given twice")
-    return [check_endpoint(u) for u in endpoints]
+    check = registry.family(chain).check_endpoint if chain is not None else check_endpoint
+    return [check(u) for u in endpoints]
 
 
 def create_network(store: Store, user_id: str, name: str, chain: str, endpoints: list[str], alerts: dict[str, Any],
                    *, max_endpoints: int, max_per_user: int) -> Network:  # fmt: skip
     if not _NAME.match(name):
         raise InputError("name: 1–63 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    check_endpoints(endpoints, max_endpoints)
+    check_endpoints(endpoints, max_endpoints, chain)
     thresholds(alerts)
     if count_networks(store, user_id) >= max_per_user:
         raise ConflictError(f"a user may follow at most {max_per_user} networks")
@@ -117,9 +120,9 @@ def count_networks(store: Store, user_id: str) -> int:
 def update_network(store: Store, network_id: str, endpoints: list[str] | None, alerts: dict[str, Any] | None,
                    *, max_endpoints: int) -> Network:  # fmt: skip
     """Replace the endpoints and/or the alert overrides (each only when given)."""
-    get_network(store, network_id)
+    net = get_network(store, network_id)
     if endpoints is not None:
-        check_endpoints(endpoints, max_endpoints)
+        check_endpoints(endpoints, max_endpoints, net.chain)
     if alerts is not None:
         thresholds(alerts)
     store.execute(

@@ -177,6 +177,11 @@ class ChainFamily(Protocol):
         "type", "status"}`` (docs/live.md "Missed votes"), for the vote alerts; [] where the family has none."""
         ...
 
+    def check_endpoint(self, url: str) -> str:
+        """``url`` when a network of this family may follow it, else an :class:`~bftscope.errors.InputError`
+        saying why (shown redacted)."""
+        ...
+
     def live_sink(self, store: Store, run: str) -> Any:
         """The sink a followed network's events are written through (run ``run`` of ``store``): an
         :class:`~bftscope.ingest.live.EventSink`; the server also calls, when the sink has them, ``update()``
@@ -327,6 +332,11 @@ class Family:
 
     def vote_outcomes(self, store: Store, run_id: int, from_height: int, to_height: int) -> list[dict[str, Any]]:
         return []
+
+    def check_endpoint(self, url: str) -> str:
+        from bftscope.live.endpoints import check_endpoint
+
+        return check_endpoint(url)  # http(s) or ws(s) with a host
 
     def live_sink(self, store: Store, run: str) -> Any:
         from bftscope.ingest.livesink import StoreSink

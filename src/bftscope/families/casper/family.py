@@ -64,6 +64,12 @@ class Casper(Family):
         run_id = store.get_or_create_run(run, self.name).id
         return CasperFollower(name, list(endpoints), sink, start_from=last_event_ids(store, run_id))
 
+    def check_endpoint(self, url: str) -> str:
+        from bftscope.families.casper.follow.nodeurl import parse_node_url
+
+        parse_node_url(url)  # an http(s) node SSE server, its root or one of its /events paths
+        return url
+
     def live_sink(self, store: Store, run: str) -> Any:
         from bftscope.families.casper.sink import CasperSink
 
