@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bftscope.config import Settings
+from bftscope.families.casper import synthetic
 from bftscope.families.casper.analytics.blocktimes import block_times
 from bftscope.families.casper.analytics.eras import eras
 from bftscope.families.casper.analytics.proposers import proposers
@@ -23,9 +24,6 @@ from bftscope.families.casper.decoder import CasperDecoder
 from bftscope.families.casper.store import CasperStore
 from bftscope.sources.base import Frame
 from bftscope.store.duckdb import DuckDBStore
-
-# the generator lands with the follower (branch casper-follow); until then this module is skipped
-synthetic = pytest.importorskip("bftscope.families.casper.synthetic")
 
 BASE_NS = [1_709_251_200_000_000_000 + k * 7_000_000 for k in range(3)]
 
