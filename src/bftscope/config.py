@@ -156,6 +156,29 @@ class Settings(BaseSettings):
     feed_queue_batches: int = Field(
         default=256, ge=1, description="Batches a feed websocket client may fall behind before it is disconnected."
     )
+    # --- published events: subscriptions and several instances (docs/casper.md "Subscriptions") -----
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Share published events between API instances through this Redis (redis://[:password@]host:"
+        "port/db); unset: in-process only. Shown and logged redacted.",
+    )
+    casper_root_network: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+        description="Also serve this Casper network's REST, WebSocket and SSE routes at the root (/blocks, "
+        "/events/main …), public, for the seed's and the sidecar's clients.",
+    )  # fmt: skip
+    casper_sse_buffer: int = Field(
+        default=5000, ge=0, description="Recent events per Casper network kept in memory for SSE ?start_from= "
+        "replay (the sidecar's event_stream_buffer_length); older ones are read from the store.",
+    )  # fmt: skip
+    casper_max_subscribers: int = Field(
+        default=100, ge=1, description="Most SSE clients, and most WebSocket clients, per Casper network per instance "
+        "(the sidecar's max_concurrent_subscribers; more are refused: 503, or WebSocket close 1013).",
+    )  # fmt: skip
+    casper_subscriber_queue: int = Field(
+        default=10_000, ge=16, description="Messages a Casper WebSocket or SSE client may fall behind before it is "
+        "disconnected (WebSocket close 1013; an SSE client reconnects with start_from).",
+    )  # fmt: skip
     alert_webhook_url: SecretStr | None = Field(
         default=None, description="POST every alert that fires or clears to this URL as JSON (shown redacted)."
     )

@@ -36,7 +36,7 @@ for _code, _status in ERROR_CODES.items():
 
 _DESCRIPTIONS = {400: "Bad request", 401: "Missing or unknown API token", 403: "Forbidden", 404: "Not found",
                  409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Unprocessable",
-                 429: "Rate limited", 503: "Query timed out"}  # fmt: skip
+                 429: "Rate limited", 503: "Query timed out, or a limit of clients reached"}  # fmt: skip
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

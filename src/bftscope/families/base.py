@@ -154,6 +154,14 @@ class ChainFamily(Protocol):
         """Add its commands to the command line (a ``typer.Typer``)."""
         ...
 
+    async def start_serving(self, ctx: Any) -> None:
+        """Start what it serves beside its routes (the API's lifespan; ``ctx``: the app's ``ApiContext``)."""
+        ...
+
+    async def stop_serving(self, ctx: Any) -> None:
+        """Stop what :meth:`start_serving` started."""
+        ...
+
     def events(self) -> EventRenderer: ...
 
     can_follow: bool  # offers :meth:`follower` (a live network can be followed in ``bftscope serve``)
@@ -290,6 +298,12 @@ class Family:
         return ()
 
     def register_cli(self, app: Any) -> None:
+        return None
+
+    async def start_serving(self, ctx: Any) -> None:
+        return None
+
+    async def stop_serving(self, ctx: Any) -> None:
         return None
 
     def events(self) -> EventRenderer:

@@ -7,6 +7,11 @@ the CometBFT kind: its events and entities live in its own tables (``store.py``)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter
+
 from bftscope.families.base import Family, RetainedTable
 from bftscope.families.casper.model import ENTITY_TYPES
 
@@ -21,6 +26,21 @@ class Casper(Family):
 
     def retention_tables(self) -> tuple[RetainedTable, ...]:
         return ()  # pruned by age and size by its own retention (retention.py), not by height
+
+    def routers(self) -> Sequence[APIRouter]:
+        from bftscope.families.casper.api import ROUTERS
+
+        return ROUTERS
+
+    async def start_serving(self, ctx: Any) -> None:
+        from bftscope.families.casper import serving
+
+        await serving.start(ctx)
+
+    async def stop_serving(self, ctx: Any) -> None:
+        from bftscope.families.casper import serving
+
+        await serving.stop(ctx)
 
 
 FAMILY = Casper()
