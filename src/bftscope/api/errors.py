@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 
 from bftscope.api.middleware.scopeinfo import path_has_route
 from bftscope.api.schemas import ErrorBody
-from bftscope.errors import ERROR_CODES, BftscopeError, QueryTimeoutError
+from bftscope.errors import ERROR_CODES, BftscopeError, BusyError, QueryTimeoutError
 
 __all__ = ["ERROR_CODES", "errors", "install_error_handlers"]
 
@@ -79,6 +79,8 @@ def _detail(e: Any) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BftscopeError)
     async def _bftscope(_: Request, exc: BftscopeError) -> JSONResponse:
+        if isinstance(exc, BusyError):  # a limit of clients: our own words, safe to send (no SQL, no path)
+            return JSONResponse(exc.envelope(), status_code=exc.status, headers={"Retry-After": "5"})
         if exc.status >= 500:
             # the store's own message can carry SQL and paths: log it, never send it
             log.error("request failed: %s", exc.message)
