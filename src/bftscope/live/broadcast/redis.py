@@ -53,7 +53,7 @@ class RedisBroadcaster:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed: set[str] = set()
-        self._closing = False
+        self._reported = False  # the current outage was logged
 
     # --- publishing: any thread -------------------------------------------------------------------
     def publish(self, topic: str, batch: bytes) -> None:
@@ -90,7 +90,6 @@ class RedisBroadcaster:
                        asyncio.create_task(self._reader(), name="broadcast:redis-reader")]  # fmt: skip
 
     async def close(self) -> None:
-        self._closing = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -104,9 +103,11 @@ class RedisBroadcaster:
                                        health_check_interval=0)  # fmt: skip
 
     def _down(self, role: str, exc: BaseException) -> None:
-        if self.stats.connected:
-            log.warning("redis %s: %s lost the connection (%s); reconnecting", self.label, role,
+        """Note a failed connection: logged once per outage (when it starts, or at the first attempt)."""
+        if self.stats.connected or not self._reported:
+            log.warning("redis %s: %s cannot reach Redis (%s); retrying", self.label, role,
                         redact_text(f"{type(exc).__name__}: {exc}"))  # fmt: skip
+            self._reported = True
         self.stats.connected = False
 
     async def _writer(self) -> None:
@@ -148,7 +149,7 @@ class RedisBroadcaster:
                 await pubsub.subscribe(own, *self._subscribed)
                 if not self.stats.connected:
                     log.info("redis %s: connected", self.label)
-                self.stats.connected = True
+                self.stats.connected, self._reported = True, False
                 delay = self.backoff_s
                 while True:
                     await self._follow_topics(pubsub)
