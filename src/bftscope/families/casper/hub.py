@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from bftscope.families.casper.model import CHANNELS
-from bftscope.families.casper.publish import Entity, decode_batch, topic_of
+from bftscope.families.casper.publish import Batch, Entity, decode_batch, topic_of
 from bftscope.families.casper.subfilter import WsFilter
 from bftscope.live.broadcast import Broadcaster
 
@@ -147,9 +147,12 @@ class Hub:
 
     # --- routing ---------------------------------------------------------------------------------------
     async def _consume(self) -> None:
-        async for data in self._sub:
+        async for msg in self._sub:
+            if isinstance(msg.value, Batch):  # published in this process: already an object
+                self.route(msg.value.entities)
+                continue
             try:
-                batch = decode_batch(data)
+                batch = decode_batch(msg.data)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 self.stats.bad_batches += 1
                 log.warning("casper network %s: a published batch could not be read (%s)", self.network, exc)

@@ -25,7 +25,8 @@ from bftscope.families.casper.seedjson import seed_json
 from bftscope.families.casper.store import Stored
 from bftscope.live.broadcast import Broadcaster
 
-__all__ = ["Batch", "Entity", "attach_publisher", "decode_batch", "encode_batch", "topic_of", "ws_channels"]
+__all__ = ["Batch", "Entity", "attach_publisher", "decode_batch", "encode_batch", "make_batch", "topic_of",
+           "ws_channels"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,12 @@ def _entity(s: Stored) -> Entity:
                   msgspec.Raw(s.raw) if s.raw.strip() else NULL)  # fmt: skip
 
 
+def make_batch(network: str, stored: Sequence[Stored]) -> Batch:
+    return Batch(network, [_entity(s) for s in stored])
+
+
 def encode_batch(network: str, stored: Sequence[Stored]) -> bytes:
-    return _encoder.encode(Batch(network, [_entity(s) for s in stored]))
+    return _encoder.encode(make_batch(network, stored))
 
 
 def decode_batch(data: bytes) -> Batch:
@@ -98,7 +103,8 @@ def attach_publisher(sink: Any, broadcaster: Broadcaster, network: str) -> Calla
 
     def publish(stored: list[Stored]) -> None:
         if stored:
-            broadcaster.publish(topic, encode_batch(network, stored))
+            batch = make_batch(network, stored)
+            broadcaster.publish(topic, _encoder.encode(batch), batch)  # this process's hub takes the object
 
     unlisten: Callable[[], None] = sink.listen(publish)
     return unlisten

@@ -12,7 +12,7 @@ cost reaches, rather than lose digits). ``deploys`` lists the block's deploy the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 __all__ = ["seed_block", "seed_deploy", "seed_json", "seed_timestamp"]
@@ -23,7 +23,8 @@ _I64 = 2**63 - 1
 def seed_timestamp(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    sec, milli = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{milli:03d}Z"
 
 
 def seed_block(key: str, f: dict[str, Any]) -> dict[str, Any]:

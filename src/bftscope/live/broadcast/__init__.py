@@ -11,11 +11,11 @@ chooses by ``BFTSCOPE_REDIS_URL``. Neither names a chain family: a topic is an o
 from __future__ import annotations
 
 from bftscope.config import Settings
-from bftscope.live.broadcast.base import Broadcaster, BroadcastStats, Subscription
+from bftscope.live.broadcast.base import Broadcaster, BroadcastStats, Message, Subscription
 from bftscope.live.broadcast.memory import MemoryBroadcaster
 from bftscope.live.broadcast.redis import RedisBroadcaster
 
-__all__ = ["BroadcastStats", "Broadcaster", "MemoryBroadcaster", "RedisBroadcaster", "Subscription",
+__all__ = ["BroadcastStats", "Broadcaster", "MemoryBroadcaster", "Message", "RedisBroadcaster", "Subscription",
            "make_broadcaster"]  # fmt: skip
 
 

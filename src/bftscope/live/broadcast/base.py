@@ -1,9 +1,11 @@
 """The :class:`Broadcaster` protocol and what both engines share: a subscription's bounded queue and the counters.
 
 A publisher is a store's writer thread, which must never wait for subscribers or for Redis: ``publish`` only
-hands the batch to the broadcaster's event loop. A subscription that falls ``max_batches`` behind loses the
-oldest batches (counted in ``dropped``), never holds the publisher back; its consumer (a hub) notices the gap
-in its own sequence numbers.
+hands the batch to the broadcaster's event loop. A subscription yields :class:`Message` s: the batch's bytes
+and, when it was published in this process, the publisher's own object for it (``value``), so that a local
+subscriber need not decode what was just encoded (at 20,000 events/s that decoding is a tenth of the work).
+A subscription that falls ``max_batches`` behind loses the oldest batches (counted in ``dropped``), never holds
+the publisher back; its consumer (a hub) notices the gap in its own sequence numbers.
 """
 
 from __future__ import annotations
@@ -12,9 +14,17 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["BroadcastStats", "Broadcaster", "Subscription"]
+__all__ = ["BroadcastStats", "Broadcaster", "Message", "Subscription"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One published batch: its bytes, and the publisher's object for them when published in this process."""
+
+    data: bytes
+    value: Any = None
 
 
 @dataclass
@@ -38,12 +48,12 @@ class Subscription:
         self.topic = topic
         self.max_batches = max_batches
         self._stats = stats
-        self._items: collections.deque[bytes] = collections.deque()
+        self._items: collections.deque[Message] = collections.deque()
         self._ready = asyncio.Event()
         self._closed = False
         self.dropped = 0
 
-    def put(self, batch: bytes) -> None:
+    def put(self, batch: Message) -> None:
         """On the event loop: queue a batch (dropping the oldest when full)."""
         if self._closed:
             return
@@ -59,10 +69,10 @@ class Subscription:
         self._closed = True
         self._ready.set()
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[Message]:
         return self
 
-    async def __anext__(self) -> bytes:
+    async def __anext__(self) -> Message:
         while not self._items:
             if self._closed:
                 raise StopAsyncIteration
@@ -77,8 +87,9 @@ class Broadcaster(Protocol):
 
     stats: BroadcastStats
 
-    def publish(self, topic: str, batch: bytes) -> None:
-        """Send ``batch`` to every subscriber of ``topic`` (in every instance); from any thread, never waits."""
+    def publish(self, topic: str, batch: bytes, value: Any = None) -> None:
+        """Send ``batch`` to every subscriber of ``topic`` (in every instance); from any thread, never waits.
+        ``value``: what ``batch`` encodes, handed as such to this process's subscribers."""
         ...
 
     def subscribe(self, topic: str, max_batches: int = 1024) -> Subscription:

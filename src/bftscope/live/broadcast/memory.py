@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from typing import Any
 
-from bftscope.live.broadcast.base import BroadcastStats, Subscription
+from bftscope.live.broadcast.base import BroadcastStats, Message, Subscription
 
 __all__ = ["LocalTopics", "MemoryBroadcaster"]
 
@@ -24,19 +25,20 @@ class LocalTopics:
         self.loop = loop
         self._thread = threading.get_ident()
 
-    def deliver(self, topic: str, batch: bytes) -> None:
+    def deliver(self, topic: str, batch: bytes, value: Any = None) -> None:
         """Hand ``batch`` to the topic's subscriptions, on the loop (at once when called on it)."""
         if self.loop is None:
             return  # not started: nobody can have subscribed
+        msg = Message(batch, value)
         if threading.get_ident() == self._thread:
-            self._deliver(topic, batch)
+            self._deliver(topic, msg)
         else:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
-                self.loop.call_soon_threadsafe(self._deliver, topic, batch)
+                self.loop.call_soon_threadsafe(self._deliver, topic, msg)
 
-    def _deliver(self, topic: str, batch: bytes) -> None:
+    def _deliver(self, topic: str, msg: Message) -> None:
         for sub in self.topics.get(topic, ()):
-            sub.put(batch)
+            sub.put(msg)
 
     def add(self, topic: str, max_batches: int) -> Subscription:
         sub = Subscription(topic, max_batches, self.stats)
@@ -71,9 +73,9 @@ class MemoryBroadcaster:
     async def start(self) -> None:
         self.local.bind(asyncio.get_running_loop())
 
-    def publish(self, topic: str, batch: bytes) -> None:
+    def publish(self, topic: str, batch: bytes, value: Any = None) -> None:
         self.stats.published += 1
-        self.local.deliver(topic, batch)
+        self.local.deliver(topic, batch, value)
 
     def subscribe(self, topic: str, max_batches: int = 1024) -> Subscription:
         if self.local.loop is None:

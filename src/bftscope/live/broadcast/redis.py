@@ -56,9 +56,9 @@ class RedisBroadcaster:
         self._reported = False  # the current outage was logged
 
     # --- publishing: any thread -------------------------------------------------------------------
-    def publish(self, topic: str, batch: bytes) -> None:
+    def publish(self, topic: str, batch: bytes, value: Any = None) -> None:
         self.stats.published += 1
-        self.local.deliver(topic, batch)
+        self.local.deliver(topic, batch, value)
         loop = self.local.loop
         if loop is None:
             self.stats.unpublished += 1
