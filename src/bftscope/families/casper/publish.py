@@ -3,8 +3,9 @@
 :func:`attach_publisher` listens to a network's :class:`~bftscope.families.casper.sink.CasperSink`; after each
 write it encodes the write's new entities (``Stored``, in ``out_id`` order) as one :class:`Batch` and publishes
 it on the network's topic ``bftscope:casper:<network>``. One message per write, not per entity: at 20,000
-events/s a message per entity costs more than the store write. The encoding happens on the sink's writer
-thread (CPU only); the broadcaster hands the bytes to its event loop and never makes the writer wait.
+events/s a message per entity costs more than the store write. The writer thread only queues a write's
+entities; a :class:`Publisher` thread per network builds and encodes the batch, and the broadcaster hands the
+bytes to its event loop — nothing makes the writer wait.
 
 Each :class:`Entity` carries what every kind of subscriber needs, computed once here rather than in every
 instance: the WebSocket channels it goes to (``ws``) with the seed's REST JSON (``seed``), the SSE channel
@@ -16,6 +17,8 @@ kept as raw bytes when decoded (:class:`msgspec.Raw`), so no instance parses or 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,7 +28,7 @@ from bftscope.families.casper.seedjson import seed_json
 from bftscope.families.casper.store import Stored
 from bftscope.live.broadcast import Broadcaster
 
-__all__ = ["Batch", "Entity", "attach_publisher", "decode_batch", "encode_batch", "make_batch", "topic_of",
+__all__ = ["Batch", "Entity", "Publisher", "attach_publisher", "decode_batch", "encode_batch", "make_batch", "topic_of",
            "ws_channels"]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -96,15 +99,52 @@ def decode_batch(data: bytes) -> Batch:
     return _decoder.decode(data)
 
 
+class Publisher:
+    """Publishes the writes of one network from its own thread: the sink's writer thread only queues each write's
+    entities (the writer is the pipeline's bottleneck, and most of its store work runs without the GIL, so
+    building and encoding batches beside it rather than in it lets the two overlap). At most ``max_pending``
+    writes wait; more are counted in ``dropped`` (and logged) rather than hold the writer back."""
+
+    def __init__(self, broadcaster: Broadcaster, network: str, max_pending: int = 1024) -> None:
+        self.broadcaster, self.network, self.topic = broadcaster, network, topic_of(network)
+        self.published = self.dropped = 0
+        self._queue: queue.Queue[list[Stored] | None] = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name=f"casper-publish:{network}", daemon=True)
+        self._thread.start()
+
+    def __call__(self, stored: list[Stored]) -> None:
+        if not stored:
+            return
+        try:
+            self._queue.put_nowait(stored)
+        except queue.Full:
+            self.dropped += len(stored)
+            log.warning("casper network %s: the publisher is %d writes behind; %d entities not published",
+                        self.network, self._queue.maxsize, len(stored))  # fmt: skip
+
+    def _run(self) -> None:
+        while (stored := self._queue.get()) is not None:
+            try:
+                batch = make_batch(self.network, stored)
+                self.broadcaster.publish(self.topic, _encoder.encode(batch), batch)  # this process's hub: the object
+                self.published += len(stored)
+            except Exception:  # a bad entity must not end publishing
+                self.dropped += len(stored)
+                log.exception("casper network %s: a batch could not be published", self.network)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+
 def attach_publisher(sink: Any, broadcaster: Broadcaster, network: str) -> Callable[[], None]:
     """Publish each write of ``sink`` (a :class:`~bftscope.families.casper.sink.CasperSink`) on the topic of
-    ``network``; returns the function that detaches it."""
-    topic = topic_of(network)
+    ``network`` (through a :class:`Publisher`); returns the function that detaches it."""
+    publisher = Publisher(broadcaster, network)
+    unlisten: Callable[[], None] = sink.listen(publisher)
 
-    def publish(stored: list[Stored]) -> None:
-        if stored:
-            batch = make_batch(network, stored)
-            broadcaster.publish(topic, _encoder.encode(batch), batch)  # this process's hub takes the object
+    def detach() -> None:
+        unlisten()
+        publisher.close()
 
-    unlisten: Callable[[], None] = sink.listen(publish)
-    return unlisten
+    return detach
