@@ -14,7 +14,8 @@ covers decoding, the sink's batching, the store write, publishing, routing and t
 
 Reported per run: offered and persisted events/s (stored by the sink over the production time plus the time it
 took to catch up), frames received against expected, latency p50/p99/max, this process's RSS every second
-(server, store, sink and producer). Prints the medians of ``--runs`` runs and writes ``bench/out/casper.json``.
+(server, store, sink and producer), each run in a fresh process. Prints the medians of ``--runs`` runs and writes
+``bench/out/casper.json``.
 
     .venv/bin/python bench/casper_bench.py --rate 20000 --seconds 20 --runs 3
 """
@@ -152,11 +153,13 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     heights = int(args.rate * args.seconds / per_height)
     main_dec, sig_dec = CasperDecoder("n1:9999", "main"), CasperDecoder("n1:9999", "sigs")
     rss: list[float] = []
+    duck: list[float] = []  # DuckDB's own memory (buffer pool: cached table and index blocks)
     sampling = threading.Event()
 
     def sample() -> None:
         while not sampling.wait(1.0):
             rss.append(_rss_mib())
+            duck.append(float(ctx.store.query("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")[0][0]) / 2**20)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -200,12 +203,18 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         "frames_expected": expected, "ws_cut": hub.stats.cut, "missed": hub.stats.missed,
         "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()),
         "rss_mib": rss, "rss_first_mib": statistics.median(rss[1:4]) if len(rss) > 4 else None,
-        "rss_last_mib": statistics.median(rss[-3:]) if rss else None,
+        "rss_last_mib": statistics.median(rss[-3:]) if rss else None, "duckdb_mib": duck,
+        "duckdb_first_mib": statistics.median(duck[1:4]) if len(duck) > 4 else None,
+        "duckdb_last_mib": statistics.median(duck[-3:]) if duck else None,
     }  # fmt: skip
     sink.close()
     srv.should_exit = True
     server.join(timeout=30)
     return out
+
+
+def _run_child(args: argparse.Namespace, results: Any) -> None:
+    results.put(run_once(args))
 
 
 def main() -> None:
@@ -217,17 +226,26 @@ def main() -> None:
     p.add_argument("--sigs", type=int, default=10, help="FinalitySignatures per height")
     p.add_argument("--accounts", type=int, default=16, help="accounts (one /accountDeploys subscriber each)")
     p.add_argument("--ws-blocks", type=int, default=4, help="subscribers of /blocks")
-    p.add_argument("--deflate", action="store_true",
-                   help="subscribers offer permessage-deflate (as browsers do): the server compresses every frame")
+    p.add_argument(
+        "--deflate",
+        action="store_true",
+        help="subscribers offer permessage-deflate (as browsers do): the server compresses every frame",
+    )
     args = p.parse_args()
     runs = []
-    for i in range(args.runs):
-        r = run_once(args)
+    spawn = mp.get_context("spawn")
+    for i in range(args.runs):  # each run in a fresh process: its memory is its own
+        results = spawn.Queue()
+        proc = spawn.Process(target=_run_child, args=(args, results))
+        proc.start()
+        r = results.get(timeout=3600)
+        proc.join(timeout=120)
         runs.append(r)
-        brief = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k != "rss_mib"}
+        series = ("rss_mib", "duckdb_mib")
+        brief = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k not in series}
         print(f"run {i + 1}: {json.dumps(brief)}", file=sys.stderr)
     keys = ["offered_per_s", "persisted_per_s", "catch_up_s", "cpu_cores", "p50_ms", "p99_ms", "max_ms",
-            "rss_first_mib", "rss_last_mib"]  # fmt: skip
+            "rss_first_mib", "rss_last_mib", "duckdb_first_mib", "duckdb_last_mib"]  # fmt: skip
     medians = {k: round(statistics.median(r[k] for r in runs), 1) for k in keys if all(r[k] is not None for r in runs)}
     medians |= {"frames_ok": all(r["frames"] == r["frames_expected"] for r in runs),
                 "load_average": os.getloadavg(), "cpus": os.cpu_count()}  # fmt: skip
