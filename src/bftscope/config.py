@@ -90,6 +90,14 @@ class Settings(BaseSettings):
     retention_batch_heights: int = Field(
         default=1000, ge=1, description="Heights whose rows one pruning transaction removes (writes interleave)."
     )
+    casper_retain_days: float = Field(
+        default=7.0, gt=0, description="A Casper network keeps the entities (and their events) it first received "
+        "within this many days (docs/casper.md \"Retention\").",
+    )  # fmt: skip
+    casper_retain_bytes: int = Field(
+        default=2 * 1024**3, ge=0, description="A Casper network keeps at most this many bytes of node payloads: "
+        "beyond it, its oldest entities go.",
+    )  # fmt: skip
 
     # --- HTTP API (bftscope serve) ---------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
@@ -151,6 +159,16 @@ class Settings(BaseSettings):
     follow_networks: bool = Field(
         default=True, description="bftscope serve follows every network of /v1/networks (false: resources only)."
     )
+    casper_root_network: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+        description="Also serve this followed Casper network's REST routes at the root (/block/{hash}, /blocks, "
+        "/deploy/{hash}, /accountDeploys/{account}, /sidecar/…), and its WebSocket (/blocks, /block/{hash}, …) and "
+        "SSE (/events/main …) subscriptions, for the CasperLabs event-store's and the sidecar's clients: read-only "
+        "and WITHOUT a token, as the event-store was, so anyone who can reach the server reads that network. "
+        "Unset (the default): the root routes answer 404 and the network is served only under "
+        "/v1/casper/{network}/ with a token (docs/casper.md \"REST\").",
+    )
     network_max_endpoints: int = Field(default=8, ge=1, le=64, description="Most RPC endpoints per network.")
     networks_per_user: int = Field(default=20, ge=0, description="Most networks one user may have followed.")
     feed_queue_batches: int = Field(
@@ -162,11 +180,6 @@ class Settings(BaseSettings):
         description="Share published events between API instances through this Redis (redis://[:password@]host:"
         "port/db); unset: in-process only. Shown and logged redacted.",
     )
-    casper_root_network: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
-        description="Also serve this Casper network's REST, WebSocket and SSE routes at the root (/blocks, "
-        "/events/main …), public, for the seed's and the sidecar's clients.",
-    )  # fmt: skip
     casper_sse_buffer: int = Field(
         default=5000, ge=0, description="Recent events per Casper network kept in memory for SSE ?start_from= "
         "replay (the sidecar's event_stream_buffer_length); older ones are read from the store.",
@@ -197,6 +210,11 @@ class Settings(BaseSettings):
         if self.retention_summary_days < self.retention_raw_days:
             raise ValueError("retention_summary_days must be at least retention_raw_days")
         return self
+
+    @field_validator("casper_root_network", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value  # BFTSCOPE_CASPER_ROOT_NETWORK= (set but empty) is off
 
     @field_validator("metrics_allowed_clients", "trusted_proxies")
     @classmethod

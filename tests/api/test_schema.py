@@ -23,12 +23,15 @@ from bftscope.config import Settings
 from bftscope.store import DuckDBStore
 from tests.api.conftest import tar_gz, wait_processed
 from tests.conftest import require_data
+from tests.families.casper.api.conftest import NETWORK as CASPER_NETWORK
+from tests.families.casper.api.conftest import fill_network
 
 
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     testnet = require_data("cometbft/tendermint-v0.34-4node-wal")
-    cfg = Settings(data_dir=tmp_path_factory.mktemp("schema"), auth_mode="local", rate_limit_enabled=False)
+    cfg = Settings(data_dir=tmp_path_factory.mktemp("schema"), auth_mode="local", rate_limit_enabled=False,
+                   casper_root_network=CASPER_NETWORK)  # fmt: skip
     store = DuckDBStore.open(cfg.store_path, cfg)
     app = create_app(cfg, store=store)
     client = TestClient(app)
@@ -38,7 +41,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
              ("logfiles", ("node1.tar.gz", tar_gz(testnet / "node1", "node1"), "application/gzip"))]  # fmt: skip
     sid = client.post(f"/v1/users/{uid}/projects/{pid}/simulations", data={"name": "s"}, files=files).json()["id"]
     assert wait_processed(client, sid, {})["status"] == "processed"
-    ids = {"userId": uid, "projectId": pid, "id": sid, "otherId": sid}
+    ids = {"userId": uid, "projectId": pid, "id": sid, "otherId": sid} | fill_network(store, uid, CASPER_NETWORK)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
     @schema.hook
@@ -84,5 +87,8 @@ def test_openapi_declares_every_route(api_schema: Any, tmp_path: Path) -> None:
               "/v1/simulations/{id}/metrics/messages/success_rate", "/v1/simulations/{id}/metrics/latency/end_to_end",
               "/v1/simulations/{id}/metrics/vote/statistics", "/v1/simulations/{id}/metrics/network/latency/stats",
               "/v1/simulations/{id}/metrics/network/latency/node-stats",
-              "/v1/simulations/{id}/metrics/network/latency/overview", "/healthz", "/readyz", "/metrics"):  # fmt: skip
+              "/v1/simulations/{id}/metrics/network/latency/overview", "/healthz", "/readyz", "/metrics",
+              "/v1/casper/{network}/blocks", "/v1/casper/{network}/block/{blockHash}",
+              "/v1/casper/{network}/accountDeploys/{account}", "/v1/casper/{network}/sidecar/deploy/{deployHash}",
+              "/blocks", "/deploy/{deployHash}", "/sidecar/block/{hashOrHeight}"):  # fmt: skip
         assert p in paths, p

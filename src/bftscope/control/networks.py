@@ -22,7 +22,7 @@ from bftscope.live.endpoints import check_endpoint
 from bftscope.store.base import Store
 
 __all__ = ["NAME_RULE", "Network", "count_networks", "create_network", "delete_network", "get_network",
-           "list_networks", "run_id_of", "run_name", "stored_events", "update_network"]  # fmt: skip
+           "list_networks", "network_named", "run_id_of", "run_name", "stored_events", "update_network"]  # fmt: skip
 
 NAME_RULE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 _NAME = re.compile(NAME_RULE)
@@ -92,6 +92,12 @@ def get_network(store: Store, network_id: str) -> Network:
     if not rows:
         raise NotFoundError("Network not found")
     return _row(rows[0])
+
+
+def network_named(store: Store, name: str) -> Network | None:
+    """The network called ``name`` (names are unique across users), or None."""
+    rows = store.query(f"SELECT {_COLS} FROM networks WHERE name = :name", {"name": name})
+    return _row(rows[0]) if rows else None
 
 
 def list_networks(store: Store, user_id: str | None = None) -> list[Network]:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from bftscope.analytics.summary import NodeCounts
+    from bftscope.config import Settings
     from bftscope.ingest.source import FileFormat, NodeIdentity
     from bftscope.store.base import NodeRecord, Store
     from bftscope.store.eventquery import EventFilter
@@ -113,6 +114,13 @@ class ChainFamily(Protocol):
     def retention_tables(self) -> Sequence[RetainedTable]:
         """The run tables retention prunes by age (:mod:`bftscope.live.retention`): raw events and what is
         derived from them, kept for the raw window, and per-height summaries kept for the longer one."""
+        ...
+
+    live_only: bool  # every run of the family is a followed network (it reads no files): retention prunes each
+
+    def prune_run(self, store: Store, run_id: int, now: float, settings: Settings) -> dict[str, int] | None:
+        """Prune a live run by the family's own rules at time ``now`` (Unix seconds) and return the rows removed
+        per table; None: the run is pruned by height, from :meth:`retention_tables` (the neutral path)."""
         ...
 
     def keep_before_prune(self, store: Store, run_id: int, below_height: int) -> dict[str, int]:
@@ -263,6 +271,11 @@ class Family:
 
     def retention_tables(self) -> Sequence[RetainedTable]:
         return (RetainedTable("events", "raw", ts="ts"),)
+
+    live_only = False
+
+    def prune_run(self, store: Store, run_id: int, now: float, settings: Settings) -> dict[str, int] | None:
+        return None
 
     def keep_before_prune(self, store: Store, run_id: int, below_height: int) -> dict[str, int]:
         return {}  # nothing computed from the events is kept beyond them

@@ -13,9 +13,11 @@ rollups are refreshed after a prune that removed raw rows). Rows without a heigh
 time column. Each raw cut is remembered (``retention_marks``: heights below ``height`` were older than
 ``ts``), which dates heights whose events are gone, so the summary cut can be found a year later.
 
-Only live runs are pruned — runs whose every source is a live one (``sources.format = 'live'``). An
-uploaded run is never touched. Pruning again with nothing older is a no-op; rows appended meanwhile
-belong to heights above the cut and are never removed.
+Only live runs are pruned — runs whose every source is a live one (``sources.format = 'live'``), or runs of
+a family that only follows networks (``ChainFamily.live_only``). An uploaded run is never touched. A family
+whose data is not cut at a height prunes its runs its own way (``ChainFamily.prune_run``, e.g. by age and by
+size); the pass counts and reports what it removed per table like the rest. Pruning again with nothing older
+is a no-op; rows appended meanwhile belong to heights above the cut and are never removed.
 """
 
 from __future__ import annotations
@@ -67,20 +69,32 @@ class StoreSize:
     bytes_estimate: int | None
 
 
+def _live(chain: str, sources: int, live: int) -> bool:
+    if sources:
+        return sources == live
+    try:  # a run without sources: live when its family only follows networks
+        return registry.family(chain).live_only
+    except BftscopeError:
+        return False
+
+
 def is_live(store: Store, run_id: int) -> bool:
-    """A run whose every source is a live one (uploaded and ingested runs are never pruned)."""
-    total, live = store.query(
-        "SELECT count(*), count(*) FILTER (WHERE format = 'live') FROM sources WHERE run_id = ?", [run_id]
-    )[0]
-    return bool(total) and total == live
+    """A run whose every source is a live one, or a run of a family whose every run is followed (uploaded and
+    ingested runs are never pruned)."""
+    rows = store.query(
+        "SELECT r.chain, count(s.id), count(s.id) FILTER (WHERE s.format = 'live') FROM runs r "
+        "LEFT JOIN sources s ON s.run_id = r.id WHERE r.id = ? GROUP BY r.chain", [run_id]
+    )
+    return bool(rows) and _live(str(rows[0][0]), int(rows[0][1]), int(rows[0][2]))
 
 
 def live_runs(store: Store) -> list[int]:
     """Ids of the store's live runs."""
     rows = store.query(
-        "SELECT run_id FROM sources GROUP BY run_id HAVING count(*) = count(*) FILTER (WHERE format = 'live')"
+        "SELECT r.id, r.chain, count(s.id), count(s.id) FILTER (WHERE s.format = 'live') FROM runs r "
+        "LEFT JOIN sources s ON s.run_id = r.id GROUP BY r.id, r.chain"
     )
-    return sorted(int(r[0]) for r in rows)
+    return sorted(int(r[0]) for r in rows if _live(str(r[1]), int(r[2]), int(r[3])))
 
 
 def _tables(store: Store, run_id: int) -> list[RetainedTable]:
@@ -173,6 +187,10 @@ def prune(store: Store, run_id: int, now: float, settings: Settings) -> PruneRes
     result = PruneResult(run_id)
     if not is_live(store, run_id):
         result.skipped = "not a live run: uploaded and ingested runs are never pruned"
+        return result
+    own = registry.family_of_run(store, run_id).prune_run(store, run_id, now, settings)
+    if own is not None:  # the family prunes this run its own way (not by height)
+        result.removed = {k: v for k, v in own.items() if v}
         return result
     tables = _tables(store, run_id)
     raw_ns = int((now - settings.retention_raw_days * _DAY_S) * 1e9)

@@ -8,14 +8,25 @@ the CometBFT kind: its events and entities live in its own tables (``store.py``)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from fastapi import APIRouter
+from typing import TYPE_CHECKING, Any
 
 from bftscope.families.base import Family, RetainedTable
 from bftscope.families.casper.model import ENTITY_TYPES
 
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from bftscope.config import Settings
+    from bftscope.store.base import Store
+
 __all__ = ["FAMILY", "Casper"]
+
+_TABLES = (("casper_event_log", "received_ns"), ("casper_payloads", "received_ns"), ("casper_blocks", "received_ns"),
+           ("casper_block_deploys", None), ("casper_era_weights", None),
+           ("casper_deploys_accepted", "received_ns"), ("casper_deploys_processed", "received_ns"),
+           ("casper_deploys_expired", "received_ns"), ("casper_faults", "received_ns"),
+           ("casper_signatures", "received_ns"), ("casper_steps", "received_ns"),
+           ("casper_shutdowns", "received_ns"))  # fmt: skip
 
 
 class Casper(Family):
@@ -25,12 +36,24 @@ class Casper(Family):
     identity_aliases = ("name",)
 
     def retention_tables(self) -> tuple[RetainedTable, ...]:
-        return ()  # pruned by age and size by its own retention (retention.py), not by height
+        # Pruned by age and size by its own retention (prune_run, retention.py), never by height: declared
+        # so that a live run's size (/metrics) counts its rows.
+        return tuple(RetainedTable(t, "raw", height=None, ts=ts) for t, ts in _TABLES)
+
+    live_only = True  # its runs are followed networks: it reads no files
+
+    def prune_run(self, store: Store, run_id: int, now: float, settings: Settings) -> dict[str, int] | None:
+        from bftscope.families.casper.retention import prune
+
+        return prune(store, run_id, now_ns=int(now * 1e9), retain_days=settings.casper_retain_days,
+                     retain_bytes=settings.casper_retain_bytes)  # fmt: skip
 
     def routers(self) -> Sequence[APIRouter]:
-        from bftscope.families.casper.api import ROUTERS
+        from bftscope.families.casper import sse_routes, ws_routes
+        from bftscope.families.casper.analytics_routes import router as analytics
+        from bftscope.families.casper.api.mounts import ROUTERS as REST  # seed and sidecar REST (docs/casper.md)
 
-        return ROUTERS
+        return (analytics, *REST, ws_routes.router, sse_routes.router)  # subscriptions: docs/casper.md
 
     async def start_serving(self, ctx: Any) -> None:
         from bftscope.families.casper import serving
@@ -42,5 +65,9 @@ class Casper(Family):
 
         await serving.stop(ctx)
 
+    def register_cli(self, app: Any) -> None:
+        from bftscope.families.casper.cli import register
+
+        register(app)
 
 FAMILY = Casper()

@@ -8,10 +8,11 @@ entities; a :class:`Publisher` thread per network builds and encodes the batch, 
 bytes to its event loop — nothing makes the writer wait.
 
 Each :class:`Entity` carries what every kind of subscriber needs, computed once here rather than in every
-instance: the WebSocket channels it goes to (``ws``) with the seed's REST JSON (``seed``), the SSE channel
-(``channel``) with the node's JSON exactly as received (``raw``), and the fields the WebSocket filter message
-selects on (``era``, ``proposer``, ``account``). ``seed`` and ``raw`` are embedded as JSON, not strings, and
-kept as raw bytes when decoded (:class:`msgspec.Raw`), so no instance parses or re-encodes them.
+instance: the WebSocket channels it goes to (``ws``) with the seed's REST JSON (``seed``, built as the REST
+routes build it: ``api/shapes.py``), the SSE channel (``channel``) with the node's JSON exactly as received
+(``raw``), and the fields the WebSocket filter message selects on (``era``, ``proposer``, ``account``).
+``seed`` and ``raw`` are embedded as JSON, not strings, and kept as raw bytes when decoded
+(:class:`msgspec.Raw`), so no instance parses or re-encodes them.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from typing import Any
 
 import msgspec
 
-from bftscope.families.casper.seedjson import seed_json
+from bftscope.families.casper.api.shapes import block_of, processed_deploy_of
 from bftscope.families.casper.store import Stored
 from bftscope.live.broadcast import Broadcaster
 
-__all__ = ["Batch", "Entity", "Publisher", "attach_publisher", "decode_batch", "encode_batch", "make_batch", "topic_of",
-           "ws_channels"]  # fmt: skip
+__all__ = ["Batch", "Entity", "Publisher", "attach_publisher", "decode_batch", "encode_batch", "make_batch",
+           "seed_json", "topic_of", "ws_channels"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,19 @@ def ws_channels(type_: str, key: str, fields: dict[str, Any]) -> list[str]:
     return []
 
 
+def seed_json(type_: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+    """The seed's REST JSON of a BlockAdded or DeployProcessed (``api/shapes.py``, as REST answers); None for the
+    types the seed never had."""
+    if type_ == "BlockAdded":
+        return block_of(fields)
+    if type_ == "DeployProcessed":
+        return processed_deploy_of(fields)
+    return None
+
+
 def _entity(s: Stored) -> Entity:
     f = s.fields
-    seed = seed_json(s.type, s.key, f)
+    seed = seed_json(s.type, f)
     era = f.get("era_id")
     return Entity(s.out_id, s.type, s.key, s.channel, ws_channels(s.type, s.key, f),
                   int(era) if era is not None else None, f.get("proposer"), f.get("account"), s.received_ns,

@@ -9,10 +9,10 @@ admin); the root routes serve the root network to anyone, as the seed did.
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
 from bftscope.api.context import ApiContext
-from bftscope.control.networks import list_networks
+from bftscope.control.networks import NAME_RULE, list_networks, network_named
 from bftscope.control.records import User
 from bftscope.errors import NotFoundError
 from bftscope.families.casper.hub import Hub, Hubs
@@ -21,6 +21,7 @@ from bftscope.live.broadcast import MemoryBroadcaster
 __all__ = ["KEY", "hub_for", "hubs_of", "owned_network", "root_network", "start", "stop"]
 
 KEY = "casper"
+_NAME = re.compile(NAME_RULE)
 
 
 def hubs_of(ctx: ApiContext) -> Hubs:
@@ -54,11 +55,11 @@ async def stop(ctx: ApiContext) -> None:
 
 
 def owned_network(ctx: ApiContext, who: User, name: str) -> str:
-    """``name`` when it is a Casper network ``who`` may read; 404 otherwise (as for a network that does not
-    exist: whether another user's network exists is not told)."""
-    rows: list[Any] = ctx.store.query("SELECT user_id, chain FROM networks WHERE name = :name", {"name": name})
-    if not rows or rows[0][1] != "casper" or (not who.is_admin and rows[0][0] != who.id):
-        raise NotFoundError("Casper network not found")
+    """``name`` when it is a Casper network ``who`` may read; 404 otherwise, alike for another user's network,
+    another chain's or none (as the REST routes: ``api/scope.py``)."""
+    net = network_named(ctx.store, name) if _NAME.match(name) else None
+    if net is None or net.chain != "casper" or (not who.is_admin and net.user_id != who.id):
+        raise NotFoundError("Network not found")
     return name
 
 

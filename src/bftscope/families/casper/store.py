@@ -3,20 +3,27 @@
 :meth:`CasperStore.write` takes a batch of decoded events from any nodes in any order and, in one transaction
 under the store's writer:
 
-1. drops events already in ``casper_event_log`` (same source, node id, type and key: a node re-sending after a
-   ``start_from`` resume) and repeats inside the batch — the event level;
+1. drops events the same node's channel already sent (same node id, type and key: what a ``start_from`` resume
+   sends again) and repeats inside the batch — the event level. A resume can only re-send what the node still
+   buffers (5,000 events per channel), so the writer remembers each channel's last ``recent`` events (read back
+   from the event log when a process starts) instead of indexing every event ever stored;
 2. drops events whose entity is already stored (another node sent it first, or an earlier batch did) — the
-   entity level; a block at a height another hash already holds is refused as a conflict;
+   entity level, checked against the store; a block at a height another hash already holds is refused as a
+   conflict;
 3. gives each new entity the next ``out_id`` of the run and inserts its row, its raw payload, and the
-   event-log rows of the whole batch.
+   event-log rows of the batch.
 
-Rows are only inserted, never updated, so the result does not depend on arrival order. The keys are checked
-against the store (not a memory of keys), so memory stays flat however long a network is followed, and a
-restarted process de-duplicates against what an earlier one stored. The tables' primary keys back this up.
+Rows are only inserted, never updated, so the result does not depend on arrival order. The entity check
+reads only the recent part of each table: heights, eras and deploy timestamps grow with time, and a check
+narrowed to the batch's range lets DuckDB skip every older row group by its min/max. No PRIMARY KEY index is
+kept (DuckDB holds those in memory and they grow with every row), so memory stays flat however long a network
+is followed; the one writer and its transaction make the checks safe.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -55,12 +62,15 @@ class WriteResult:
 
 @dataclass(frozen=True)
 class _Entity:
-    """How one event type's entity is stored: its table, the SQL of its key over the table's columns, and
-    its row (column → value) from an event."""
+    """How one event type's entity is stored: its table, its key columns (and the key's values from an event),
+    its row (column → value) from an event, and the column growing with time that narrows a check (with its
+    value from an event; None where the type has none)."""
 
     table: str
-    key_sql: str
+    key_cols: tuple[str, ...]
+    key: Callable[[CasperEvent], tuple[Any, ...]]
     row: Callable[[CasperEvent], dict[str, Any]]
+    range_col: str | None = None
 
 
 def _block(e: CasperEvent) -> dict[str, Any]:
@@ -75,39 +85,65 @@ def _pick(*names: str) -> Callable[[CasperEvent], dict[str, Any]]:
     return lambda e: {n: e.fields[n] for n in names}
 
 
+def _fields(*names: str) -> Callable[[CasperEvent], tuple[Any, ...]]:
+    return lambda e: tuple(e.fields[n] for n in names)
+
+
+def _event_id(e: CasperEvent) -> int:
+    return -1 if e.event_id is None else e.event_id
+
+
 ENTITY_TABLES: Final[dict[str, _Entity]] = {
-    "BlockAdded": _Entity("casper_blocks", "block_hash", _block),
-    "DeployAccepted": _Entity("casper_deploys_accepted", "deploy_hash",
-                              _pick("deploy_hash", "account", "timestamp_ms", "ttl_ms", "chain_name")),
-    "DeployProcessed": _Entity("casper_deploys_processed", "deploy_hash",
+    "BlockAdded": _Entity("casper_blocks", ("block_hash",), lambda e: (e.key,), _block, "height"),
+    "DeployAccepted": _Entity("casper_deploys_accepted", ("deploy_hash",), _fields("deploy_hash"),
+                              _pick("deploy_hash", "account", "timestamp_ms", "ttl_ms", "chain_name"), "timestamp_ms"),
+    "DeployProcessed": _Entity("casper_deploys_processed", ("deploy_hash",), _fields("deploy_hash"),
                                _pick("deploy_hash", "account", "block_hash", "timestamp_ms", "success", "cost",
-                                     "error_message")),
-    "DeployExpired": _Entity("casper_deploys_expired", "deploy_hash", _pick("deploy_hash")),
-    "Fault": _Entity("casper_faults", "CAST(era_id AS VARCHAR) || ' ' || public_key",
-                     _pick("era_id", "public_key", "timestamp_ms")),
-    "FinalitySignature": _Entity("casper_signatures", "block_hash || ' ' || public_key",
-                                 _pick("block_hash", "public_key", "era_id", "signature")),
-    "Step": _Entity("casper_steps", "CAST(era_id AS VARCHAR)", _pick("era_id")),
+                                     "error_message"), "timestamp_ms"),
+    "DeployExpired": _Entity("casper_deploys_expired", ("deploy_hash",), _fields("deploy_hash"), _pick("deploy_hash")),
+    "Fault": _Entity("casper_faults", ("era_id", "public_key"), _fields("era_id", "public_key"),
+                     _pick("era_id", "public_key", "timestamp_ms"), "era_id"),
+    "FinalitySignature": _Entity("casper_signatures", ("block_hash", "public_key"), _fields("block_hash", "public_key"),
+                                 _pick("block_hash", "public_key", "era_id", "signature"), "era_id"),
+    "Step": _Entity("casper_steps", ("era_id",), _fields("era_id"), _pick("era_id"), "era_id"),
     # a node's shutdown is its own: keyed by the node and its event id
-    "Shutdown": _Entity("casper_shutdowns", "source || ' ' || CAST(event_id AS VARCHAR)",
-                        lambda e: {"source": e.source, "event_id": -1 if e.event_id is None else e.event_id}),
+    "Shutdown": _Entity("casper_shutdowns", ("source", "event_id"), lambda e: (e.source, _event_id(e)),
+                        lambda e: {"source": e.source, "event_id": _event_id(e)}),
 }  # fmt: skip
 
-_LOG_SCHEMA = pa.schema([("source", pa.string()), ("event_id", pa.int64()), ("type", pa.string()),
-                         ("key", pa.string())])  # fmt: skip
+RECENT = 10_000  # events remembered per node channel: twice a node's default replay buffer (5,000)
+_RECENT_WINDOW_NS = 86_400 * 10**9  # how far back the event log is read to remember them after a restart
 
 
-def _entity_key(e: CasperEvent) -> str:
-    return f"{e.source} {-1 if e.event_id is None else e.event_id}" if e.type == "Shutdown" else e.key
+class _Recent:
+    """The last events (node id, type, key) of one node's channel, at most ``size``: what a ``start_from``
+    resume can send again."""
+
+    def __init__(self, size: int, seen: Sequence[tuple[int, str, str]]) -> None:
+        self.size = size
+        self.order: deque[tuple[int, str, str]] = deque(seen[-size:] if size else ())
+        self.keys = set(self.order)
+
+    def add(self, k: tuple[int, str, str]) -> bool:
+        """True when ``k`` is new (and now remembered)."""
+        if k in self.keys:
+            return False
+        self.keys.add(k)
+        self.order.append(k)
+        if len(self.order) > self.size:
+            self.keys.discard(self.order.popleft())
+        return True
 
 
 class CasperStore:
-    """Writes the Casper events of run ``run_id`` of ``store``."""
+    """Writes the Casper events of run ``run_id`` of ``store``; ``recent``: events remembered per node channel."""
 
-    def __init__(self, store: Store, run_id: int) -> None:
+    def __init__(self, store: Store, run_id: int, *, recent: int = RECENT) -> None:
         self.store = store
         self.run_id = run_id
+        self.recent = recent
         self._next_out: int | None = None
+        self._seen: dict[tuple[str, str], _Recent] = {}
 
     def write(self, events: Sequence[CasperEvent]) -> WriteResult:
         """Store a batch (docs/casper.md "Store"); returns what was new, in ``out_id`` order."""
@@ -115,48 +151,68 @@ class CasperStore:
         result = WriteResult(received=len(batch))
         if not batch:
             return result
-        with self.store.transaction():
-            fresh = self._new_events(batch)
-            result.duplicate_events = len(batch) - len(fresh)
-            result.new_events = len(fresh)
-            new, result.duplicate_entities, result.conflicts = self._new_entities(fresh)
-            if self._next_out is None:
-                rows = self.store.execute("SELECT max(out_id) FROM casper_payloads WHERE run_id = ?", [self.run_id])
-                self._next_out = int(rows[0][0] or 0) + 1
-            out_ids: dict[int, int] = {}
-            for e in new:
-                out_ids[id(e)] = self._next_out
-                result.stored.append(Stored(self._next_out, e.type, e.key, channel_of(e.type), e.source,
-                                            e.received_ns, e.raw, e.fields))  # fmt: skip
-                self._next_out += 1
-            try:
+        try:
+            with self.store.transaction():
+                fresh = self._new_events(batch)
+                result.duplicate_events = len(batch) - len(fresh)
+                result.new_events = len(fresh)
+                new, result.duplicate_entities, result.conflicts = self._new_entities(fresh)
+                if self._next_out is None:
+                    rows = self.store.execute("SELECT max(out_id) FROM casper_payloads WHERE run_id = ?",
+                                              [self.run_id])  # fmt: skip
+                    self._next_out = int(rows[0][0] or 0) + 1
+                next_out = self._next_out
+                out_ids: dict[int, int] = {}
+                for e in new:
+                    out_ids[id(e)] = next_out
+                    result.stored.append(Stored(next_out, e.type, e.key, channel_of(e.type), e.source, e.received_ns,
+                                                e.raw, e.fields))  # fmt: skip
+                    next_out += 1
                 self._insert(fresh, new, out_ids)
-            except BaseException:
-                self._next_out = None  # the transaction rolled back: read the sequence again
-                raise
+        except BaseException:
+            # nothing of the batch was stored: what the windows learnt from it is forgotten (read again from the log)
+            for e in batch:
+                self._seen.pop((e.source, e.channel), None)
+            raise
+        self._next_out = next_out
         return result
 
     def _new_events(self, batch: list[CasperEvent]) -> list[CasperEvent]:
-        """The batch without events the log holds or the batch repeats (first kept)."""
-        seen: set[tuple[str, int, str, str]] = set()
-        unique: list[CasperEvent] = []
+        """The batch without the events each node's channel already sent (first of the batch's repeats kept)."""
+        fresh: list[CasperEvent] = []
         for e in batch:
-            k = (e.source, -1 if e.event_id is None else e.event_id, e.type, e.key)
-            if k not in seen:
-                seen.add(k)
-                unique.append(e)
-        table = pa.table({"source": [e.source for e in unique],
-                          "event_id": [-1 if e.event_id is None else e.event_id for e in unique],
-                          "type": [e.type for e in unique], "key": [e.key for e in unique]},
-                         schema=_LOG_SCHEMA)  # fmt: skip
-        held = self.store.execute_with(
-            "SELECT b.source, b.event_id, b.type, b.key FROM _casper_log b JOIN casper_event_log l "
-            "ON l.run_id = ? AND l.source = b.source AND l.event_id = b.event_id AND l.type = b.type AND l.key = b.key",
-            [self.run_id], {"_casper_log": table})  # fmt: skip
-        if not held:
-            return unique
-        known = {(str(s), int(i), str(t), str(k)) for s, i, t, k in held}
-        return [e for e in unique if (e.source, -1 if e.event_id is None else e.event_id, e.type, e.key) not in known]
+            window = self._seen.get((e.source, e.channel))
+            if window is None:
+                window = self._seen[(e.source, e.channel)] = self._remembered(e.source, e.channel)
+            if window.add((_event_id(e), e.type, e.key)):
+                fresh.append(e)
+        return fresh
+
+    def _remembered(self, source: str, channel: str) -> _Recent:
+        """A channel's last events from the log (a process that starts again knows what it stored)."""
+        since = time.time_ns() - _RECENT_WINDOW_NS
+        rows = self.store.execute(
+            "SELECT event_id, type, key FROM casper_event_log WHERE run_id = ? AND source = ? AND channel = ? "
+            "AND received_ns >= ? ORDER BY received_ns DESC LIMIT ?",
+            [self.run_id, source, channel, since, self.recent])
+        return _Recent(self.recent, [(int(i), str(t), str(k)) for i, t, k in reversed(rows)])
+
+    def _held(self, spec: _Entity, evs: list[CasperEvent]) -> set[tuple[Any, ...]]:
+        """Keys of ``evs`` already stored, reading only the range of the table the batch can be in."""
+        keys = list({spec.key(e) for e in evs})
+        batch = pa.table({c: [k[i] for k in keys] for i, c in enumerate(spec.key_cols)})
+        on = " AND ".join(f"t.{c} = b.{c}" for c in spec.key_cols)
+        where, params = "t.run_id = ?", [self.run_id]
+        if spec.range_col is not None:
+            values = [e.fields.get(spec.range_col) for e in evs]
+            known = [int(v) for v in values if v is not None]
+            if len(known) == len(values):
+                where += f" AND t.{spec.range_col} BETWEEN ? AND ?"
+                params += [min(known), max(known)]
+        cols = ", ".join(f"t.{c}" for c in spec.key_cols)
+        rows = self.store.execute_with(f"SELECT {cols} FROM {spec.table} t JOIN _casper_keys b ON {on} WHERE {where}",
+                                       params, {"_casper_keys": batch})  # fmt: skip
+        return {tuple(r) for r in rows}
 
     def _new_entities(self, fresh: list[CasperEvent]) -> tuple[list[CasperEvent], int, int]:
         """(events whose entity is new, in arrival order; duplicates; conflicts)."""
@@ -167,27 +223,24 @@ class CasperStore:
         duplicates = conflicts = 0
         for kind, evs in by_type.items():
             spec = ENTITY_TABLES[kind]
-            keys = pa.table({"key": [_entity_key(e) for e in evs]})
-            held = {str(r[0]) for r in self.store.execute_with(
-                f"SELECT {spec.key_sql} FROM {spec.table} WHERE run_id = ? AND {spec.key_sql} IN "
-                "(SELECT key FROM _casper_keys)", [self.run_id], {"_casper_keys": keys})}  # fmt: skip
-            taken_heights: dict[int, str] = {}
+            held = self._held(spec, evs)
+            taken: dict[int, str] = {}
             if kind == "BlockAdded":
-                heights = pa.table({"height": [int(e.fields["height"]) for e in evs]})
-                taken_heights = {int(h): str(k) for h, k in self.store.execute_with(
-                    "SELECT height, block_hash FROM casper_blocks WHERE run_id = ? AND height IN "
-                    "(SELECT height FROM _casper_heights)", [self.run_id], {"_casper_heights": heights})}  # fmt: skip
+                heights = [int(e.fields["height"]) for e in evs]
+                taken = {int(h): str(k) for h, k in self.store.execute(
+                    "SELECT height, block_hash FROM casper_blocks WHERE run_id = ? AND height BETWEEN ? AND ?",
+                    [self.run_id, min(heights), max(heights)])}  # fmt: skip
             for e in evs:
-                key = _entity_key(e)
+                key = spec.key(e)
                 if key in held:
                     duplicates += 1
                     continue
                 if kind == "BlockAdded":
                     height = int(e.fields["height"])
-                    if taken_heights.get(height, e.key) != e.key:
+                    if taken.get(height, e.key) != e.key:
                         conflicts += 1
                         continue
-                    taken_heights[height] = e.key
+                    taken[height] = e.key
                 held.add(key)
                 new_ids.add(id(e))
         return [e for e in fresh if id(e) in new_ids], duplicates, conflicts
@@ -247,12 +300,12 @@ class CasperStore:
         run = self.run_id
         if deploys["block_hash"]:
             t = pa.table(deploys | {"run_id": [run] * len(deploys["block_hash"])})
-            self.store.execute_with("INSERT OR IGNORE INTO casper_block_deploys (run_id, block_hash, deploy_hash, "
+            self.store.execute_with("INSERT INTO casper_block_deploys (run_id, block_hash, deploy_hash, "
                                     "kind, ordinal) SELECT run_id, block_hash, deploy_hash, kind, ordinal "
                                     "FROM _casper_d",
                                     None, {"_casper_d": t})  # fmt: skip
         if weights["era_id"]:
             t = pa.table(weights | {"run_id": [run] * len(weights["era_id"])})
-            self.store.execute_with("INSERT OR IGNORE INTO casper_era_weights (run_id, era_id, validator, weight, "
+            self.store.execute_with("INSERT INTO casper_era_weights (run_id, era_id, validator, weight, "
                                     "block_hash) SELECT run_id, era_id, validator, weight, block_hash FROM _casper_w",
                                     None, {"_casper_w": t})  # fmt: skip

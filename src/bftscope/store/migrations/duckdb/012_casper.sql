@@ -2,7 +2,10 @@
 -- (chain 'casper'). Two levels of de-duplication, both enforced by keys here:
 --   the event: one row per (source, node event id, type, entity key) in casper_event_log — what each node sent;
 --   the entity: one row per entity key in the table of its type — the same block from three nodes is one block.
--- Rows are only ever inserted (INSERT OR IGNORE), never updated: any arrival order gives the same rows.
+-- Rows are only ever inserted, never updated: any arrival order gives the same rows. The keys are checked by the
+-- one writer (families/casper/store.py) inside its transaction, against the recent range of each table (heights
+-- and eras only grow, so DuckDB's per-row-group min/max skip the rest), not by PRIMARY KEY indexes: DuckDB keeps
+-- those in memory, and they would grow with every event ever stored.
 
 -- Every event received from every node (not ApiVersion). out_id: bftscope's own id of the entity this event
 -- created (the first arrival of a new entity), NULL when the entity was already stored. received_ns: this
@@ -15,8 +18,7 @@ CREATE TABLE casper_event_log (
     type         VARCHAR NOT NULL,
     key          VARCHAR NOT NULL,
     received_ns  BIGINT NOT NULL,
-    out_id       BIGINT,
-    PRIMARY KEY (run_id, source, event_id, type, key)
+    out_id       BIGINT
 );
 
 -- The re-broadcast log and the raw payloads: one row per stored entity, in the order bftscope stored them.
@@ -31,8 +33,7 @@ CREATE TABLE casper_payloads (
     source       VARCHAR NOT NULL,   -- the node it came from first
     received_ns  BIGINT NOT NULL,
     bytes        INTEGER NOT NULL,
-    raw          VARCHAR NOT NULL,
-    PRIMARY KEY (run_id, out_id)
+    raw          VARCHAR NOT NULL
 );
 
 CREATE TABLE casper_blocks (
@@ -49,8 +50,7 @@ CREATE TABLE casper_blocks (
     era_end          BOOLEAN NOT NULL,
     protocol_version VARCHAR,
     received_ns      BIGINT NOT NULL,   -- first receipt, any node
-    out_id           BIGINT NOT NULL,
-    PRIMARY KEY (run_id, block_hash)
+    out_id           BIGINT NOT NULL
 );
 CREATE INDEX casper_blocks_height ON casper_blocks (run_id, height);
 
@@ -60,8 +60,7 @@ CREATE TABLE casper_block_deploys (
     block_hash   VARCHAR NOT NULL,
     deploy_hash  VARCHAR NOT NULL,
     kind         VARCHAR NOT NULL,   -- 'deploy' | 'transfer'
-    ordinal      INTEGER NOT NULL,
-    PRIMARY KEY (run_id, block_hash, kind, ordinal)
+    ordinal      INTEGER NOT NULL
 );
 
 -- The validator weights an era-end block sets for the next era (era_id = the block's era + 1).
@@ -70,8 +69,7 @@ CREATE TABLE casper_era_weights (
     era_id      BIGINT NOT NULL,
     validator   VARCHAR NOT NULL,
     weight      VARCHAR NOT NULL,    -- U512 as a decimal string
-    block_hash  VARCHAR NOT NULL,
-    PRIMARY KEY (run_id, era_id, validator)
+    block_hash  VARCHAR NOT NULL
 );
 
 CREATE TABLE casper_deploys_accepted (
@@ -82,8 +80,7 @@ CREATE TABLE casper_deploys_accepted (
     ttl_ms       BIGINT NOT NULL,
     chain_name   VARCHAR,
     received_ns  BIGINT NOT NULL,
-    out_id       BIGINT NOT NULL,
-    PRIMARY KEY (run_id, deploy_hash)
+    out_id       BIGINT NOT NULL
 );
 
 CREATE TABLE casper_deploys_processed (
@@ -96,17 +93,14 @@ CREATE TABLE casper_deploys_processed (
     cost          VARCHAR,           -- U512 as a decimal string
     error_message VARCHAR,
     received_ns   BIGINT NOT NULL,
-    out_id        BIGINT NOT NULL,
-    PRIMARY KEY (run_id, deploy_hash)
+    out_id        BIGINT NOT NULL
 );
-CREATE INDEX casper_deploys_processed_account ON casper_deploys_processed (run_id, account);
 
 CREATE TABLE casper_deploys_expired (
     run_id       INTEGER NOT NULL,
     deploy_hash  VARCHAR NOT NULL,
     received_ns  BIGINT NOT NULL,
-    out_id       BIGINT NOT NULL,
-    PRIMARY KEY (run_id, deploy_hash)
+    out_id       BIGINT NOT NULL
 );
 
 CREATE TABLE casper_faults (
@@ -115,8 +109,7 @@ CREATE TABLE casper_faults (
     public_key   VARCHAR NOT NULL,
     timestamp_ms BIGINT NOT NULL,
     received_ns  BIGINT NOT NULL,
-    out_id       BIGINT NOT NULL,
-    PRIMARY KEY (run_id, era_id, public_key)
+    out_id       BIGINT NOT NULL
 );
 
 CREATE TABLE casper_signatures (
@@ -126,16 +119,14 @@ CREATE TABLE casper_signatures (
     era_id       BIGINT NOT NULL,
     signature    VARCHAR NOT NULL,
     received_ns  BIGINT NOT NULL,   -- first receipt, any node (per node: casper_event_log)
-    out_id       BIGINT NOT NULL,
-    PRIMARY KEY (run_id, block_hash, public_key)
+    out_id       BIGINT NOT NULL
 );
 
 CREATE TABLE casper_steps (
     run_id       INTEGER NOT NULL,
     era_id       BIGINT NOT NULL,
     received_ns  BIGINT NOT NULL,
-    out_id       BIGINT NOT NULL,
-    PRIMARY KEY (run_id, era_id)
+    out_id       BIGINT NOT NULL
 );
 
 -- A node's Shutdown, per node (the entity is the node's event: source and its id).
@@ -144,6 +135,5 @@ CREATE TABLE casper_shutdowns (
     source       VARCHAR NOT NULL,
     event_id     BIGINT NOT NULL,
     received_ns  BIGINT NOT NULL,
-    out_id       BIGINT NOT NULL,
-    PRIMARY KEY (run_id, source, event_id)
+    out_id       BIGINT NOT NULL
 );

@@ -1,0 +1,67 @@
+"""``bftscope casper report NAME`` over a stored Casper network: tables for people, ``--json`` for programs,
+windows, and one-line errors (docs/casper.md "Analytics")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from bftscope.cli import app
+from bftscope.config import Settings
+from bftscope.families.casper.cli import casper_app
+from bftscope.families.casper.store import CasperStore
+from bftscope.store.duckdb import DuckDBStore
+from tests.families.casper.scenario import Truth, build
+from tests.families.casper.streams import Payloads, iso_ms
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> tuple[str, Truth]:
+    settings = Settings(data_dir=tmp_path / "store")
+    store = DuckDBStore.open(settings.store_path, settings)
+    try:
+        events, truth = build(Payloads.load())
+        CasperStore(store, store.get_or_create_run("net:cspr", "casper").id).write(events)
+        store.get_or_create_run("net:cmt", "cometbft")
+    finally:
+        store.close()
+    return str(settings.data_dir), truth
+
+
+def test_report_json_and_tables(data_dir: tuple[str, Truth]) -> None:
+    d, t = data_dir
+    lo, hi = t.ts_ms[130], t.ts_ms[165]
+    result = runner.invoke(app, ["casper", "report", "cspr", "--data-dir", d, "--json", "--from", iso_ms(lo),
+                                 "--to", iso_ms(hi), "--by-account"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) == {"window", "blocktimes", "eras", "proposers", "signatures", "deploys"}
+    heights = sorted({h for _, h in t.block_seen if lo <= t.ts_ms[h] <= hi})
+    iv = [t.ts_ms[h] - t.ts_ms[h - 1] for h in heights if h - 1 in set(heights)]
+    assert report["blocktimes"]["intervals"]["p99_ms"] == pytest.approx(float(np.percentile(iv, 99)))
+    assert [e["era_id"] for e in report["eras"]] == [1, 2] and report["deploys"]["accounts"]
+    result = runner.invoke(app, ["casper", "report", "net:cspr", "--data-dir", d])
+    assert result.exit_code == 0, result.output
+    for title in ("Block times", "Eras", "Proposer share against weight", "Finality-signature delay", "Deploy latency"):
+        assert title in result.stdout
+
+
+def test_unknown_networks_other_chains_and_bad_windows_fail_in_one_line(data_dir: tuple[str, Truth]) -> None:
+    d, _ = data_dir
+    for args, words in ((["nope"], "no run named"), (["cmt"], "not a Casper network"),
+                        (["cspr", "--from", "yesterday"], "invalid time range")):  # fmt: skip
+        result = runner.invoke(app, ["casper", "report", *args, "--data-dir", d])
+        assert result.exit_code == 1 and words in result.output, (args, result.output)
+
+
+def test_the_casper_sub_app_is_shared_by_every_part_that_adds_to_it() -> None:
+    root = typer.Typer()
+    first = casper_app(root)
+    assert casper_app(root) is first and [g.name for g in root.registered_groups] == ["casper"]
