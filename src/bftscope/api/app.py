@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         for family in registry.families():
             await family.start_serving(ctx)
         if settings.follow_networks:
-            ctx.networks = build_supervisor(ctx.store, settings, alerts)
+            ctx.networks = build_supervisor(ctx.store, settings, alerts, ctx.broadcaster)
             await ctx.networks.start([spec_of(n, settings) for n in list_networks(ctx.store)])
         try:
             yield

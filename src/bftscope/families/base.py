@@ -166,6 +166,11 @@ class ChainFamily(Protocol):
         """Start what it serves beside its routes (the API's lifespan; ``ctx``: the app's ``ApiContext``)."""
         ...
 
+    def publish_live(self, sink: Any, broadcaster: Any, network: str) -> Any:
+        """Have a followed network's live sink publish what it stores through ``broadcaster`` (a
+        :class:`~bftscope.live.broadcast.Broadcaster`; None: nothing); returns a detach function, or None."""
+        ...
+
     async def stop_serving(self, ctx: Any) -> None:
         """Stop what :meth:`start_serving` started."""
         ...
@@ -314,6 +319,9 @@ class Family:
         return None
 
     async def start_serving(self, ctx: Any) -> None:
+        return None
+
+    def publish_live(self, sink: Any, broadcaster: Any, network: str) -> Any:
         return None
 
     async def stop_serving(self, ctx: Any) -> None:

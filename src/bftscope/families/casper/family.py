@@ -55,6 +55,15 @@ class Casper(Family):
 
         return (analytics, *REST, ws_routes.router, sse_routes.router)  # subscriptions: docs/casper.md
 
+    def publish_live(self, sink: Any, broadcaster: Any, network: str) -> Any:
+        """Each write of the network's :class:`~bftscope.families.casper.sink.CasperSink`, published as one batch
+        (docs/casper.md "Publishing")."""
+        if broadcaster is None or not hasattr(sink, "listen"):
+            return None
+        from bftscope.families.casper.publish import attach_publisher
+
+        return attach_publisher(sink, broadcaster, network)
+
     async def start_serving(self, ctx: Any) -> None:
         from bftscope.families.casper import serving
 

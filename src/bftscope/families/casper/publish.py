@@ -114,14 +114,17 @@ class Publisher:
     """Publishes the writes of one network from its own thread: the sink's writer thread only queues each write's
     entities (the writer is the pipeline's bottleneck, and most of its store work runs without the GIL, so
     building and encoding batches beside it rather than in it lets the two overlap). At most ``max_pending``
-    writes wait; more are counted in ``dropped`` (and logged) rather than hold the writer back."""
+    writes wait; more are counted in ``dropped`` (and logged) rather than hold the writer back. The thread starts
+    with the first write and ends after ``idle_s`` without one, so a publisher whose sink is gone (a follower
+    restarted) leaves no thread behind."""
 
-    def __init__(self, broadcaster: Broadcaster, network: str, max_pending: int = 1024) -> None:
+    def __init__(self, broadcaster: Broadcaster, network: str, max_pending: int = 1024, idle_s: float = 30.0) -> None:
         self.broadcaster, self.network, self.topic = broadcaster, network, topic_of(network)
+        self.idle_s = idle_s
         self.published = self.dropped = 0
         self._queue: queue.Queue[list[Stored] | None] = queue.Queue(maxsize=max_pending)
-        self._thread = threading.Thread(target=self._run, name=f"casper-publish:{network}", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
+        self._running = False
 
     def __call__(self, stored: list[Stored]) -> None:
         if not stored:
@@ -132,9 +135,26 @@ class Publisher:
             self.dropped += len(stored)
             log.warning("casper network %s: the publisher is %d writes behind; %d entities not published",
                         self.network, self._queue.maxsize, len(stored))  # fmt: skip
+            return
+        with self._lock:
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name=f"casper-publish:{self.network}", daemon=True).start()
 
     def _run(self) -> None:
-        while (stored := self._queue.get()) is not None:
+        while True:
+            try:
+                stored = self._queue.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:  # a write queued meanwhile is seen here, or starts a new thread after this one
+                    if self._queue.empty():
+                        self._running = False
+                        return
+                continue
+            if stored is None:
+                with self._lock:
+                    self._running = False
+                return
             try:
                 batch = make_batch(self.network, stored)
                 self.broadcaster.publish(self.topic, _encoder.encode(batch), batch)  # this process's hub: the object
@@ -144,8 +164,11 @@ class Publisher:
                 log.exception("casper network %s: a batch could not be published", self.network)
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        """Publish what is queued, then end the thread."""
+        with self._lock:
+            running = self._running
+        if running:
+            self._queue.put(None)
 
 
 def attach_publisher(sink: Any, broadcaster: Broadcaster, network: str) -> Callable[[], None]:
