@@ -145,3 +145,9 @@ def test_the_sidecars_refusals(inst: Instance) -> None:
             assert a.status_code == b.status_code == 200
             r = http.get("/v1/casper/c1/events/deploys")
             assert r.status_code == 503 and r.json()["error"] == sse_routes.BUSY
+
+
+def test_a_multi_line_payload_is_sent_as_data_lines() -> None:
+    frame = sse_routes.sse_frame(7, b'{"Step": {\n  "era_id": 3}}')
+    assert frame == b'data:{"Step": {\ndata:  "era_id": 3}}\nid:7\n\n'
+    assert sse_routes.sse_frame(None, b'{"ApiVersion":"1.5.2"}') == b'data:{"ApiVersion":"1.5.2"}\n\n'

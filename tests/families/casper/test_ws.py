@@ -152,3 +152,15 @@ def test_a_client_that_leaves_is_removed(inst: Instance) -> None:
         wait_for(lambda: hub.stats.ws_clients == 0, "the subscriber removed")
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=1)
+
+
+def test_more_websocket_clients_than_the_limit_are_refused(tmp_path: Path) -> None:
+    cfg = Settings(data_dir=tmp_path / "a", rate_limit_enabled=False, follow_networks=False, casper_max_subscribers=1)
+    with serve(cfg) as i:
+        i.add_network("c1")
+        with connect(f"{i.ws}/v1/casper/c1/blocks", additional_headers=i.headers) as first:
+            wait_for(lambda: i.hub("c1").stats.ws_clients == 1, "the first client registered")
+            with pytest.raises(InvalidStatus):
+                connect(f"{i.ws}/v1/casper/c1/blocks", additional_headers=i.headers).close()
+            i.sink("c1", flush_s=0.005).write("n1:9999", chain(1, 1, deploys=0))
+            assert _recv(first, 1)[0]["height"] == 1  # the first one is served as before
