@@ -151,3 +151,30 @@ def test_a_multi_line_payload_is_sent_as_data_lines() -> None:
     frame = sse_routes.sse_frame(7, b'{"Step": {\n  "era_id": 3}}')
     assert frame == b'data:{"Step": {\ndata:  "era_id": 3}}\nid:7\n\n'
     assert sse_routes.sse_frame(None, b'{"ApiVersion":"1.5.2"}') == b'data:{"ApiVersion":"1.5.2"}\n\n'
+
+
+def test_a_stream_that_never_started_leaves_no_client(tmp_path: Path) -> None:
+    """A client that leaves before its response's first byte: the stream's generator never runs (so neither does
+    its ``finally``), and the client's registration goes with the stream object."""
+    import asyncio
+    import gc
+
+    from starlette.requests import Request
+
+    from bftscope.api.context import ApiContext
+    from bftscope.families.casper.serving import hub_for
+
+    async def run() -> None:
+        ctx = ApiContext(store=None, settings=Settings(data_dir=tmp_path), jobs=None)  # type: ignore[arg-type]
+        hub = hub_for(ctx, "c1")
+        request = Request({"type": "http", "method": "GET", "path": "/events/main", "query_string": b"",
+                           "headers": []})  # fmt: skip
+        response = await sse_routes._open(request, ctx, "c1", "main")
+        assert hub.stats.sse_clients == 1
+        del response
+        gc.collect()
+        await asyncio.sleep(0)
+        assert hub.stats.sse_clients == 0
+        await hub.close()
+
+    asyncio.run(run())

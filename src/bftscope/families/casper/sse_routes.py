@@ -17,6 +17,8 @@ more than ``BFTSCOPE_CASPER_MAX_SUBSCRIBERS`` streams of a network, 503. A clien
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -80,8 +82,8 @@ def _store_page(c: ApiContext, network: str, path: str, lo: int, hi: int | None)
     return out, int(rows[-1][0]) if rows else lo - 1
 
 
-async def _stream(c: ApiContext, hub: Hub, network: str, path: str, start_from: int | None,
-                  client: Client, ring: list[Any], ring_first: int | None) -> AsyncIterator[bytes]:  # fmt: skip
+async def _stream(c: ApiContext, hub: Hub, network: str, path: str, start_from: int | None, client: Client,
+                  ring: list[Any], ring_first: int | None) -> AsyncIterator[bytes]:  # fmt: skip
     try:
         yield sse_frame(None, b'{"ApiVersion":"%s"}' % API_VERSION.encode())
         last = -1 if start_from is None else start_from - 1
@@ -111,6 +113,13 @@ async def _stream(c: ApiContext, hub: Hub, network: str, path: str, start_from: 
         hub.remove(client)
 
 
+def _remove_soon(loop: asyncio.AbstractEventLoop, hub: Hub, client: Client) -> None:
+    """On the hub's loop, whichever thread the garbage collector ran in."""
+    if not client.closed:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: so is the hub
+            loop.call_soon_threadsafe(hub.remove, client)
+
+
 def _frames(entities: Iterable[Any], last: int) -> Iterable[tuple[int, bytes]]:
     """``(out_id, frame)`` of the entities after ``last`` (each id once: replay and live share one sequence)."""
     for e in entities:
@@ -127,8 +136,12 @@ async def _open(request: Request, c: ApiContext, network: str, path: str) -> Str
     if hub.stats.sse_clients >= c.settings.casper_max_subscribers:
         raise BusyError(BUSY)
     ring_first = hub.ring_first()
-    client, ring = hub.add_sse(path, start_from)
-    return StreamingResponse(_stream(c, hub, network, path, start_from, client, ring, ring_first),
+    client, ring = hub.add_sse(path, start_from)  # the same step as the ring is read: no batch falls between
+    stream = _stream(c, hub, network, path, start_from, client, ring, ring_first)
+    # the stream's own finally removes the client; this, once the stream is gone, also when it never started (a
+    # client that left before the first byte)
+    weakref.finalize(stream, _remove_soon, asyncio.get_running_loop(), hub, client)
+    return StreamingResponse(stream,
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
 
