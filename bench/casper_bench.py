@@ -27,6 +27,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import queue
 import statistics
 import sys
 import tempfile
@@ -42,8 +43,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
+def _rss_mib(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -103,51 +104,25 @@ def _subscribers(base: str, routes: list[str], token: str, deflate: bool, ready:
 
 # --- one run ---------------------------------------------------------------------------------------------------
 def run_once(args: argparse.Namespace) -> dict[str, Any]:
-    import uvicorn
 
-    from bftscope.api.app import create_app
-    from bftscope.config import Settings
-    from bftscope.control.networks import create_network
-    from bftscope.control.users import create_user
     from bftscope.families.casper.decoder import CasperDecoder
-    from bftscope.families.casper.publish import attach_publisher
-    from bftscope.families.casper.serving import hub_for
-    from bftscope.families.casper.sink import CasperSink
     from bftscope.sources.base import Frame
 
     tmp = Path(tempfile.mkdtemp(prefix="casper-bench-"))
-    settings = Settings(data_dir=tmp, rate_limit_enabled=False, follow_networks=False)
-    app = create_app(settings)
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                        ws_ping_interval=None))  # fmt: skip
-    server = threading.Thread(target=srv.run, daemon=True)
-    server.start()
-    while not srv.started:
-        time.sleep(0.02)
-    ctx = app.state.ctx
-    user, token = create_user(ctx.store, "bench", "bench@corp.io", is_admin=True)
-    create_network(ctx.store, user.id, "bench", "casper", ["http://127.0.0.1:9"], {}, max_endpoints=8,
-                   max_per_user=20)  # fmt: skip
-    sink = CasperSink(ctx.store, "net:bench")
-    attach_publisher(sink, ctx.broadcaster, "bench")
+    inst = _two_instances(tmp) if args.redis else _one_instance(tmp)
+    ctx, sink, ws_base, token = inst["ctx"], inst["sink"], inst["ws_base"], inst["token"]
 
     routes = ["/blocks"] * args.ws_blocks + [f"/accountDeploys/{_account(a)}" for a in range(args.accounts)]
     spawn = mp.get_context("spawn")
     ready, stop = spawn.Queue(), spawn.Event()
     arrivals_file = tmp / "arrivals.json"
-    subs = spawn.Process(target=_subscribers, args=(f"ws://127.0.0.1:{port}/v1/casper/bench", routes, token,
-                                                    args.deflate, ready, stop, str(arrivals_file)))  # fmt: skip
+    subs = spawn.Process(target=_subscribers, args=(ws_base, routes, token, args.deflate, ready, stop,
+                                                    str(arrivals_file)))  # fmt: skip
     subs.start()
     for _ in routes:
         ready.get(timeout=60)
-    hub = hub_for(ctx, "bench")
-    while hub.stats.ws_clients < len(routes):
-        time.sleep(0.01)
+    inst["wait_subscribed"](len(routes))
+    hub = inst["hub"]
 
     per_height = 1 + args.deploys + args.sigs
     heights = int(args.rate * args.seconds / per_height)
@@ -156,14 +131,18 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     duck: list[float] = []  # DuckDB's own memory (buffer pool: cached table and index blocks)
     sampling = threading.Event()
 
+    other: list[float] = []  # the serving instance's RSS (--redis)
+
     def sample() -> None:
         while not sampling.wait(1.0):
             rss.append(_rss_mib())
+            if inst.get("pid"):
+                other.append(_rss_mib(inst["pid"]))
             duck.append(float(ctx.store.query("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")[0][0]) / 2**20)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    cpu0 = time.process_time()
+    cpu0, other_cpu0 = time.process_time(), _cpu_s(inst.get("pid"))
     step = 0.01  # the producer offers what is due every 10 ms (a follower's reads arrive in bursts too)
     t0 = time.perf_counter()
     offered, h = 0, 1
@@ -185,6 +164,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     sink.flush()
     persisted_s = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0
+    other_cpu_s = _cpu_s(inst.get("pid")) - other_cpu0
     time.sleep(1.0)
     stop.set()
     subs.join(timeout=120)
@@ -200,7 +180,11 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         "persisted_per_s": stats.received / persisted_s, "catch_up_s": persisted_s - produced_s,
         "cpu_cores": cpu_s / persisted_s,
         "writes": stats.writes, "write_errors": stats.write_errors, "frames": len(arrivals),
-        "frames_expected": expected, "ws_cut": hub.stats.cut, "missed": hub.stats.missed,
+        "frames_expected": expected, "ws_cut": hub.stats.cut if hub else None,
+        "missed": hub.stats.missed if hub else None,
+        "server_cpu_cores": other_cpu_s / persisted_s if args.redis else None,
+        "server_rss_first_mib": statistics.median(other[1:4]) if len(other) > 4 else None,
+        "server_rss_last_mib": statistics.median(other[-3:]) if other else None,
         "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()),
         "rss_mib": rss, "rss_first_mib": statistics.median(rss[1:4]) if len(rss) > 4 else None,
         "rss_last_mib": statistics.median(rss[-3:]) if rss else None, "duckdb_mib": duck,
@@ -208,9 +192,132 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         "duckdb_last_mib": statistics.median(duck[-3:]) if duck else None,
     }  # fmt: skip
     sink.close()
-    srv.should_exit = True
-    server.join(timeout=30)
+    inst["close"]()
     return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _one_instance(tmp: Path) -> dict[str, Any]:
+    """The API (uvicorn in a thread of this process) over the store the sink writes: in-process fan-out."""
+    import uvicorn
+
+    from bftscope.api.app import create_app
+    from bftscope.config import Settings
+    from bftscope.control.networks import create_network
+    from bftscope.control.users import create_user
+    from bftscope.families.casper.publish import attach_publisher
+    from bftscope.families.casper.serving import hubs_of
+    from bftscope.families.casper.sink import CasperSink
+
+    app = create_app(Settings(data_dir=tmp, rate_limit_enabled=False, follow_networks=False))
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                        ws_ping_interval=None))  # fmt: skip
+    server = threading.Thread(target=srv.run, daemon=True)
+    server.start()
+    while not srv.started:
+        time.sleep(0.02)
+    ctx = app.state.ctx
+    user, token = create_user(ctx.store, "bench", "bench@corp.io", is_admin=True)
+    create_network(ctx.store, user.id, "bench", "casper", ["http://127.0.0.1:9"], {}, max_endpoints=8,
+                   max_per_user=20)  # fmt: skip
+    sink = CasperSink(ctx.store, "net:bench")
+    attach_publisher(sink, ctx.broadcaster, "bench")
+    inst: dict[str, Any] = {}
+
+    def wait_subscribed(n: int) -> None:  # the hub is made on the server's loop by the first subscriber
+        while (hub := hubs_of(ctx).hubs.get("bench")) is None or hub.stats.ws_clients < n:
+            time.sleep(0.01)
+        inst["hub"] = hub
+
+    def close() -> None:
+        srv.should_exit = True
+        server.join(timeout=30)
+
+    inst |= {"ctx": ctx, "sink": sink, "ws_base": f"ws://127.0.0.1:{port}/v1/casper/bench", "token": token,
+             "hub": None, "wait_subscribed": wait_subscribed, "close": close}  # fmt: skip
+    return inst
+
+
+def _two_instances(tmp: Path) -> dict[str, Any]:
+    """Instance A (this process: the store, the sink and a Redis broadcaster, no HTTP) and instance B (``bftscope
+    serve`` in its own process, serving the root network's WebSocket routes) sharing a throw-away redis-server."""
+    import subprocess
+
+    import httpx
+    import redis
+
+    from bftscope.config import Settings
+    from bftscope.families.casper.publish import attach_publisher, topic_of
+    from bftscope.families.casper.sink import CasperSink
+    from bftscope.live.broadcast import RedisBroadcaster
+    from bftscope.store import open_store
+
+    rport, bport = _free_port(), _free_port()
+    rsrv = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)  # fmt: skip
+    url = f"redis://127.0.0.1:{rport}/0"
+    r = redis.Redis.from_url(url)
+    while True:
+        try:
+            r.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    env = {**os.environ, "BFTSCOPE_DATA_DIR": str(tmp / "b"), "BFTSCOPE_REDIS_URL": url,
+           "BFTSCOPE_CASPER_ROOT_NETWORK": "bench", "BFTSCOPE_FOLLOW_NETWORKS": "false",
+           "BFTSCOPE_RATE_LIMIT_ENABLED": "false"}  # fmt: skip
+    cli = str(Path(sys.executable).parent / "bftscope")
+    b = subprocess.Popen([cli, "serve", "--port", str(bport), "--local"], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{bport}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            if b.poll() is not None or time.monotonic() > deadline:
+                rsrv.terminate()
+                b.kill()
+                sys.exit(f"bftscope serve did not start: {b.communicate()[1].decode()[-2000:]}")
+            time.sleep(0.1)
+    store = open_store(Settings(data_dir=tmp / "a"))
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    broadcaster = RedisBroadcaster(url)
+    asyncio.run_coroutine_threadsafe(broadcaster.start(), loop).result()
+    sink = CasperSink(store, "net:bench")
+    attach_publisher(sink, broadcaster, "bench")
+
+    def wait_subscribed(n: int) -> None:
+        while r.pubsub_numsub(topic_of("bench"))[0][1] < 1:
+            time.sleep(0.05)
+
+    def close() -> None:
+        asyncio.run_coroutine_threadsafe(broadcaster.close(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        store.close()
+        for proc in (b, rsrv):
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    return {"ctx": type("Ctx", (), {"store": store})(), "sink": sink, "ws_base": f"ws://127.0.0.1:{bport}",
+            "token": "", "hub": None, "pid": b.pid, "wait_subscribed": wait_subscribed, "close": close}  # fmt: skip
+
+
+def _cpu_s(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _run_child(args: argparse.Namespace, results: Any) -> None:
@@ -227,6 +334,12 @@ def main() -> None:
     p.add_argument("--accounts", type=int, default=16, help="accounts (one /accountDeploys subscriber each)")
     p.add_argument("--ws-blocks", type=int, default=4, help="subscribers of /blocks")
     p.add_argument(
+        "--redis",
+        action="store_true",
+        help="two instances: this process stores and publishes through a throw-away redis-server, a "
+        "'bftscope serve' process serves the subscribers (the root network's public routes)",
+    )
+    p.add_argument(
         "--deflate",
         action="store_true",
         help="subscribers offer permessage-deflate (as browsers do): the server compresses every frame",
@@ -238,14 +351,21 @@ def main() -> None:
         results = spawn.Queue()
         proc = spawn.Process(target=_run_child, args=(args, results))
         proc.start()
-        r = results.get(timeout=3600)
+        while True:  # a run that fails ends the bench instead of leaving it waiting
+            try:
+                r = results.get(timeout=5)
+                break
+            except queue.Empty:
+                if not proc.is_alive():
+                    sys.exit(f"run {i + 1} failed (exit code {proc.exitcode})")
         proc.join(timeout=120)
         runs.append(r)
         series = ("rss_mib", "duckdb_mib")
         brief = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k not in series}
         print(f"run {i + 1}: {json.dumps(brief)}", file=sys.stderr)
     keys = ["offered_per_s", "persisted_per_s", "catch_up_s", "cpu_cores", "p50_ms", "p99_ms", "max_ms",
-            "rss_first_mib", "rss_last_mib", "duckdb_first_mib", "duckdb_last_mib"]  # fmt: skip
+            "rss_first_mib", "rss_last_mib", "duckdb_first_mib", "duckdb_last_mib", "server_cpu_cores",
+            "server_rss_first_mib", "server_rss_last_mib"]  # fmt: skip
     medians = {k: round(statistics.median(r[k] for r in runs), 1) for k in keys if all(r[k] is not None for r in runs)}
     medians |= {"frames_ok": all(r["frames"] == r["frames_expected"] for r in runs),
                 "load_average": os.getloadavg(), "cpus": os.cpu_count()}  # fmt: skip
