@@ -163,7 +163,8 @@ class Settings(BaseSettings):
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
         description="Also serve this followed Casper network's REST routes at the root (/block/{hash}, /blocks, "
-        "/deploy/{hash}, /accountDeploys/{account}, /sidecar/…) for the CasperLabs event-store's clients: read-only "
+        "/deploy/{hash}, /accountDeploys/{account}, /sidecar/…), and its WebSocket (/blocks, /block/{hash}, …) and "
+        "SSE (/events/main …) subscriptions, for the CasperLabs event-store's and the sidecar's clients: read-only "
         "and WITHOUT a token, as the event-store was, so anyone who can reach the server reads that network. "
         "Unset (the default): the root routes answer 404 and the network is served only under "
         "/v1/casper/{network}/ with a token (docs/casper.md \"REST\").",
@@ -173,6 +174,24 @@ class Settings(BaseSettings):
     feed_queue_batches: int = Field(
         default=256, ge=1, description="Batches a feed websocket client may fall behind before it is disconnected."
     )
+    # --- published events: subscriptions and several instances (docs/casper.md "Subscriptions") -----
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Share published events between API instances through this Redis (redis://[:password@]host:"
+        "port/db); unset: in-process only. Shown and logged redacted.",
+    )
+    casper_sse_buffer: int = Field(
+        default=5000, ge=0, description="Recent events per Casper network kept in memory for SSE ?start_from= "
+        "replay (the sidecar's event_stream_buffer_length); older ones are read from the store.",
+    )  # fmt: skip
+    casper_max_subscribers: int = Field(
+        default=100, ge=1, description="Most SSE clients, and most WebSocket clients, per Casper network per instance "
+        "(the sidecar's max_concurrent_subscribers; more are refused: 503, or WebSocket close 1013).",
+    )  # fmt: skip
+    casper_subscriber_queue: int = Field(
+        default=10_000, ge=16, description="Messages a Casper WebSocket or SSE client may fall behind before it is "
+        "disconnected (WebSocket close 1013; an SSE client reconnects with start_from).",
+    )  # fmt: skip
     alert_webhook_url: SecretStr | None = Field(
         default=None, description="POST every alert that fires or clears to this URL as JSON (shown redacted)."
     )

@@ -13,6 +13,7 @@
     ├── ConflictError             a name already taken, a job already running                 409
     ├── StoreError                the store failed or refused                                 500
     │   └── QueryTimeoutError     a query ran past its time limit                             503
+    ├── BusyError                 a limit of concurrent clients is reached (try again later)  503
     ├── FormatError               a source file is not in the format it claims               422
     ├── TransportError            a live source's connection failed (upstream)               502
     │   └── TransportClosed       the connection ended (the peer closed it, or a file ended)  502
@@ -31,6 +32,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ERROR_CODES",
     "BftscopeError",
+    "BusyError",
     "ClientDisconnectedError",
     "ConflictError",
     "ForbiddenError",
@@ -66,6 +68,7 @@ ERROR_CODES: dict[str, int] = {
     "transport_error": 502,
     "store_error": 500,
     "query_timeout": 503,
+    "busy": 503,
 }
 
 
@@ -130,6 +133,13 @@ class StoreError(BftscopeError):
 
 class QueryTimeoutError(StoreError):
     code = "query_timeout"
+    status = 503
+
+
+class BusyError(BftscopeError):
+    """A limit of concurrent clients is reached (a Casper network's subscribers): try again later."""
+
+    code = "busy"
     status = 503
 
 

@@ -30,6 +30,7 @@ from bftscope.families import registry
 from bftscope.ingest.derived import rebuild_stale
 from bftscope.live import retention
 from bftscope.live.alertsinks import PrometheusSink
+from bftscope.live.broadcast import make_broadcaster
 from bftscope.live.following import alert_sinks, build_supervisor, spec_of
 from bftscope.store import Store, open_store
 
@@ -84,8 +85,12 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         ctx.network_metrics = network_metrics
         pruner = ctx.pruner = retention.Pruner(ctx.store, settings)  # live runs' retention
         pruning = pruner.start()
+        ctx.broadcaster = make_broadcaster(settings)  # before the followers: their sinks publish through it
+        await ctx.broadcaster.start()
+        for family in registry.families():
+            await family.start_serving(ctx)
         if settings.follow_networks:
-            ctx.networks = build_supervisor(ctx.store, settings, alerts)
+            ctx.networks = build_supervisor(ctx.store, settings, alerts, ctx.broadcaster)
             await ctx.networks.start([spec_of(n, settings) for n in list_networks(ctx.store)])
         try:
             yield
@@ -93,6 +98,9 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             if ctx.networks is not None:
                 await ctx.networks.shutdown()
                 ctx.networks = None
+            for family in registry.families():
+                await family.stop_serving(ctx)
+            await ctx.broadcaster.close()
             await pruner.close(pruning)
             if own:
                 app.state.ctx.jobs.shutdown()

@@ -69,6 +69,8 @@ class ApiContext:
     bootstrap_closed: bool = False  # a user has existed: anonymous creates are refused for good
     networks: NetworkSupervisor | None = None  # the followed networks (None: the server follows none)
     network_metrics: Any = None  # bftscope.api.netmetrics.NetworkMetrics
+    broadcaster: Any = None  # bftscope.live.broadcast.Broadcaster: published live entities, started with the app
+    services: dict[str, Any] = field(default_factory=dict)  # what families serve beside routes (their own keys)
 
     def refuse_if_processing(self, column: Literal["id", "project_id", "user_id"], value: str) -> None:
         """409 when any simulation whose ``column`` (id, project_id, user_id) is ``value`` is being processed."""

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 
 from bftscope.api.middleware.scopeinfo import path_has_route
 from bftscope.api.schemas import ErrorBody
-from bftscope.errors import ERROR_CODES, BftscopeError, QueryTimeoutError
+from bftscope.errors import ERROR_CODES, BftscopeError, BusyError, QueryTimeoutError
 
 __all__ = ["ERROR_CODES", "errors", "install_error_handlers"]
 
@@ -36,7 +36,7 @@ for _code, _status in ERROR_CODES.items():
 
 _DESCRIPTIONS = {400: "Bad request", 401: "Missing or unknown API token", 403: "Forbidden", 404: "Not found",
                  409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Unprocessable",
-                 429: "Rate limited", 503: "Query timed out"}  # fmt: skip
+                 429: "Rate limited", 503: "Query timed out, or a limit of clients reached"}  # fmt: skip
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -79,6 +79,8 @@ def _detail(e: Any) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BftscopeError)
     async def _bftscope(_: Request, exc: BftscopeError) -> JSONResponse:
+        if isinstance(exc, BusyError):  # a limit of clients: our own words, safe to send (no SQL, no path)
+            return JSONResponse(exc.envelope(), status_code=exc.status, headers={"Retry-After": "5"})
         if exc.status >= 500:
             # the store's own message can carry SQL and paths: log it, never send it
             log.error("request failed: %s", exc.message)

@@ -162,6 +162,19 @@ class ChainFamily(Protocol):
         """Add its commands to the command line (a ``typer.Typer``)."""
         ...
 
+    async def start_serving(self, ctx: Any) -> None:
+        """Start what it serves beside its routes (the API's lifespan; ``ctx``: the app's ``ApiContext``)."""
+        ...
+
+    def publish_live(self, sink: Any, broadcaster: Any, network: str) -> Any:
+        """Have a followed network's live sink publish what it stores through ``broadcaster`` (a
+        :class:`~bftscope.live.broadcast.Broadcaster`; None: nothing); returns a detach function, or None."""
+        ...
+
+    async def stop_serving(self, ctx: Any) -> None:
+        """Stop what :meth:`start_serving` started."""
+        ...
+
     def events(self) -> EventRenderer: ...
 
     can_follow: bool  # offers :meth:`follower` (a live network can be followed in ``bftscope serve``)
@@ -318,6 +331,15 @@ class Family:
         return ()
 
     def register_cli(self, app: Any) -> None:
+        return None
+
+    async def start_serving(self, ctx: Any) -> None:
+        return None
+
+    def publish_live(self, sink: Any, broadcaster: Any, network: str) -> Any:
+        return None
+
+    async def stop_serving(self, ctx: Any) -> None:
         return None
 
     def events(self) -> EventRenderer:

@@ -116,10 +116,14 @@ class SinkFollower:
             log.warning("network run %s: analytics update failed (%s)", self.sink.run, exc)
 
 
-def build_supervisor(store: Store, settings: Settings, sinks: Sequence[AlertSink]) -> NetworkSupervisor:
+def build_supervisor(store: Store, settings: Settings, sinks: Sequence[AlertSink],
+                     broadcaster: Any = None) -> NetworkSupervisor:  # fmt: skip
+    """``broadcaster``: where a family that publishes what its followers store (Casper) publishes it."""
+
     def follower(spec: NetworkSpec) -> Follower:
         family = registry.family(spec.chain)
         inner = family.live_sink(store, spec.run)
+        family.publish_live(inner, broadcaster, spec.name)  # Casper: its subscribers, here and on other instances
         made: Follower = family.follower(spec.name, spec.endpoints, RedactingSink(inner), store=store,
                                          run=spec.run)  # fmt: skip
         return SinkFollower(made, inner)

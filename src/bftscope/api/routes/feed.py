@@ -31,14 +31,14 @@ from bftscope.live.feed import FeedFilter, Subscription
 
 router = APIRouter(prefix="/v1", tags=["networks"])
 
-__all__ = ["PROTOCOL", "router"]
+__all__ = ["PROTOCOL", "router", "ws_headers"]
 
 PROTOCOL = "bftscope.feed"
 _TOKEN_PROTOCOL = "bearer."
 MAX_SUBSCRIBERS = 100  # per network
 
 
-def _headers(ws: WebSocket) -> Headers:
+def ws_headers(ws: WebSocket) -> Headers:
     """The request's headers, with a ``bearer.<token>`` subprotocol turned into an Authorization header."""
     if "authorization" in ws.headers:
         return ws.headers
@@ -49,7 +49,7 @@ def _headers(ws: WebSocket) -> Headers:
 
 
 async def _subscribe(ws: WebSocket, c: ApiContext, network_id: str) -> Subscription:
-    who = await authenticate(c, _headers(ws))
+    who = await authenticate(c, ws_headers(ws))
     if who is None:
         raise UnauthorizedError(MISSING)
     net = await run_in_threadpool(network_for, c, who, network_id)

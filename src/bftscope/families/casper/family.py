@@ -49,10 +49,30 @@ class Casper(Family):
                      retain_bytes=settings.casper_retain_bytes)  # fmt: skip
 
     def routers(self) -> Sequence[APIRouter]:
+        from bftscope.families.casper import sse_routes, ws_routes
         from bftscope.families.casper.analytics_routes import router as analytics
         from bftscope.families.casper.api.mounts import ROUTERS as REST  # seed and sidecar REST (docs/casper.md)
 
-        return (analytics, *REST)
+        return (analytics, *REST, ws_routes.router, sse_routes.router)  # subscriptions: docs/casper.md
+
+    def publish_live(self, sink: Any, broadcaster: Any, network: str) -> Any:
+        """Each write of the network's :class:`~bftscope.families.casper.sink.CasperSink`, published as one batch
+        (docs/casper.md "Publishing")."""
+        if broadcaster is None or not hasattr(sink, "listen"):
+            return None
+        from bftscope.families.casper.publish import attach_publisher
+
+        return attach_publisher(sink, broadcaster, network)
+
+    async def start_serving(self, ctx: Any) -> None:
+        from bftscope.families.casper import serving
+
+        await serving.start(ctx)
+
+    async def stop_serving(self, ctx: Any) -> None:
+        from bftscope.families.casper import serving
+
+        await serving.stop(ctx)
 
     can_follow = True
 

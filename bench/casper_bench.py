@@ -1,0 +1,378 @@
+"""Casper events persisted and re-broadcast: events/s, receipt → WebSocket subscriber latency, memory.
+
+One ``bftscope`` API instance (the app under uvicorn on 127.0.0.1, in this process) over a fresh embedded store,
+with a Casper network whose :class:`~bftscope.families.casper.sink.CasperSink` publishes through the instance's
+broadcaster (:func:`~bftscope.families.casper.publish.attach_publisher`, as ``bftscope serve`` wires it). A
+producer thread offers ``--rate`` events/s for ``--seconds``: node-shaped JSON decoded by the real
+:class:`~bftscope.families.casper.decoder.CasperDecoder` (its ``received_ns`` is the receipt), per height one
+BlockAdded, ``--deploys`` DeployProcessed of ``--accounts`` accounts and ``--sigs`` FinalitySignatures.
+
+WebSocket subscribers run in a separate process (``--ws-blocks`` on ``/blocks``, one per account on
+``/accountDeploys/<account>``), record each frame's key and arrival time, and hand them back at the end; each
+frame's latency is its arrival minus its entity's ``received_ns`` in the store (one machine, one clock), so it
+covers decoding, the sink's batching, the store write, publishing, routing and the WebSocket send.
+
+Reported per run: offered and persisted events/s (stored by the sink over the production time plus the time it
+took to catch up), frames received against expected, latency p50/p99/max, this process's RSS every second
+(server, store, sink and producer), each run in a fresh process. Prints the medians of ``--runs`` runs and writes
+``bench/out/casper.json``.
+
+    .venv/bin/python bench/casper_bench.py --rate 20000 --seconds 20 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import queue
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def _rss_mib(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _account(n: int) -> str:
+    return "01" + f"{n:064x}"
+
+
+def _bodies(height: int, deploys: int, accounts: int, sigs: int) -> tuple[list[bytes], list[bytes]]:
+    """(main channel JSON, sigs channel JSON) of one height."""
+    bh = f"{height:064x}"
+    dhs = [f"d{height:055x}{i:08x}" for i in range(deploys)]
+    block = {"BlockAdded": {"block_hash": bh, "block": {"hash": bh, "header": {
+        "parent_hash": f"{height - 1:064x}", "state_root_hash": "ab" * 32, "body_hash": "cd" * 32, "random_bit": True,
+        "accumulated_seed": "ef" * 32, "era_end": None, "timestamp": "2023-01-01T09:55:25.312Z",
+        "era_id": height // 100, "height": height, "protocol_version": "1.5.2"},
+        "body": {"proposer": "02" + f"{height % 7:064x}", "deploy_hashes": dhs, "transfer_hashes": []},
+        "proofs": []}}}  # fmt: skip
+    main = [orjson.dumps(block)]
+    for i, dh in enumerate(dhs):
+        main.append(orjson.dumps({"DeployProcessed": {
+            "deploy_hash": dh, "account": _account((height + i) % accounts), "timestamp": "2023-01-01T10:07:00.401Z",
+            "ttl": "30m", "dependencies": [], "block_hash": bh, "execution_result": {"Success": {
+                "effect": {"operations": [], "transforms": []}, "transfers": [], "cost": "100000000"}}}}))  # fmt: skip
+    sig = [orjson.dumps({"FinalitySignature": {"block_hash": bh, "era_id": height // 100, "signature": "01" + "cd" * 64,
+                                               "public_key": "02" + f"{n:064x}"}}) for n in range(sigs)]  # fmt: skip
+    return main, sig
+
+
+# --- the subscribers' process --------------------------------------------------------------------------------
+def _subscribers(base: str, routes: list[str], token: str, deflate: bool, ready: Any, stop: Any, out: str) -> None:
+    from websockets.asyncio.client import connect
+
+    arrivals: list[tuple[str, int]] = []
+
+    async def one(route: str) -> None:
+        async with connect(base + route, additional_headers={"Authorization": f"Bearer {token}"},
+                           max_size=None, ping_interval=None,
+                           compression="deflate" if deflate else None) as ws:  # fmt: skip
+            ready.put(route)
+            while True:
+                try:
+                    msg = await asyncio.wait_for(ws.recv(), 0.5)
+                except TimeoutError:
+                    if stop.is_set():
+                        return
+                    continue
+                now = time.time_ns()
+                d = orjson.loads(msg)
+                arrivals.append((d.get("blockHash") or d.get("deployHash"), now))
+
+    async def main() -> None:
+        await asyncio.gather(*(one(r) for r in routes))
+
+    asyncio.run(main())
+    Path(out).write_bytes(orjson.dumps(arrivals))
+
+
+# --- one run ---------------------------------------------------------------------------------------------------
+def run_once(args: argparse.Namespace) -> dict[str, Any]:
+
+    from bftscope.families.casper.decoder import CasperDecoder
+    from bftscope.sources.base import Frame
+
+    tmp = Path(tempfile.mkdtemp(prefix="casper-bench-"))
+    inst = _two_instances(tmp) if args.redis else _one_instance(tmp)
+    ctx, sink, ws_base, token = inst["ctx"], inst["sink"], inst["ws_base"], inst["token"]
+
+    routes = ["/blocks"] * args.ws_blocks + [f"/accountDeploys/{_account(a)}" for a in range(args.accounts)]
+    spawn = mp.get_context("spawn")
+    ready, stop = spawn.Queue(), spawn.Event()
+    arrivals_file = tmp / "arrivals.json"
+    subs = spawn.Process(target=_subscribers, args=(ws_base, routes, token, args.deflate, ready, stop,
+                                                    str(arrivals_file)))  # fmt: skip
+    subs.start()
+    for _ in routes:
+        ready.get(timeout=60)
+    inst["wait_subscribed"](len(routes))
+    hub = inst["hub"]
+
+    per_height = 1 + args.deploys + args.sigs
+    heights = int(args.rate * args.seconds / per_height)
+    main_dec, sig_dec = CasperDecoder("n1:9999", "main"), CasperDecoder("n1:9999", "sigs")
+    rss: list[float] = []
+    duck: list[float] = []  # DuckDB's own memory (buffer pool: cached table and index blocks)
+    sampling = threading.Event()
+
+    other: list[float] = []  # the serving instance's RSS (--redis)
+
+    def sample() -> None:
+        while not sampling.wait(1.0):
+            rss.append(_rss_mib())
+            if inst.get("pid"):
+                other.append(_rss_mib(inst["pid"]))
+            duck.append(float(ctx.store.query("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")[0][0]) / 2**20)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu0, other_cpu0 = time.process_time(), _cpu_s(inst.get("pid"))
+    step = 0.01  # the producer offers what is due every 10 ms (a follower's reads arrive in bursts too)
+    t0 = time.perf_counter()
+    offered, h = 0, 1
+    while h <= heights:
+        due = int((time.perf_counter() - t0) * args.rate)
+        batch = []
+        while offered < due and h <= heights:
+            main, sig = _bodies(h, args.deploys, args.accounts, args.sigs)
+            for i, raw in enumerate(main):
+                batch.extend(main_dec.feed(Frame(raw, id=str(h * 1000 + i))))
+            for i, raw in enumerate(sig):
+                batch.extend(sig_dec.feed(Frame(raw, id=str(h * 1000 + i))))
+            offered += per_height
+            h += 1
+        if batch:
+            sink.write("n1:9999", batch)
+        time.sleep(step)
+    produced_s = time.perf_counter() - t0
+    sink.flush()
+    persisted_s = time.perf_counter() - t0
+    cpu_s = time.process_time() - cpu0
+    other_cpu_s = _cpu_s(inst.get("pid")) - other_cpu0
+    time.sleep(1.0)
+    stop.set()
+    subs.join(timeout=120)
+    sampling.set()
+    arrivals = orjson.loads(arrivals_file.read_bytes())
+    received = {str(k): int(ns) for k, ns in ctx.store.query(
+        "SELECT key, received_ns FROM casper_payloads WHERE type IN ('BlockAdded', 'DeployProcessed')")}  # fmt: skip
+    lat = np.array([(ns - received[k]) / 1e6 for k, ns in arrivals if k in received])
+    expected = heights * args.ws_blocks + heights * args.deploys
+    stats = sink.stats
+    out = {
+        "offered_events": offered, "offered_per_s": offered / produced_s, "stored_entities": stats.stored,
+        "persisted_per_s": stats.received / persisted_s, "catch_up_s": persisted_s - produced_s,
+        "cpu_cores": cpu_s / persisted_s,
+        "writes": stats.writes, "write_errors": stats.write_errors, "frames": len(arrivals),
+        "frames_expected": expected, "ws_cut": hub.stats.cut if hub else None,
+        "missed": hub.stats.missed if hub else None,
+        "server_cpu_cores": other_cpu_s / persisted_s if args.redis else None,
+        "server_rss_first_mib": statistics.median(other[1:4]) if len(other) > 4 else None,
+        "server_rss_last_mib": statistics.median(other[-3:]) if other else None,
+        "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()),
+        "rss_mib": rss, "rss_first_mib": statistics.median(rss[1:4]) if len(rss) > 4 else None,
+        "rss_last_mib": statistics.median(rss[-3:]) if rss else None, "duckdb_mib": duck,
+        "duckdb_first_mib": statistics.median(duck[1:4]) if len(duck) > 4 else None,
+        "duckdb_last_mib": statistics.median(duck[-3:]) if duck else None,
+    }  # fmt: skip
+    sink.close()
+    inst["close"]()
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _one_instance(tmp: Path) -> dict[str, Any]:
+    """The API (uvicorn in a thread of this process) over the store the sink writes: in-process fan-out."""
+    import uvicorn
+
+    from bftscope.api.app import create_app
+    from bftscope.config import Settings
+    from bftscope.control.networks import create_network
+    from bftscope.control.users import create_user
+    from bftscope.families.casper.publish import attach_publisher
+    from bftscope.families.casper.serving import hubs_of
+    from bftscope.families.casper.sink import CasperSink
+
+    app = create_app(Settings(data_dir=tmp, rate_limit_enabled=False, follow_networks=False))
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                        ws_ping_interval=None))  # fmt: skip
+    server = threading.Thread(target=srv.run, daemon=True)
+    server.start()
+    while not srv.started:
+        time.sleep(0.02)
+    ctx = app.state.ctx
+    user, token = create_user(ctx.store, "bench", "bench@corp.io", is_admin=True)
+    create_network(ctx.store, user.id, "bench", "casper", ["http://127.0.0.1:9"], {}, max_endpoints=8,
+                   max_per_user=20)  # fmt: skip
+    sink = CasperSink(ctx.store, "net:bench")
+    attach_publisher(sink, ctx.broadcaster, "bench")
+    inst: dict[str, Any] = {}
+
+    def wait_subscribed(n: int) -> None:  # the hub is made on the server's loop by the first subscriber
+        while (hub := hubs_of(ctx).hubs.get("bench")) is None or hub.stats.ws_clients < n:
+            time.sleep(0.01)
+        inst["hub"] = hub
+
+    def close() -> None:
+        srv.should_exit = True
+        server.join(timeout=30)
+
+    inst |= {"ctx": ctx, "sink": sink, "ws_base": f"ws://127.0.0.1:{port}/v1/casper/bench", "token": token,
+             "hub": None, "wait_subscribed": wait_subscribed, "close": close}  # fmt: skip
+    return inst
+
+
+def _two_instances(tmp: Path) -> dict[str, Any]:
+    """Instance A (this process: the store, the sink and a Redis broadcaster, no HTTP) and instance B (``bftscope
+    serve`` in its own process, serving the root network's WebSocket routes) sharing a throw-away redis-server."""
+    import subprocess
+
+    import httpx
+    import redis
+
+    from bftscope.config import Settings
+    from bftscope.families.casper.publish import attach_publisher, topic_of
+    from bftscope.families.casper.sink import CasperSink
+    from bftscope.live.broadcast import RedisBroadcaster
+    from bftscope.store import open_store
+
+    rport, bport = _free_port(), _free_port()
+    rsrv = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)  # fmt: skip
+    url = f"redis://127.0.0.1:{rport}/0"
+    r = redis.Redis.from_url(url)
+    while True:
+        try:
+            r.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    env = {**os.environ, "BFTSCOPE_DATA_DIR": str(tmp / "b"), "BFTSCOPE_REDIS_URL": url,
+           "BFTSCOPE_CASPER_ROOT_NETWORK": "bench", "BFTSCOPE_FOLLOW_NETWORKS": "false",
+           "BFTSCOPE_RATE_LIMIT_ENABLED": "false"}  # fmt: skip
+    cli = str(Path(sys.executable).parent / "bftscope")
+    b = subprocess.Popen([cli, "serve", "--port", str(bport), "--local"], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{bport}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            if b.poll() is not None or time.monotonic() > deadline:
+                rsrv.terminate()
+                b.kill()
+                sys.exit(f"bftscope serve did not start: {b.communicate()[1].decode()[-2000:]}")
+            time.sleep(0.1)
+    store = open_store(Settings(data_dir=tmp / "a"))
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    broadcaster = RedisBroadcaster(url)
+    asyncio.run_coroutine_threadsafe(broadcaster.start(), loop).result()
+    sink = CasperSink(store, "net:bench")
+    attach_publisher(sink, broadcaster, "bench")
+
+    def wait_subscribed(n: int) -> None:
+        while r.pubsub_numsub(topic_of("bench"))[0][1] < 1:
+            time.sleep(0.05)
+
+    def close() -> None:
+        asyncio.run_coroutine_threadsafe(broadcaster.close(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        store.close()
+        for proc in (b, rsrv):
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    return {"ctx": type("Ctx", (), {"store": store})(), "sink": sink, "ws_base": f"ws://127.0.0.1:{bport}",
+            "token": "", "hub": None, "pid": b.pid, "wait_subscribed": wait_subscribed, "close": close}  # fmt: skip
+
+
+def _cpu_s(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_child(args: argparse.Namespace, results: Any) -> None:
+    results.put(run_once(args))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rate", type=int, default=20_000, help="events offered per second")
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--deploys", type=int, default=9, help="DeployProcessed per height")
+    p.add_argument("--sigs", type=int, default=10, help="FinalitySignatures per height")
+    p.add_argument("--accounts", type=int, default=16, help="accounts (one /accountDeploys subscriber each)")
+    p.add_argument("--ws-blocks", type=int, default=4, help="subscribers of /blocks")
+    p.add_argument(
+        "--redis",
+        action="store_true",
+        help="two instances: this process stores and publishes through a throw-away redis-server, a "
+        "'bftscope serve' process serves the subscribers (the root network's public routes)",
+    )
+    p.add_argument(
+        "--deflate",
+        action="store_true",
+        help="subscribers offer permessage-deflate (as browsers do): the server compresses every frame",
+    )
+    args = p.parse_args()
+    runs = []
+    spawn = mp.get_context("spawn")
+    for i in range(args.runs):  # each run in a fresh process: its memory is its own
+        results = spawn.Queue()
+        proc = spawn.Process(target=_run_child, args=(args, results))
+        proc.start()
+        while True:  # a run that fails ends the bench instead of leaving it waiting
+            try:
+                r = results.get(timeout=5)
+                break
+            except queue.Empty:
+                if not proc.is_alive():
+                    sys.exit(f"run {i + 1} failed (exit code {proc.exitcode})")
+        proc.join(timeout=120)
+        runs.append(r)
+        series = ("rss_mib", "duckdb_mib")
+        brief = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k not in series}
+        print(f"run {i + 1}: {json.dumps(brief)}", file=sys.stderr)
+    keys = ["offered_per_s", "persisted_per_s", "catch_up_s", "cpu_cores", "p50_ms", "p99_ms", "max_ms",
+            "rss_first_mib", "rss_last_mib", "duckdb_first_mib", "duckdb_last_mib", "server_cpu_cores",
+            "server_rss_first_mib", "server_rss_last_mib"]  # fmt: skip
+    medians = {k: round(statistics.median(r[k] for r in runs), 1) for k in keys if all(r[k] is not None for r in runs)}
+    medians |= {"frames_ok": all(r["frames"] == r["frames_expected"] for r in runs),
+                "load_average": os.getloadavg(), "cpus": os.cpu_count()}  # fmt: skip
+    OUT.mkdir(exist_ok=True)
+    (OUT / "casper.json").write_text(json.dumps({"args": vars(args), "runs": runs, "medians": medians}, indent=1))
+    print(json.dumps(medians))
+
+
+if __name__ == "__main__":
+    main()
