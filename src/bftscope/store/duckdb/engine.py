@@ -26,12 +26,16 @@ from bftscope.model import ROW_SCHEMA
 from bftscope.store.duckdb.catalog import Catalog
 from bftscope.store.duckdb.dialect import DUCKDB, DuckDBDialect
 from bftscope.store.duckdb.statements import bind
+from bftscope.store.duckdb.watchdog import Watchdog
 from bftscope.store.migrate import apply_migrations
 
 __all__ = ["ROW_GROUP_ROWS", "DuckDBStore"]
 
 ROW_GROUP_ROWS = 122_880  # DuckDB's row group size
 _WRITE_GROUPS = 2  # held rows are written once they fill this many row groups
+
+
+_WATCHDOG = Watchdog()  # one thread for every store's time limits
 
 
 class DuckDBStore(Catalog):
@@ -93,15 +97,8 @@ class DuckDBStore(Catalog):
 
     @contextmanager
     def _time_limit(self, cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
-        fired = threading.Event()
-
-        def interrupt() -> None:
-            fired.set()
-            cur.interrupt()
-
-        timer = threading.Timer(self._settings.query_timeout_s, interrupt)
-        timer.daemon = True
-        timer.start()
+        deadline = _WATCHDOG.after(self._settings.query_timeout_s, cur.interrupt)
+        fired = deadline.fired
         try:
             yield
         except duckdb.InterruptException as exc:
@@ -117,7 +114,7 @@ class DuckDBStore(Catalog):
                 ) from exc
             raise StoreError(f"query failed: {exc}") from exc
         finally:
-            timer.cancel()
+            deadline.cancel()
 
     def query(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a read query with bound parameters and the store's time limit."""

@@ -11,9 +11,10 @@ __all__ = ["last_event_ids"]
 
 def last_event_ids(store: Store, run_id: int) -> dict[tuple[str, str], int]:
     """(node label, channel) → the id of the last event stored from it (the latest received)."""
+    last = store.dialect.arg_max("event_id", "received_ns")
     rows = store.query(
-        "SELECT source, channel, arg_max(event_id, received_ns) FROM casper_event_log "
-        "WHERE run_id = ? AND event_id >= 0 GROUP BY source, channel",
+        f"SELECT source, channel, {last} FROM casper_event_log WHERE run_id = ? AND event_id >= 0 "
+        "GROUP BY source, channel",
         [run_id],
     )
     return {(str(s), str(c)): int(i) for s, c, i in rows}
