@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from bftscope import runtime
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
@@ -104,6 +106,7 @@ def _subscribers(base: str, routes: list[str], token: str, deflate: bool, ready:
 
 # --- one run ---------------------------------------------------------------------------------------------------
 def run_once(args: argparse.Namespace) -> dict[str, Any]:
+    runtime.apply()  # as `bftscope serve` does (bftscope/runtime.py: the GIL switch interval)
 
     from bftscope.families.casper.decoder import CasperDecoder
     from bftscope.sources.base import Frame

@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from bftscope import runtime
 from bftscope.config import Settings
 from bftscope.families.cometbft.live.follower import NetworkFollower
 from bftscope.families.cometbft.live.valsets import record_validator_set
@@ -248,6 +249,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    runtime.apply()  # as `bftscope serve` and `bftscope watch` do (bftscope/runtime.py: the GIL switch interval)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--networks", type=int, default=20)
     ap.add_argument("--speed", type=float, default=25.0, help="replay speed (25: about 100 votes/s per network)")

@@ -389,6 +389,9 @@ def serve_cmd(
 
 
 def main() -> None:
+    from bftscope import runtime
+
+    runtime.apply()
     app()
 
 

@@ -29,12 +29,12 @@ CHANNELS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+_CHANNEL_OF: Final = {t: name for name in ("sigs", "deploys", "main") for t in CHANNELS[name]}  # Shutdown: main
+
+
 def channel_of(event_type: str) -> str:
     """The 1.x channel an event type is sent on (Shutdown: main)."""
-    for name in ("main", "deploys", "sigs"):
-        if event_type in CHANNELS[name]:
-            return name
-    return "main"
+    return _CHANNEL_OF.get(event_type, "main")
 
 
 class CasperEvent(msgspec.Struct, frozen=True):

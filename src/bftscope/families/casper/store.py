@@ -36,7 +36,7 @@ from bftscope.store.base import Store
 __all__ = ["ENTITY_TABLES", "CasperStore", "Stored", "WriteResult"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stored:
     """A new entity, as published: its ``out_id``, what it is and the node's JSON."""
 
@@ -86,7 +86,11 @@ def _pick(*names: str) -> Callable[[CasperEvent], dict[str, Any]]:
 
 
 def _fields(*names: str) -> Callable[[CasperEvent], tuple[Any, ...]]:
-    return lambda e: tuple(e.fields[n] for n in names)
+    if len(names) == 1:
+        (a,) = names
+        return lambda e: (e.fields[a],)
+    a, b = names
+    return lambda e: (e.fields[a], e.fields[b])
 
 
 def _event_id(e: CasperEvent) -> int:
@@ -197,9 +201,9 @@ class CasperStore:
             [self.run_id, source, channel, since, self.recent])
         return _Recent(self.recent, [(int(i), str(t), str(k)) for i, t, k in reversed(rows)])
 
-    def _held(self, spec: _Entity, evs: list[CasperEvent]) -> set[tuple[Any, ...]]:
-        """Keys of ``evs`` already stored, reading only the range of the table the batch can be in."""
-        keys = list({spec.key(e) for e in evs})
+    def _held(self, spec: _Entity, evs: list[CasperEvent], ev_keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+        """Keys of ``evs`` (``ev_keys``) already stored, reading only the range of the table the batch can be in."""
+        keys = list(set(ev_keys))
         batch = pa.table({c: [k[i] for k in keys] for i, c in enumerate(spec.key_cols)})
         on = " AND ".join(f"t.{c} = b.{c}" for c in spec.key_cols)
         where, params = "t.run_id = ?", [self.run_id]
@@ -219,19 +223,19 @@ class CasperStore:
         by_type: dict[str, list[CasperEvent]] = {}
         for e in fresh:
             by_type.setdefault(e.type, []).append(e)
-        new_ids: set[int] = set()
+        new: list[CasperEvent] = []
         duplicates = conflicts = 0
         for kind, evs in by_type.items():
             spec = ENTITY_TABLES[kind]
-            held = self._held(spec, evs)
+            ev_keys = [spec.key(e) for e in evs]
+            held = self._held(spec, evs, ev_keys)
             taken: dict[int, str] = {}
             if kind == "BlockAdded":
                 heights = [int(e.fields["height"]) for e in evs]
                 taken = {int(h): str(k) for h, k in self.store.execute(
                     "SELECT height, block_hash FROM casper_blocks WHERE run_id = ? AND height BETWEEN ? AND ?",
                     [self.run_id, min(heights), max(heights)])}  # fmt: skip
-            for e in evs:
-                key = spec.key(e)
+            for e, key in zip(evs, ev_keys, strict=True):
                 if key in held:
                     duplicates += 1
                     continue
@@ -242,8 +246,11 @@ class CasperStore:
                         continue
                     taken[height] = e.key
                 held.add(key)
-                new_ids.add(id(e))
-        return [e for e in fresh if id(e) in new_ids], duplicates, conflicts
+                new.append(e)
+        if len(by_type) > 1:
+            order = {id(e): i for i, e in enumerate(fresh)}
+            new.sort(key=lambda e: order[id(e)])  # arrival order across types: the out_id order
+        return new, duplicates, conflicts
 
     def _insert(self, fresh: list[CasperEvent], new: list[CasperEvent], out_ids: dict[int, int]) -> None:
         run = self.run_id
