@@ -210,16 +210,18 @@ def runs_cmd(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     settings = _settings(data_dir)
     with _opened(settings) as store:
         runs = store.list_runs()
-    for r in runs:
-        # "stale": an ingest stopped before the derived tables and rollups were rebuilt; any reader
-        # that needs them, the next ingest or `bftscope rebuild` brings them up to date.
-        r["derived"] = "current" if r.pop("derived_version") == derived.current_version(r["chain"]) else "stale"
+        for r in runs:
+            # "stale": an ingest stopped before the derived tables and rollups were rebuilt; any reader
+            # that needs them, the next ingest or `bftscope rebuild` brings them up to date.
+            r["derived"] = "current" if r.pop("derived_version") == derived.current_version(r["chain"]) else "stale"
+            r.update(registry.family(r["chain"]).run_counts(store, r["id"]))  # a family's own counts (Casper)
     if as_json:
         _print_json(runs)
         return
     t = Table("run", "chain", "nodes", "sources", "events", "derived", "created")
     for r in runs:
-        t.add_row(r["name"], r["chain"], str(r["nodes"]), str(r["sources"]), f"{r['events']:,}", r["derived"],
+        events = f"{r['events']:,}" + (f" ({r['entities']:,} entities)" if "entities" in r else "")
+        t.add_row(r["name"], r["chain"], str(r["nodes"]), str(r["sources"]), events, r["derived"],
                   r["created_at"])  # fmt: skip
     out.print(t)
 

@@ -123,6 +123,12 @@ class ChainFamily(Protocol):
         per table; None: the run is pruned by height, from :meth:`retention_tables` (the neutral path)."""
         ...
 
+    def run_counts(self, store: Store, run_id: int) -> dict[str, Any]:
+        """What ``bftscope runs`` shows of a run beyond the neutral counts, or instead of them: ``events``,
+        ``derived`` (``current``/``stale``, or a word of the family's) and counts of its own (Casper:
+        ``entities``); ``{}`` keeps the neutral ones."""
+        ...
+
     def keep_before_prune(self, store: Store, run_id: int, below_height: int) -> dict[str, int]:
         """Write what the run keeps of the heights below ``below_height`` once their raw events are pruned (its
         "summary" tables: missed votes, per-height summaries), from those events; called by retention just
@@ -302,6 +308,9 @@ class Family:
 
     def provenance(self, store: Store, run_id: int) -> dict[int, dict[str, Any]]:
         return {}
+
+    def run_counts(self, store: Store, run_id: int) -> dict[str, Any]:
+        return {}  # the neutral counts (events of complete sources, derived version) describe its runs
 
     def node_identities(self, store: Store, run_id: int) -> list[dict[str, Any]]:
         return [{"node": n.node, "label": n.label} for n in store.nodes(run_id)]

@@ -78,16 +78,23 @@ class SinkFollower:
         self.inner, self.sink, self.keep_s = inner, sink, keep_s
 
     async def run(self) -> None:
-        if not hasattr(self.sink, "update"):
-            await self.inner.run()
-            return
-        keeper = asyncio.create_task(self._keep())
+        """Run the follower; when its run fails the supervisor replaces it (and its sink), so the sink is closed
+        here — a sink with a writer thread would otherwise leave one thread behind per restart."""
         try:
-            await self.inner.run()
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            if not hasattr(self.sink, "update"):
+                await self.inner.run()
+                return
+            keeper = asyncio.create_task(self._keep())
+            try:
+                await self.inner.run()
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+        except Exception:
+            if hasattr(self.sink, "close"):
+                await asyncio.to_thread(self.sink.close)  # what it was handed is stored; its writer ends
+            raise
 
     async def stop(self) -> None:
         await self.inner.stop()
@@ -123,9 +130,14 @@ def build_supervisor(store: Store, settings: Settings, sinks: Sequence[AlertSink
     def follower(spec: NetworkSpec) -> Follower:
         family = registry.family(spec.chain)
         inner = family.live_sink(store, spec.run)
-        family.publish_live(inner, broadcaster, spec.name)  # Casper: its subscribers, here and on other instances
-        made: Follower = family.follower(spec.name, spec.endpoints, RedactingSink(inner), store=store,
-                                         run=spec.run)  # fmt: skip
+        try:
+            family.publish_live(inner, broadcaster, spec.name)  # Casper: its subscribers, here and on other instances
+            made: Follower = family.follower(spec.name, spec.endpoints, RedactingSink(inner), store=store,
+                                             run=spec.run)  # fmt: skip
+        except BaseException:
+            if hasattr(inner, "close"):  # no follower will own it: a writer thread must not outlive it
+                inner.close()
+            raise
         return SinkFollower(made, inner)
 
     def outcomes(spec: NetworkSpec, lo: int, hi: int) -> Sequence[Mapping[str, Any]]:

@@ -14,8 +14,11 @@ from typer.testing import CliRunner
 from bftscope.cli import app
 from bftscope.config import Settings
 from bftscope.families.casper.cli import casper_app
+from bftscope.families.casper.sink import CasperSink
 from bftscope.families.casper.store import CasperStore
+from bftscope.store import open_store
 from bftscope.store.duckdb import DuckDBStore
+from tests.families.casper.gen import chain
 from tests.families.casper.scenario import Truth, build
 from tests.families.casper.streams import Payloads, iso_ms
 
@@ -65,3 +68,25 @@ def test_the_casper_sub_app_is_shared_by_every_part_that_adds_to_it() -> None:
     root = typer.Typer()
     first = casper_app(root)
     assert casper_app(root) is first and [g.name for g in root.registered_groups] == ["casper"]
+
+
+def test_runs_shows_a_casper_runs_stored_events_and_entities_never_stale(tmp_path: Path) -> None:
+    events = chain(1, 5, deploys=2, sigs=3)
+    again = chain(1, 5, deploys=2, sigs=3, source="n2:9999")  # the same entities from a second node
+    store = open_store(Settings(data_dir=tmp_path / "data"))
+    try:
+        sink = CasperSink(store, "net:cs")
+        sink.write("n1:9999", events)
+        sink.write("n2:9999", again)  # more events, no more entities
+        sink.close()
+    finally:
+        store.close()
+    data = ["--data-dir", str(tmp_path / "data")]
+    got = CliRunner().invoke(app, ["runs", "--json", *data])
+    assert got.exit_code == 0, got.output
+    (run,) = [r for r in json.loads(got.output) if r["name"] == "net:cs"]
+    assert (run["events"], run["entities"]) == (len(events) + len(again), len({(e.type, e.key) for e in events}))
+    assert run["derived"] != "stale"
+    table = CliRunner().invoke(app, ["runs", *data], env={"COLUMNS": "200"})
+    line = next(ln for ln in table.output.splitlines() if "net:cs" in ln)
+    assert f"{len(events) + len(again):,}" in line and "stale" not in line, line

@@ -123,3 +123,12 @@ def test_bad_urls_and_mixed_chains_are_one_line_errors(tmp_path: Path) -> None:
         store.close()
     other = CliRunner().invoke(app, ["watch", "tm", "--casper", "http://127.0.0.1:1", *data])
     assert other.exit_code == 1 and "not a Casper network" in other.output
+
+
+def test_alerts_with_casper_are_refused_naming_the_casper_alerts(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    got = CliRunner().invoke(app, ["watch", "x", "--casper", "http://127.0.0.1:1", "--alert", "missedVotes=1", *data])
+    assert got.exit_code == 2, got.output
+    lines = got.output.strip().splitlines()
+    assert len(lines) == 1 and "--alert" in lines[0] and "Casper" in lines[0] and "none yet" in lines[0], lines
+    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").glob("*.duckdb*"))  # refused before

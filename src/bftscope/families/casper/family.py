@@ -42,6 +42,13 @@ class Casper(Family):
 
     live_only = True  # its runs are followed networks: it reads no files
 
+    def run_counts(self, store: Store, run_id: int) -> dict[str, Any]:
+        # Its events are the Casper store's (casper_event_log: one row per event kept, every node's), its
+        # entities one payload each; it derives nothing ahead (the analytics are computed on read): never stale.
+        (events,), = store.query("SELECT count(*) FROM casper_event_log WHERE run_id = :run", {"run": run_id})
+        (entities,), = store.query("SELECT count(*) FROM casper_payloads WHERE run_id = :run", {"run": run_id})
+        return {"events": int(events), "entities": int(entities), "derived": "on read"}
+
     def prune_run(self, store: Store, run_id: int, now: float, settings: Settings) -> dict[str, int] | None:
         from bftscope.families.casper.retention import prune
 

@@ -28,7 +28,7 @@ from bftscope.families.casper.follow.status import CasperStatus
 from bftscope.families.casper.sink import CasperSink, SinkStats
 from bftscope.live.stopsignals import stop_on_signals
 
-__all__ = ["CASPER_HELP", "progress_line", "summary_line", "watch_casper"]
+__all__ = ["ALERTS", "CASPER_HELP", "progress_line", "summary_line", "watch_casper"]
 
 CASPER_HELP = ("A Casper node's SSE server, e.g. http://host:9999 (its /events/main, /events/deploys and "
                "/events/sigs), or a URL ending in /events for the legacy stream (repeatable: several nodes at once).")
@@ -71,12 +71,20 @@ async def _watch(follower: CasperFollower, until: Callable[[CasperStatus], bool]
         await follower.stop()
         await task  # a failure of the follower itself is raised here, not hidden
 
+ALERTS: tuple[str, ...] = ()  # the --alert keys a Casper watch evaluates: none yet
+
 
 def watch_casper(name: str, urls: Sequence[str], *, data_dir: Path | None, progress: float,
                  keepalive_timeout: float, until_height: int | None = None,
-                 until_events: int | None = None) -> None:  # fmt: skip
+                 until_events: int | None = None, alerts: Sequence[str] = ()) -> None:  # fmt: skip
     """Follow the Casper nodes ``urls`` into run ``name`` until Ctrl-C (or a stop condition); exit 1 when the
-    store refused events."""
+    store refused events. ``alerts`` (``--alert KEY=VALUE``) are refused with exit code 2: there is no Casper
+    alert in ``watch`` yet (:data:`ALERTS`), and an alert silently ignored would look like a quiet network."""
+    if alerts:
+        named = ", ".join(ALERTS) or "none yet"
+        err.print(f"[red]error:[/red] --alert is not available with --casper: the Casper watch alerts are {named} "
+                  "(CometBFT's --alert keys do not apply)", soft_wrap=True)  # fmt: skip
+        raise typer.Exit(2)
     try:
         for url in urls:
             parse_node_url(url)

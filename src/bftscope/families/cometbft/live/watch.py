@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
                 raise _fail(InputError("--rpc (CometBFT) and --casper (Casper): one chain per run"))
             watch = registry.family(CASPER).watch  # type: ignore[attr-defined]
             watch(name, casper, data_dir=data_dir, progress=progress, keepalive_timeout=silence_timeout,
-                  until_height=until_height)  # fmt: skip
+                  until_height=until_height, alerts=alert or [])  # fmt: skip
             return
         if not rpc:
             raise _fail(InputError("watch needs --rpc URL (a CometBFT node) or --casper URL (a Casper node)"))
