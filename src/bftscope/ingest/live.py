@@ -27,8 +27,12 @@ from typing import Any, Protocol
 from bftscope.errors import TransportClosed, TransportError
 from bftscope.sources.base import Decoder, Frame, Transport
 
-__all__ = ["Backoff", "EventSink", "Gap", "LiveRunner", "LiveSource", "MemorySink", "SourceState", "SourceStats",
-           "hand_over"]
+__all__ = ["JITTER", "Backoff", "EventSink", "Gap", "LiveRunner", "LiveSource", "MemorySink", "SourceState",
+           "SourceStats", "hand_over"]
+
+# Jitter draws come from a generator of their own, never the random module's global one: live code runs beside
+# other code (tests, an embedding program) whose own use of the global generator it must not disturb.
+JITTER = random.Random().random
 
 
 class SourceState(StrEnum):
@@ -71,7 +75,7 @@ class Backoff:
     factor: float = 2.0
     cap: float = 30.0
 
-    def delay(self, attempt: int, draw: Callable[[], float] = random.random) -> float:
+    def delay(self, attempt: int, draw: Callable[[], float] = JITTER) -> float:
         ceiling = min(self.cap, self.base * self.factor ** min(attempt, 64))
         return draw() * ceiling
 
@@ -151,7 +155,7 @@ class LiveRunner:
         backoff: Backoff | None = None,
         max_attempts: int | None = None,
         clock: Callable[[], float] = time.time,
-        draw: Callable[[], float] = random.random,
+        draw: Callable[[], float] = JITTER,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         names = [s.name for s in sources]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -32,7 +31,17 @@ from bftscope.families.casper.follow.handshake import HandshakeTransport
 from bftscope.families.casper.follow.nodeurl import NodeUrl, parse_node_url
 from bftscope.families.casper.follow.status import STATE_NAMES, CasperNodeStatus, CasperStatus, node_status
 from bftscope.families.casper.model import CasperEvent
-from bftscope.ingest.live import Backoff, EventSink, Gap, LiveRunner, LiveSource, SourceState, SourceStats, hand_over
+from bftscope.ingest.live import (
+    JITTER,
+    Backoff,
+    EventSink,
+    Gap,
+    LiveRunner,
+    LiveSource,
+    SourceState,
+    SourceStats,
+    hand_over,
+)
 from bftscope.sources.base import Frame
 from bftscope.sources.sse import SSETransport
 
@@ -74,7 +83,7 @@ class CasperFollower:
         from_start: bool = True,
         start_from: Mapping[tuple[str, str], int] | None = None,
         clock: Callable[[], float] = time.time,
-        draw: Callable[[], float] = random.random,
+        draw: Callable[[], float] = JITTER,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not urls:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -37,7 +36,7 @@ from bftscope.families.cometbft.live.decoder import RpcDecoder
 from bftscope.families.cometbft.live.endpoint import Endpoint, parse_endpoint, subscribe_messages
 from bftscope.families.cometbft.live.rpc import RpcClient, RpcError, RpcValidator, ValidatorSet
 from bftscope.families.cometbft.live.seen import Seen
-from bftscope.ingest.live import Backoff, EventSink, hand_over
+from bftscope.ingest.live import JITTER, Backoff, EventSink, hand_over
 from bftscope.sources.base import Transport
 from bftscope.sources.websocket import WebSocketTransport
 
@@ -108,7 +107,7 @@ class NetworkFollower:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        draw: Callable[[], float] = random.random,
+        draw: Callable[[], float] = JITTER,
         backoff: Backoff | None = None,
         max_attempts: int | None = None,
         silence_timeout: float = 60.0,
