@@ -21,8 +21,7 @@ from bftscope.api.deps import Caller, Ctx
 from bftscope.api.errors import errors
 from bftscope.control import networks
 from bftscope.control.networks import NAME_RULE, Network
-from bftscope.control.records import User, valid_id
-from bftscope.errors import NotFoundError
+from bftscope.control.records import User
 from bftscope.families.casper import analytics_schemas as sc
 from bftscope.families.casper.analytics.blocktimes import block_times
 from bftscope.families.casper.analytics.deploys import deploys
@@ -30,6 +29,7 @@ from bftscope.families.casper.analytics.eras import eras
 from bftscope.families.casper.analytics.proposers import proposers
 from bftscope.families.casper.analytics.signatures import signatures
 from bftscope.families.casper.analytics.window import Window
+from bftscope.families.casper.owned import casper_network
 from bftscope.store.base import Store
 
 __all__ = ["casper_network_for", "router"]
@@ -44,17 +44,7 @@ _NO_RUN = -1  # a network whose follower wrote nothing yet: a run id no table ho
 
 def casper_network_for(c: ApiContext, who: User, network: str) -> Network:
     """The caller's Casper network named ``network`` (or with that id); 404 otherwise."""
-    rows = c.store.query("SELECT id FROM networks WHERE name = :name", {"name": network})
-    net_id = str(rows[0][0]) if rows else network if valid_id(network) else None
-    if net_id is None:
-        raise NotFoundError("Network not found")
-    try:
-        net = networks.get_network(c.store, net_id)
-    except NotFoundError:
-        raise NotFoundError("Network not found") from None
-    if net.chain != "casper" or (not who.is_admin and net.user_id != who.id):
-        raise NotFoundError("Network not found")
-    return net
+    return casper_network(c.store, who, network, by_id=True)
 
 
 async def _answer(c: ApiContext, who: User, network: str, from_: str | None, to: str | None,

@@ -9,19 +9,17 @@ admin); the root routes serve the root network to anyone, as the seed did.
 
 from __future__ import annotations
 
-import re
-
 from bftscope.api.context import ApiContext
-from bftscope.control.networks import NAME_RULE, list_networks, network_named
+from bftscope.control.networks import list_networks
 from bftscope.control.records import User
 from bftscope.errors import NotFoundError
 from bftscope.families.casper.hub import Hub, Hubs
+from bftscope.families.casper.owned import casper_network
 from bftscope.live.broadcast import MemoryBroadcaster
 
 __all__ = ["KEY", "hub_for", "hubs_of", "owned_network", "root_network", "start", "stop"]
 
 KEY = "casper"
-_NAME = re.compile(NAME_RULE)
 
 
 def hubs_of(ctx: ApiContext) -> Hubs:
@@ -57,10 +55,7 @@ async def stop(ctx: ApiContext) -> None:
 def owned_network(ctx: ApiContext, who: User, name: str) -> str:
     """``name`` when it is a Casper network ``who`` may read; 404 otherwise, alike for another user's network,
     another chain's or none (as the REST routes: ``api/scope.py``)."""
-    net = network_named(ctx.store, name) if _NAME.match(name) else None
-    if net is None or net.chain != "casper" or (not who.is_admin and net.user_id != who.id):
-        raise NotFoundError("Network not found")
-    return name
+    return casper_network(ctx.store, who, name).name
 
 
 def root_network(ctx: ApiContext) -> str:

@@ -12,7 +12,6 @@ empty store (no blocks, nothing found).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -21,11 +20,11 @@ from fastapi import Path
 from bftscope.api.deps import Caller, Ctx
 from bftscope.control import networks
 from bftscope.errors import InputError, NotFoundError
+from bftscope.families.casper.owned import NAME, casper_network
 from bftscope.store.base import Store
 
 __all__ = ["CasperScope", "root_scope", "v1_scope"]
 
-_NAME = re.compile(networks.NAME_RULE)
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,9 @@ def v1_scope(
     c: Ctx,
     who: Caller,
 ) -> CasperScope:
-    if _NAME.match(network) is None:
+    if NAME.match(network) is None:
         raise InputError("network: 1–63 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    net = networks.network_named(c.store, network)
-    if net is None or net.chain != "casper" or (not who.is_admin and net.user_id != who.id):
-        raise NotFoundError("Network not found")
-    return CasperScope(c.store, networks.run_id_of(c.store, net))
+    return CasperScope(c.store, networks.run_id_of(c.store, casper_network(c.store, who, network)))
 
 
 def root_scope(c: Ctx) -> CasperScope:
