@@ -41,12 +41,14 @@ class RedisBroadcaster:
     """Publishes through the Redis at ``url`` and delivers what other instances published there."""
 
     def __init__(self, url: str, *, max_pending: int = 1024, backoff_s: float = 0.2, max_backoff_s: float = 5.0,
-                 poll_s: float = 0.1) -> None:  # fmt: skip
+                 poll_s: float = 0.1, close_timeout_s: float = 5.0) -> None:  # fmt: skip
         self.url = url
         self.label = redact_url(url)
         self.instance = os.urandom(ID_BYTES // 2).hex().encode()
         self.max_pending = max_pending
         self.backoff_s, self.max_backoff_s, self.poll_s = backoff_s, max_backoff_s, poll_s
+        self.close_timeout_s = close_timeout_s
+        self._closing = False  # set by close(): both tasks stop at their next turn, cancelled or not
         self.stats = BroadcastStats(connected=False)
         self.local = LocalTopics(self.stats)
         self._outbox: collections.deque[tuple[str, bytes]] = collections.deque()
@@ -85,17 +87,33 @@ class RedisBroadcaster:
     # --- life ----------------------------------------------------------------------------------------
     async def start(self) -> None:
         self.local.bind(asyncio.get_running_loop())
+        self._closing = False
         self._wake = asyncio.Event()
         self._tasks = [asyncio.create_task(self._writer(), name="broadcast:redis-writer"),
                        asyncio.create_task(self._reader(), name="broadcast:redis-reader")]  # fmt: skip
 
     async def close(self) -> None:
-        for task in self._tasks:
+        """Stop both tasks and close the local subscriptions; never waits more than ``close_timeout_s``.
+
+        Cancelling is not enough on its own: under load a cancellation can be lost inside redis-py's read (the
+        reader's ``CancelledError`` absorbed, ``task.cancelling()`` left at 1, every later poll's own timeout
+        then taken for that cancel), and the reader polled on forever, so the server's shutdown never ended. So
+        each loop also checks ``_closing``, and a task still running after the bound is logged and left behind.
+        """
+        self._closing = True
+        self._wake.set()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=self.close_timeout_s)
+            for task in pending:
+                log.warning("redis %s: %s still running %.1f s after close; left behind", self.label,
+                            task.get_name(), self.close_timeout_s)  # fmt: skip
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.warning("redis %s: %s failed: %s", self.label, task.get_name(),
+                                redact_text(repr(task.exception())))  # fmt: skip
         self.local.close_all()
 
     def _client(self) -> Any:
@@ -114,10 +132,11 @@ class RedisBroadcaster:
         delay = self.backoff_s
         client = self._client()
         try:
-            while True:
+            while not self._closing:
                 if not self._outbox:
                     self._wake.clear()
                     await self._wake.wait()
+                    continue  # woken by a batch, or by close()
                 batch = list(self._outbox)
                 self._outbox.clear()
                 try:
@@ -141,7 +160,7 @@ class RedisBroadcaster:
     async def _reader(self) -> None:
         delay = self.backoff_s
         own = f"bftscope:instance:{self.instance.decode()}"  # always one channel: the connection stays subscribed
-        while True:
+        while not self._closing:
             client = self._client()
             pubsub = client.pubsub()
             try:
@@ -151,7 +170,7 @@ class RedisBroadcaster:
                     log.info("redis %s: connected", self.label)
                 self.stats.connected, self._reported = True, False
                 delay = self.backoff_s
-                while True:
+                while not self._closing:
                     await self._follow_topics(pubsub)
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.poll_s)
                     if msg is None or msg.get("type") != "message":
@@ -169,6 +188,8 @@ class RedisBroadcaster:
                 with contextlib.suppress(*_ERRORS):
                     await pubsub.aclose()
                 await _close(client)
+            if self._closing:
+                return
             await asyncio.sleep(delay)
             delay = min(self.max_backoff_s, delay * 2)
             self.stats.reconnects += 1
