@@ -9,18 +9,24 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
+import redis
 from pydantic import SecretStr
 from websockets.sync.client import ClientConnection, connect
 
 from bftscope.config import Settings
-from bftscope.families.casper.publish import topic_of
+from bftscope.families.casper.publish import Batch, Entity, topic_of
+from bftscope.live.broadcast.redis import ID_BYTES
 from tests.families.casper.gen import account, chain, deploy_hash
 from tests.families.casper.servers import free_port, serve, wait_for
 from tests.families.casper.sse_lines import events
@@ -127,3 +133,86 @@ def test_what_a_ingests_reaches_subscribers_on_b_through_redis(redis_server: Red
         wait_for(lambda: hub.last_out == 39, "B routed the entities after the restart")
         assert hub.stats.missed == 9  # B counts what it never received
         assert bcast.stats.reconnects >= 1 and a.ctx.broadcaster.stats.reconnects >= 1
+
+
+_STALLED = """
+import socket, sys
+socks = []
+for path in sys.argv[2:]:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(f"GET {path} HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n"
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n".encode())
+    head = b""
+    while b"\\r\\n\\r\\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    socks.append(s)
+print("ready", flush=True)
+sys.stdin.read()  # never reads its sockets: killed by the test
+"""
+
+
+def _batch(first: int, n: int) -> bytes:
+    seed = msgspec.Raw(b'{"blockHash": "' + b"ab" * 32 + b'", "pad": "' + b"x" * 800 + b'"}')
+    entities = [Entity(o, "BlockAdded", str(o), "main",
+                       ["blocks"] if o % 2 else ["accountDeploys:" + account(o % 4)], 1, None, None, 0, seed,
+                       msgspec.Raw(b"null")) for o in range(first, first + n)]  # fmt: skip
+    return b"0" * ID_BYTES + msgspec.json.encode(Batch("bench", entities))  # another instance's id
+
+
+def test_serve_exits_on_sigterm_after_loaded_subscribers_vanish(redis_server: RedisServer, tmp_path: Path) -> None:
+    """``bftscope serve`` (its own process, as the bench runs it) with Redis: stalled WebSocket subscribers are
+    killed while batches stream in through Redis, then SIGTERM: the whole shutdown (hubs, broadcaster, store)
+    ends at once. A guard of the path, not a reliable reproduction: the hang it once had (a reader whose
+    cancellation redis-py lost, polling forever) came about one run in five on a busy machine; the
+    deterministic regression test is tests/live/test_broadcast.py."""
+    port = free_port()
+    env = {**os.environ, "BFTSCOPE_DATA_DIR": str(tmp_path / "b"), "BFTSCOPE_REDIS_URL": redis_server.url,
+           "BFTSCOPE_CASPER_ROOT_NETWORK": "bench", "BFTSCOPE_FOLLOW_NETWORKS": "false",
+           "BFTSCOPE_RATE_LIMIT_ENABLED": "false"}  # fmt: skip
+    cli = str(Path(sys.executable).parent / "bftscope")
+    err = (tmp_path / "serve.err").open("wb")
+    serve = subprocess.Popen([cli, "serve", "--port", str(port), "--local"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=err)  # fmt: skip
+    subs: subprocess.Popen[bytes] | None = None
+    probe = redis.Redis.from_url(redis_server.url)
+    try:
+        wait_for(lambda: _healthy(port) or serve.poll() is not None, "serve to answer")
+        assert serve.poll() is None, (tmp_path / "serve.err").read_text()[-2000:]
+        paths = ["/blocks", "/blocks", f"/accountDeploys/{account(0)}", f"/accountDeploys/{account(1)}"]
+        subs = subprocess.Popen([sys.executable, "-c", _STALLED, str(port), *paths], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE)  # fmt: skip
+        assert subs.stdout is not None and subs.stdout.readline().strip() == b"ready"
+        wait_for(lambda: probe.pubsub_numsub(topic_of("bench"))[0][1] >= 1, "serve subscribed in Redis")
+        out = 1
+        for i in range(300):  # ~3 s of batches, the subscribers killed halfway
+            if i == 150:
+                subs.kill()
+            probe.publish(topic_of("bench"), _batch(out, 100))
+            out += 100
+            time.sleep(0.01)
+        serve.send_signal(signal.SIGTERM)
+        try:
+            code = serve.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("bftscope serve did not exit within 10 s of SIGTERM")
+        assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once shut down
+        assert "left behind" not in (tmp_path / "serve.err").read_text()
+    finally:
+        for proc in (subs, serve):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        if subs is not None:
+            for pipe in (subs.stdin, subs.stdout):
+                if pipe is not None:
+                    pipe.close()
+        probe.close()
+        err.close()
+
+
+def _healthy(port: int) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    return False
