@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +217,37 @@ def test_timestamps_are_exact_milliseconds_in_utc() -> None:
     assert parse_timestamp_ms("2023-01-01T09:55:25.312Z") == _ms("2023-01-01T09:55:25.312Z")
     assert parse_timestamp_ms("2023-01-01T09:55:25.312") == _ms("2023-01-01T09:55:25.312Z")  # no offset: UTC
     assert parse_timestamp_ms("2023-01-01T10:55:25.312+01:00") == _ms("2023-01-01T09:55:25.312Z")
+
+
+def _reference_ms(text: str) -> int:
+    """What parse_timestamp_ms answers, by the standard library alone (ValueError when it is not a time)."""
+    t = datetime.fromisoformat(text)
+    return ((t if t.tzinfo else t.replace(tzinfo=UTC)) - _EPOCH) // timedelta(milliseconds=1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+       st.sampled_from(["ms", "none", "us"]))  # fmt: skip
+def test_a_nodes_timestamps_read_directly_equal_the_standard_librarys(t: datetime, fraction: str) -> None:
+    text = t.strftime("%Y-%m-%dT%H:%M:%S") if t.year >= 1000 else f"{t.year:04d}" + t.strftime("-%m-%dT%H:%M:%S")
+    text += {"ms": f".{t.microsecond // 1000:03d}", "none": "", "us": f".{t.microsecond:06d}"}[fraction] + "Z"
+    assert parse_timestamp_ms(text) == _reference_ms(text)
+
+
+@pytest.mark.parametrize("text", ["2023-02-29T00:00:00.000Z", "2023-13-01T00:00:00.000Z", "2023-01-01T24:00:00Z",
+                                  "2023-01-01T23:60:00Z", "2023-01-01T23:59:60.000Z", "2023-00-10T00:00:00Z",
+                                  "2023-04-31T00:00:00.000Z", "2023-01-01T00:00:00.000z",
+                                  "2023-01-01 00:00:00Z"])  # fmt: skip
+def test_a_time_that_is_not_one_is_refused_as_the_standard_library_refuses_it(text: str) -> None:
+    try:
+        want: int | type[ValueError] = _reference_ms(text)
+    except ValueError:
+        want = ValueError
+    if want is ValueError:
+        with pytest.raises(ValueError):
+            parse_timestamp_ms(text)
+    else:
+        assert parse_timestamp_ms(text) == want
 
 
 @settings(max_examples=300, deadline=None)

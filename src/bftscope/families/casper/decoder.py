@@ -10,9 +10,10 @@ under its reason and the stream goes on. Numbers bftscope stores as 64-bit integ
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -67,11 +68,18 @@ class _DeployAccepted(msgspec.Struct):
     header: _DeployHeader
 
 
+class _Outcome(msgspec.Struct):
+    """A Success or Failure: only what is kept (its effects — often most of the payload — are skipped unread)."""
+
+    cost: Any = ""
+    error_message: Any = None
+
+
 class _DeployProcessed(msgspec.Struct):
     deploy_hash: str
     account: str
     block_hash: str
-    execution_result: dict[str, dict[str, Any]]
+    execution_result: dict[str, _Outcome]
     timestamp: str | None = None
     ttl: str | None = None
 
@@ -112,9 +120,20 @@ _TTL_UNITS = {"ms": 1, "msec": 1, "s": 1000, "sec": 1000, "m": 60_000, "min": 60
               "hr": 3_600_000, "d": 86_400_000, "day": 86_400_000, "w": 604_800_000}  # fmt: skip
 
 
+_MS_STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{3}))?Z", re.ASCII)
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
 def parse_timestamp_ms(text: str) -> int:
     """RFC 3339 (``2023-01-01T09:55:25.312Z``) → epoch milliseconds, exactly (integer arithmetic: a float
-    product truncated made one timestamp in ~200 a millisecond early); no offset means UTC."""
+    product truncated made one timestamp in ~200 a millisecond early); no offset means UTC. A node's own form
+    (UTC, milliseconds or none) is read directly; any other goes through :meth:`datetime.fromisoformat`."""
+    m = _MS_STAMP.fullmatch(text)
+    if m is not None:
+        y, mo, d, h, mi, sec, ms = m.groups()
+        if int(h) < 24 and int(mi) < 60 and int(sec) < 60:
+            days = date(int(y), int(mo), int(d)).toordinal() - _EPOCH_DAY  # ValueError for a day that is not
+            return ((days * 24 + int(h)) * 60 + int(mi)) * 60_000 + int(sec) * 1000 + (int(ms) if ms else 0)
     t = datetime.fromisoformat(text)
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
@@ -175,8 +194,8 @@ def _fields(kind: str, body: Any) -> tuple[str, dict[str, Any]]:
         return body.deploy_hash, {
             "deploy_hash": body.deploy_hash, "account": body.account, "block_hash": body.block_hash,
             "timestamp_ms": parse_timestamp_ms(body.timestamp) if body.timestamp else None,
-            "success": outcome == "Success", "cost": str(result.get("cost", "")) or None,
-            "error_message": result.get("error_message"),
+            "success": outcome == "Success", "cost": str(result.cost) or None,
+            "error_message": result.error_message,
         }  # fmt: skip
     if kind == "DeployExpired":
         return body.deploy_hash, {"deploy_hash": body.deploy_hash}
@@ -219,38 +238,42 @@ class CasperDecoder:
     def finish(self) -> Sequence[CasperEvent]:
         return ()
 
+    def _where(self, frame: Frame) -> str:
+        return f"{self.source}/{self.channel} id {frame.id}"
+
     def _decode(self, frame: Frame) -> CasperEvent | None:
         raw = frame.data
-        where = f"{self.source}/{self.channel} id {frame.id}"
         event_id: int | None = None
-        if frame.id is not None and frame.id != "":
+        if frame.id:
             if not (frame.id.isascii() and frame.id.isdigit()) or int(frame.id) > _U32:
-                self.report.skip("bad id", where, frame.id)
+                self.report.skip("bad id", self._where(frame), frame.id)
                 return None
             event_id = int(frame.id)
-        head = raw.lstrip()[:1]
+        head = raw[:1]
+        if head != b"{":
+            head = raw.lstrip()[:1]
         if head == b'"':
             try:
                 text = _ANY.decode(raw)
             except msgspec.DecodeError:
-                self.report.skip("not JSON", where, raw)
+                self.report.skip("not JSON", self._where(frame), raw)
                 return None
             if text != "Shutdown":
-                self.report.skip("unknown event type", where, raw)
+                self.report.skip("unknown event type", self._where(frame), raw)
                 return None
             return CasperEvent(self.source, self.channel, event_id, "Shutdown", str(event_id), self._clock(), raw, {})
         if head != b"{":
-            self.report.skip("not JSON", where, raw)
+            self.report.skip("not JSON", self._where(frame), raw)
             return None
         kind = _type_of(raw)
         if kind == "ApiVersion":
             try:
                 version = _ANY.decode(raw)["ApiVersion"]
             except (msgspec.DecodeError, KeyError, TypeError):
-                self.report.skip("bad ApiVersion", where, raw)
+                self.report.skip("bad ApiVersion", self._where(frame), raw)
                 return None
             if not isinstance(version, str):
-                self.report.skip("bad ApiVersion", where, raw)
+                self.report.skip("bad ApiVersion", self._where(frame), raw)
                 return None
             # never an id (a node sends none; a parser's sticky last id after a resume is not this event's)
             return CasperEvent(self.source, self.channel, None, "ApiVersion", version, self._clock(), raw,
@@ -260,22 +283,23 @@ class CasperDecoder:
             try:
                 _ANY.decode(raw)
             except msgspec.DecodeError:
-                self.report.skip("not JSON", where, raw)
+                self.report.skip("not JSON", self._where(frame), raw)
                 return None
-            self.report.skip("unknown event type", where, raw)  # the name is in the example, not the reason
+            # the name is in the example, not the reason
+            self.report.skip("unknown event type", self._where(frame), raw)
             return None
         assert kind is not None
         try:
             body = decoder.decode(raw)[kind]
             key, fields = _fields(kind, body)
         except msgspec.ValidationError as exc:
-            self.report.skip(f"bad {kind}", where, str(exc))
+            self.report.skip(f"bad {kind}", self._where(frame), str(exc))
             return None
         except msgspec.DecodeError:
-            self.report.skip("not JSON", where, raw)
+            self.report.skip("not JSON", self._where(frame), raw)
             return None
         except (ValueError, KeyError, TypeError) as exc:
-            self.report.skip(f"bad {kind}", where, str(exc))
+            self.report.skip(f"bad {kind}", self._where(frame), str(exc))
             return None
         return CasperEvent(self.source, self.channel, event_id, kind, key, self._clock(), raw, fields)
 
