@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -64,6 +65,9 @@ class Store(Protocol):
         ...
 
     read_only: bool  # opened for reading only: nothing derived can be rebuilt through it
+    # a private directory beside the store for files a family keeps (the Casper write journal); None when the
+    # store has no place on disk (":memory:")
+    files_dir: Path | None
 
     def get_or_create_run(self, name: str, chain: str) -> RunRecord: ...
 

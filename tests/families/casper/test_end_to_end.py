@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,13 @@ def test_three_replayed_nodes_through_serve_to_subscribers_rest_and_analytics(
             r.join(60)
             assert not r.is_alive() and r.error is None, r.error
         ws_items, sse_items = readers[0].items, readers[1].items
-        # the subscribers stay connected until everything is stored: nothing more arrives for them
-        items = httpx.get(f"{base}/blocks", params={"limit": 1}, headers=h).json()["itemCount"]
+        # the subscribers stay connected until everything is stored: nothing more arrives for them. REST reads
+        # the store, which inserts what the journal made durable a moment after it was published (docs/casper.md
+        # "Journal"): it holds every block within a few seconds
+        deadline = time.monotonic() + 15
+        while (items := httpx.get(f"{base}/blocks", params={"limit": 1}, headers=h).json()["itemCount"]) < len(
+                blocks) and time.monotonic() < deadline:  # fmt: skip
+            time.sleep(0.1)
         assert items == len(blocks)
         with pytest.raises(TimeoutError):
             ws_items.append(json.loads(ws.recv(timeout=0.5)))

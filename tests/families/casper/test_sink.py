@@ -70,12 +70,13 @@ class _FailingStore:
 
 
 def test_a_failing_write_is_retried_and_a_lost_batch_is_counted(store: DuckDBStore) -> None:
-    flaky = CasperSink(_FailingStore(store, 2), "net:c", flush_s=0.001)  # type: ignore[arg-type]
+    flaky = CasperSink(_FailingStore(store, 2), "net:c", flush_s=0.001, journal=False)  # type: ignore[arg-type]
     flaky.write("n1:1", _sigs("n1:1", 5))
     flaky.flush()
     assert flaky.stats.write_errors == 2 and flaky.stats.stored == 5 and flaky.stats.lost_events == 0
     flaky.close()
-    broken = CasperSink(_FailingStore(store, 99), "net:c", flush_s=0.001, retries=2)  # type: ignore[arg-type]
+    broken = CasperSink(_FailingStore(store, 99), "net:c", flush_s=0.001, retries=2,
+                        journal=False)  # type: ignore[arg-type]
     broken.write("n1:1", _sigs("n1:1", 5, first_id=100))
     broken.flush()
     assert broken.stats.lost_events == 5 and broken.stats.stored == 0

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from bftscope.families.casper.store import ENTITY_TABLES
+from bftscope.families.casper.store import ENTITY_TABLES, forget_run
 from bftscope.store.base import Store
 
 __all__ = ["BATCH", "prune"]
@@ -70,6 +70,7 @@ def _prune_batch(store: Store, run_id: int, batch: pa.Table, removed: dict[str, 
         for table in (*_ENTITY_TABLES, "casper_payloads"):
             n = _count_delete(store, table, "run_id = ? AND out_id IN (SELECT out_id FROM _casper_prune)", run, t)
             removed[table] = removed.get(table, 0) + n
+        forget_run(store, run_id)  # a writer that remembers these keys would take a re-sent one for stored
 
 
 def prune(store: Store, run_id: int, *, now_ns: int | None = None, retain_days: float = 7.0,

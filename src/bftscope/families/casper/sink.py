@@ -8,6 +8,16 @@ events wait) and writes it as one batch — many small arrivals from many nodes 
 store falls behind by ``max_pending`` events, ``write`` waits for it (back-pressure instead of unbounded memory).
 A failed write is retried; a batch that fails ``retries`` times is counted in ``write_errors`` with its size and
 logged, never silently dropped.
+
+With a store on disk (``store.files_dir``), writes go through the network's journal (:mod:`.journal`,
+docs/casper.md "Journal"): the writer thread decides each batch (:meth:`CasperStore.plan`), appends its rows to
+the journal, syncs it and publishes — the batch is durable and its subscribers have it — and an applier thread
+inserts the journaled batches into the store every ``apply_s`` in one transaction, recording the last record it
+includes. DuckDB's commits and checkpoints then cost the store's readers a short lag (REST answers an entity
+``apply_s`` plus one insert after its subscribers got it), never the subscribers. Opening the sink first applies
+what the journal holds beyond the store (a crash between the two), exactly once. An insert that fails is retried
+until it succeeds (the rows are safe in the journal; ``apply_errors`` counts the failures); at most
+``max_unapplied`` events wait for the store before the writer waits.
 """
 
 from __future__ import annotations
@@ -19,8 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bftscope.families.casper.journal import Journal
 from bftscope.families.casper.model import CasperEvent
-from bftscope.families.casper.store import CasperStore, Stored, WriteResult
+from bftscope.families.casper.store import CasperStore, Plan, Stored, WriteResult, decode_tables, encode_tables
 from bftscope.ingest.live import Gap
 from bftscope.store.base import Store
 
@@ -44,6 +55,14 @@ class SinkStats:
     lost_events: int = 0  # in batches that failed every retry
     gaps: int = 0
     last_write_s: float = 0.0
+    # the journal (docs/casper.md "Journal")
+    applied: int = 0  # events whose rows are in the store
+    applies: int = 0
+    apply_errors: int = 0
+    last_apply_s: float = 0.0
+    recovered_records: int = 0  # journal records applied when the sink opened (a crash before they were)
+    journal_torn_bytes: int = 0
+    journal_corrupt_files: int = 0
 
     def add(self, res: WriteResult) -> None:
         self.received += res.received
@@ -66,6 +85,9 @@ class CasperSink:
     max_batch: int = 5000
     max_pending: int = 200_000
     retries: int = 3
+    journal: bool | None = None  # None: when the store has a place on disk
+    apply_s: float = 0.2
+    max_unapplied: int = 200_000
     stats: SinkStats = field(default_factory=SinkStats)
     gaps: list[Gap] = field(default_factory=list)
 
@@ -77,8 +99,47 @@ class CasperSink:
         self._busy = False
         self._closed = False
         self._listeners: list[Listener] = []
+        files = getattr(self.store, "files_dir", None)
+        self._journal: Journal | None = None
+        self._unapplied: list[tuple[int, Plan]] = []  # journaled, not yet in the store: (seq, plan)
+        self._unapplied_events = 0
+        self._applying = False
+        self._hurry = False  # flush() waits: apply now
+        self._apply_failures = 0  # inserts failed in a row
+        if self.journal is not False and files is not None:
+            self._journal = self._open_journal(files / "casper-journal" / str(self.run_id))
+            self._applier = threading.Thread(target=self._apply_loop, name=f"casper-apply:{self.run}", daemon=True)
+            self._applier.start()
         self._thread = threading.Thread(target=self._loop, name=f"casper-sink:{self.run}", daemon=True)
         self._thread.start()
+
+    @property
+    def journaled(self) -> bool:
+        """Writes are made durable in the journal and inserted into the store by another thread."""
+        return self._journal is not None
+
+    def _open_journal(self, directory: Any) -> Journal:
+        """Open the run's journal and apply what it holds beyond the store."""
+        journal = Journal(directory, self.writer.journal_applied())
+        self.stats.journal_torn_bytes = journal.report.torn_bytes
+        self.stats.journal_corrupt_files = journal.report.corrupt_files
+        last = 0
+        for seq, payload in journal.pending():
+            try:
+                tables = decode_tables(payload)
+            except ValueError as exc:  # it passed its checksum: written by another version, not damaged
+                log.error("casper run %s: journal record %d cannot be read (%s); it is not applied", self.run, seq,
+                          exc)  # fmt: skip
+                self.stats.journal_corrupt_files += 1
+                continue
+            self.writer.insert([tables], seq)
+            self.stats.recovered_records += 1
+            last = seq
+        if last:
+            journal.applied(last)
+            log.warning("casper run %s: applied %d journal records the store did not hold yet", self.run,
+                        self.stats.recovered_records)  # fmt: skip
+        return journal
 
     def listen(self, callback: Listener) -> Callable[[], None]:
         """Call ``callback`` with each write's new entities (from the writer thread); returns an unsubscribe."""
@@ -108,6 +169,12 @@ class CasperSink:
             self._cond.notify_all()
             while (self._pending or self._busy) and self._thread.is_alive():
                 self._cond.wait(0.05)
+            while (self._unapplied or self._applying) and self._journal is not None and self._applier.is_alive():
+                if self._apply_failures >= self.retries:
+                    break  # the store keeps refusing: what is left is safe in the journal (and tried again)
+                self._hurry = True
+                self._cond.notify_all()
+                self._cond.wait(0.05)
         if not self._thread.is_alive():
             self._drain()
 
@@ -117,6 +184,9 @@ class CasperSink:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout=10)
+        if self._journal is not None:
+            self._applier.join(timeout=10)
+            self._journal.close()
 
     def _loop(self) -> None:
         while True:
@@ -149,7 +219,7 @@ class CasperSink:
         for attempt in range(1, self.retries + 1):
             started = time.perf_counter()
             try:
-                res = self.writer.write(batch)
+                res = self.writer.write(batch) if self._journal is None else self._journaled(batch)
             except Exception as exc:  # any store failure: counted, retried, then the batch is counted as lost
                 self.stats.write_errors += 1
                 log.warning("casper run %s: storing %d events failed (attempt %d of %d): %s", self.run, len(batch),
@@ -167,3 +237,88 @@ class CasperSink:
             return
         self.stats.lost_events += len(batch)
         log.error("casper run %s: %d events could not be stored after %d attempts", self.run, len(batch), self.retries)
+
+    def _journaled(self, batch: list[CasperEvent]) -> WriteResult:
+        """Decide the batch, make it durable in the journal and queue it for the store; its result is published
+        at once by the caller."""
+        assert self._journal is not None
+        with self._cond:
+            while self._unapplied_events >= self.max_unapplied and self._applier.is_alive():
+                self._cond.wait(0.1)  # the store is behind: the journal holds enough
+        try:
+            plan = self.writer.plan(batch)
+            if not plan.tables:
+                return plan.result
+            seq = self._journal.append(encode_tables(plan.tables))
+        except BaseException:
+            # not durable: forget what was learnt from it once the store holds every plan before it (what the
+            # writer remembers must never be less than the store and the journal hold)
+            self._settle()
+            self.writer.reset()
+            raise
+        with self._cond:
+            self._unapplied.append((seq, plan))
+            self._unapplied_events += plan.result.received
+            self._cond.notify_all()
+        return plan.result
+
+    def _settle(self) -> None:
+        """Wait until every journaled plan is in the store."""
+        with self._cond:
+            while (self._unapplied or self._applying) and self._applier.is_alive():
+                self._hurry = True
+                self._cond.notify_all()
+                self._cond.wait(0.05)
+
+    def _apply_loop(self) -> None:
+        assert self._journal is not None
+        while True:
+            with self._cond:
+                while not self._unapplied and not self._closed:
+                    self._cond.wait(1.0)
+                if not self._unapplied and self._closed:
+                    return
+                due = time.monotonic() + self.apply_s  # gather a few writes into one transaction
+                while not (self._closed or self._hurry or self._unapplied_events >= self.max_unapplied // 4):
+                    left = due - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                self._hurry = False
+                taken = list(self._unapplied)
+                self._applying = True
+            try:
+                self._apply(taken)
+            finally:
+                with self._cond:
+                    del self._unapplied[: len(taken)]
+                    self._unapplied_events -= sum(p.result.received for _, p in taken)
+                    self._applying = False
+                    self._cond.notify_all()
+
+    def _apply(self, taken: list[tuple[int, Plan]]) -> None:
+        """Insert journaled plans until the store has them (they are safe in the journal meanwhile)."""
+        assert self._journal is not None
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                self.writer.insert([p.tables for _, p in taken], taken[-1][0])
+                self._apply_failures = 0
+                break
+            except Exception as exc:
+                attempt += 1
+                self._apply_failures += 1
+                self.stats.apply_errors += 1
+                if self._closed and attempt >= self.retries:
+                    log.error("casper run %s: closing with %d journaled writes not in the store; they are applied "
+                              "when the network is opened again", self.run, len(taken))  # fmt: skip
+                    return
+                log.warning("casper run %s: inserting %d journaled writes failed (attempt %d; they are kept in the "
+                            "journal and tried again): %s", self.run, len(taken), attempt, exc)  # fmt: skip
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+        self.writer.done([p for _, p in taken])
+        self._journal.applied(taken[-1][0])
+        self.stats.applies += 1
+        self.stats.applied += sum(p.result.received for _, p in taken)
+        self.stats.last_apply_s = time.perf_counter() - started

@@ -7,7 +7,8 @@ exactly as received, with bftscope's own increasing id (the entity's ``out_id``,
 comment every ``KEEPALIVE_S`` seconds. ``?start_from=<id>`` (the only query allowed: exactly one key, a u32,
 else 422 with the sidecar's text) first replays the entities with ``id >= start_from``: those still in the
 instance's ring buffer (fed by its hub from whichever instance ingested them), and older ones from
-``casper_payloads`` in the instance's own store; then it goes live. Replay and live share one sequence: an
+``casper_payloads`` in the instance's own store (waiting up to ``STORE_CATCH_UP_S`` for entities already
+published but not yet inserted by a journaled sink); then it goes live. Replay and live share one sequence: an
 entity already sent is never sent again, and none published between the two is missed (the client is
 registered with the hub in the same step as the ring is read). An unknown path is 404 with the sidecar's text;
 more than ``BFTSCOPE_CASPER_MAX_SUBSCRIBERS`` streams of a network, 503. A client that falls
@@ -42,6 +43,7 @@ router = APIRouter()
 API_VERSION = "1.5.2"  # the 1.x event shapes re-broadcast (the sidecar's minimum node version)
 KEEPALIVE_S = 15.0
 STORE_PAGE = 1000
+STORE_CATCH_UP_S = 5.0  # how long a replay waits for the store to hold what the ring does not
 BAD_PATH = "invalid path: expected '/events/main', '/events/deploys' or '/events/sigs'"
 BAD_QUERY = "invalid query: expected single field 'start_from=<EVENT ID>'"
 BUSY = "server has reached limit of subscribers"
@@ -67,10 +69,10 @@ def _start_from(request: Request) -> int | None:
 
 def _store_page(c: ApiContext, network: str, path: str, lo: int, hi: int | None) -> tuple[list[tuple[int, bytes]], int]:
     """Stored entities of ``path`` with ``lo <= out_id < hi`` (oldest first; of at most :data:`STORE_PAGE` rows
-    read) and the last ``out_id`` read (``lo - 1`` when none was)."""
+    read) and the last ``out_id`` read (``lo - 1`` when none was; -1 when this instance stores no such network)."""
     run_id = run_id_of(c.store, run_name(network))
     if run_id is None:
-        return [], lo - 1
+        return [], -1
     params: dict[str, Any] = {"run": run_id, "lo": lo, "n": STORE_PAGE}
     if hi is not None:
         params["hi"] = hi
@@ -88,13 +90,20 @@ async def _stream(c: ApiContext, hub: Hub, network: str, path: str, start_from: 
         yield sse_frame(None, b'{"ApiVersion":"%s"}' % API_VERSION.encode())
         last = -1 if start_from is None else start_from - 1
         if start_from is not None and (ring_first is None or start_from < ring_first):
+            waited = 0.0
             while True:  # older than the ring: from this instance's store, a page at a time
                 page, read = await run_in_threadpool(_store_page, c, network, path, last + 1, ring_first)
                 for out_id, raw in page:
                     yield sse_frame(out_id, raw)
-                if read <= last:
+                if read > last:
+                    last = read
+                    continue
+                if read < 0 or ring_first is None or last >= ring_first - 1 or waited >= STORE_CATCH_UP_S:
                     break
-                last = read
+                # the ring starts beyond what the store holds: published entities the store has not inserted
+                # yet (a journaled sink inserts every ~0.2 s); wait for them rather than skip them
+                await asyncio.sleep(0.05)
+                waited += 0.05
         for out_id, frame in _frames(ring, last):
             last = out_id
             yield frame

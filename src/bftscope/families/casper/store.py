@@ -22,22 +22,36 @@ is followed; the one writer and its transaction make the checks safe.
 
 from __future__ import annotations
 
+import itertools
+import operator
+import struct
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgspec
 import pyarrow as pa
 
 from bftscope.families.casper.model import CasperEvent, channel_of
 from bftscope.store.base import Store
 
-__all__ = ["ENTITY_TABLES", "CasperStore", "Stored", "WriteResult"]
+__all__ = ["ENTITY_TABLES", "CasperStore", "Plan", "Stored", "WriteResult", "decode_tables", "encode_tables",
+           "forget_run"]  # fmt: skip
+
+_WRITERS: weakref.WeakSet[CasperStore] = weakref.WeakSet()  # this process's writers (forget_run)
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
+def forget_run(store: Store, run_id: int) -> None:
+    """Rows of run ``run_id`` were deleted (retention): its writers forget the entity keys they remember."""
+    for w in list(_WRITERS):
+        if w.store is store and w.run_id == run_id:
+            w.forget()
+
+
+class Stored(msgspec.Struct, frozen=True, gc=False):
     """A new entity, as published: its ``out_id``, what it is and the node's JSON."""
 
     out_id: int
@@ -63,59 +77,104 @@ class WriteResult:
 @dataclass(frozen=True)
 class _Entity:
     """How one event type's entity is stored: its table, its key columns (and the key's values from an event),
-    its row (column → value) from an event, and the column growing with time that narrows a check (with its
-    value from an event; None where the type has none)."""
+    its columns besides ``run_id``, ``received_ns`` and ``out_id`` (and their values from an event, in that
+    order), and the column growing with time that narrows a check (its value from an event; None where the
+    type has none)."""
 
     table: str
     key_cols: tuple[str, ...]
     key: Callable[[CasperEvent], tuple[Any, ...]]
-    row: Callable[[CasperEvent], dict[str, Any]]
+    cols: tuple[str, ...]
+    values: Callable[[CasperEvent], tuple[Any, ...]]
     range_col: str | None = None
 
+    def range_of(self, e: CasperEvent) -> int | None:
+        if self.range_col is None:
+            return None
+        v = e.fields.get(self.range_col)
+        return None if v is None else int(v)
 
-def _block(e: CasperEvent) -> dict[str, Any]:
+
+_BLOCK_COLS: Final = ("block_hash", "height", "era_id", "timestamp_ms", "proposer", "parent_hash",
+                      "state_root_hash", "deploy_count", "transfer_count", "era_end", "protocol_version")  # fmt: skip
+
+
+def _block(e: CasperEvent) -> tuple[Any, ...]:
     f = e.fields
-    return {"block_hash": e.key, "height": f["height"], "era_id": f["era_id"], "timestamp_ms": f["timestamp_ms"],
-            "proposer": f["proposer"], "parent_hash": f["parent_hash"], "state_root_hash": f["state_root_hash"],
-            "deploy_count": len(f["deploy_hashes"]), "transfer_count": len(f["transfer_hashes"]),
-            "era_end": f["era_end"], "protocol_version": f["protocol_version"]}  # fmt: skip
+    return (e.key, f["height"], f["era_id"], f["timestamp_ms"], f["proposer"], f["parent_hash"],
+            f["state_root_hash"], len(f["deploy_hashes"]), len(f["transfer_hashes"]), f["era_end"],
+            f["protocol_version"])  # fmt: skip
 
 
-def _pick(*names: str) -> Callable[[CasperEvent], dict[str, Any]]:
-    return lambda e: {n: e.fields[n] for n in names}
-
-
-def _fields(*names: str) -> Callable[[CasperEvent], tuple[Any, ...]]:
+def _pick(*names: str) -> Callable[[CasperEvent], tuple[Any, ...]]:
+    get = operator.itemgetter(*names)
     if len(names) == 1:
-        (a,) = names
-        return lambda e: (e.fields[a],)
-    a, b = names
-    return lambda e: (e.fields[a], e.fields[b])
+        return lambda e: (get(e.fields),)
+    return lambda e: get(e.fields)
 
 
 def _event_id(e: CasperEvent) -> int:
     return -1 if e.event_id is None else e.event_id
 
 
+def _spec(table: str, key_cols: tuple[str, ...], cols: tuple[str, ...], range_col: str | None = None) -> _Entity:
+    """An entity whose key and columns are fields of its events."""
+    return _Entity(table, key_cols, _pick(*key_cols), cols, _pick(*cols), range_col)
+
+
 ENTITY_TABLES: Final[dict[str, _Entity]] = {
-    "BlockAdded": _Entity("casper_blocks", ("block_hash",), lambda e: (e.key,), _block, "height"),
-    "DeployAccepted": _Entity("casper_deploys_accepted", ("deploy_hash",), _fields("deploy_hash"),
-                              _pick("deploy_hash", "account", "timestamp_ms", "ttl_ms", "chain_name"), "timestamp_ms"),
-    "DeployProcessed": _Entity("casper_deploys_processed", ("deploy_hash",), _fields("deploy_hash"),
-                               _pick("deploy_hash", "account", "block_hash", "timestamp_ms", "success", "cost",
-                                     "error_message"), "timestamp_ms"),
-    "DeployExpired": _Entity("casper_deploys_expired", ("deploy_hash",), _fields("deploy_hash"), _pick("deploy_hash")),
-    "Fault": _Entity("casper_faults", ("era_id", "public_key"), _fields("era_id", "public_key"),
-                     _pick("era_id", "public_key", "timestamp_ms"), "era_id"),
-    "FinalitySignature": _Entity("casper_signatures", ("block_hash", "public_key"), _fields("block_hash", "public_key"),
-                                 _pick("block_hash", "public_key", "era_id", "signature"), "era_id"),
-    "Step": _Entity("casper_steps", ("era_id",), _fields("era_id"), _pick("era_id"), "era_id"),
+    "BlockAdded": _Entity("casper_blocks", ("block_hash",), lambda e: (e.key,), _BLOCK_COLS, _block, "height"),
+    "DeployAccepted": _spec("casper_deploys_accepted", ("deploy_hash",),
+                            ("deploy_hash", "account", "timestamp_ms", "ttl_ms", "chain_name"), "timestamp_ms"),
+    "DeployProcessed": _spec("casper_deploys_processed", ("deploy_hash",),
+                             ("deploy_hash", "account", "block_hash", "timestamp_ms", "success", "cost",
+                              "error_message"), "timestamp_ms"),
+    "DeployExpired": _spec("casper_deploys_expired", ("deploy_hash",), ("deploy_hash",)),
+    "Fault": _spec("casper_faults", ("era_id", "public_key"), ("era_id", "public_key", "timestamp_ms"), "era_id"),
+    "FinalitySignature": _spec("casper_signatures", ("block_hash", "public_key"),
+                               ("block_hash", "public_key", "era_id", "signature"), "era_id"),
+    "Step": _spec("casper_steps", ("era_id",), ("era_id",), "era_id"),
     # a node's shutdown is its own: keyed by the node and its event id
     "Shutdown": _Entity("casper_shutdowns", ("source", "event_id"), lambda e: (e.source, _event_id(e)),
-                        lambda e: {"source": e.source, "event_id": _event_id(e)}),
+                        ("source", "event_id"), lambda e: (e.source, _event_id(e))),
 }  # fmt: skip
 
+_S, _I64, _I32, _BOOL = pa.string(), pa.int64(), pa.int32(), pa.bool_()
+_COLUMN_TYPES: Final[dict[str, pa.DataType]] = {
+    "block_hash": _S, "height": _I64, "era_id": _I64, "timestamp_ms": _I64, "proposer": _S, "parent_hash": _S,
+    "state_root_hash": _S, "deploy_count": _I32, "transfer_count": _I32, "era_end": _BOOL, "protocol_version": _S,
+    "deploy_hash": _S, "account": _S, "ttl_ms": _I64, "chain_name": _S, "success": _BOOL, "cost": _S,
+    "error_message": _S, "public_key": _S, "signature": _S, "source": _S, "event_id": _I64,
+}  # fmt: skip
+_SCHEMAS: Final[dict[str, pa.Schema]] = {
+    kind: pa.schema([(c, _COLUMN_TYPES[c]) for c in spec.cols] + [("received_ns", _I64), ("out_id", _I64)])
+    for kind, spec in ENTITY_TABLES.items()
+}
+LOG_SCHEMA: Final = pa.schema([("source", _S), ("channel", _S), ("event_id", _I64), ("type", _S), ("key", _S),
+                               ("received_ns", _I64), ("out_id", _I64)])  # fmt: skip
+PAYLOAD_SCHEMA: Final = pa.schema([("out_id", _I64), ("type", _S), ("key", _S), ("channel", _S), ("source", _S),
+                                   ("received_ns", _I64), ("bytes", _I32), ("raw", _S)])  # fmt: skip
+DEPLOYS_SCHEMA: Final = pa.schema([("block_hash", _S), ("deploy_hash", _S), ("kind", _S), ("ordinal", _I32)])
+WEIGHTS_SCHEMA: Final = pa.schema([("era_id", _I64), ("validator", _S), ("weight", _S), ("block_hash", _S)])
+_TABLE_NAMES: Final = frozenset([spec.table for spec in ENTITY_TABLES.values()] + [
+    "casper_event_log", "casper_payloads", "casper_block_deploys", "casper_era_weights"])  # fmt: skip
+
+
+@dataclass
+class Plan:
+    """A decided batch (:meth:`CasperStore.plan`): what was new (``result``) and the rows to insert by table;
+    ``keys`` / ``heights``: its new keys the remembered ones do not cover, asked of later plans until
+    :meth:`CasperStore.done`."""
+
+    id: int
+    result: WriteResult
+    tables: dict[str, pa.Table]
+    keys: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
+    heights: dict[int, Any] = field(default_factory=dict)
+
+
 RECENT = 10_000  # events remembered per node channel: twice a node's default replay buffer (5,000)
+KNOWN = 200_000  # entity keys remembered per table (its recent range: see _Known)
 _RECENT_WINDOW_NS = 86_400 * 10**9  # how far back the event log is read to remember them after a restart
 
 
@@ -139,56 +198,156 @@ class _Recent:
         return True
 
 
-class CasperStore:
-    """Writes the Casper events of run ``run_id`` of ``store``; ``recent``: events remembered per node channel."""
+_NEVER: Final = -(2**63)  # a floor below every range value: the whole table is known
 
-    def __init__(self, store: Store, run_id: int, *, recent: int = RECENT) -> None:
+
+class _Known:
+    """Every key of one entity table stored with a range value of at least ``floor`` (key → range value), so
+    a key in that range is checked here instead of in the store. Created from the table's largest range
+    value (nothing is stored above it); holds at most ``limit`` keys: past that the floor rises to the median
+    and the keys below it are forgotten (those are checked in the store again). ``taken`` (blocks only):
+    range value → key, for a block at a height another hash already holds."""
+
+    __slots__ = ("floor", "keys", "limit", "taken")
+
+    def __init__(self, floor: int, limit: int, taken: bool = False) -> None:
+        self.floor = floor
+        self.limit = limit
+        self.keys: dict[tuple[Any, ...], int] = {}
+        self.taken: dict[int, Any] | None = {} if taken else None
+
+    def covers(self, value: int | None) -> bool:
+        return value is not None and value >= self.floor
+
+    def add(self, key: tuple[Any, ...], value: int) -> None:
+        self.keys[key] = value
+        if self.taken is not None:
+            self.taken[value] = key[0]
+        if len(self.keys) > self.limit:
+            self._trim()
+
+    def _trim(self) -> None:
+        values = sorted(self.keys.values())
+        floor = values[len(values) // 2]
+        if floor == values[0]:  # more than half share the lowest value: all of them go
+            floor += 1
+        self.floor = floor
+        self.keys = {k: v for k, v in self.keys.items() if v >= floor}
+        if self.taken is not None:
+            self.taken = {v: k for v, k in self.taken.items() if v >= floor}
+
+
+class CasperStore:
+    """Writes the Casper events of run ``run_id`` of ``store``; ``recent``: events remembered per node channel;
+    ``known``: entity keys remembered per table."""
+
+    def __init__(self, store: Store, run_id: int, *, recent: int = RECENT, known: int = KNOWN) -> None:
         self.store = store
         self.run_id = run_id
         self.recent = recent
+        self.known_limit = known
         self._next_out: int | None = None
         self._seen: dict[tuple[str, str], _Recent] = {}
+        self._known: dict[str, _Known] = {}
+        self._plans = itertools.count(1)
+        self._unapplied: dict[int, Plan] = {}  # plans not yet in the store with keys only they know
+        _WRITERS.add(self)
+
+    def forget(self) -> None:
+        """Forget the entity keys remembered (rows were deleted: :mod:`retention`); read again from the store."""
+        self._known = {}
 
     def write(self, events: Sequence[CasperEvent]) -> WriteResult:
-        """Store a batch (docs/casper.md "Store"); returns what was new, in ``out_id`` order."""
-        batch = [e for e in events if e.type != "ApiVersion" and e.type in ENTITY_TABLES]
-        result = WriteResult(received=len(batch))
-        if not batch:
-            return result
+        """Store a batch (docs/casper.md "Store") in one transaction; returns what was new, in ``out_id`` order."""
         try:
             with self.store.transaction():
-                fresh = self._new_events(batch)
-                result.duplicate_events = len(batch) - len(fresh)
-                result.new_events = len(fresh)
-                new, result.duplicate_entities, result.conflicts = self._new_entities(fresh)
-                if self._next_out is None:
-                    rows = self.store.execute("SELECT max(out_id) FROM casper_payloads WHERE run_id = ?",
-                                              [self.run_id])  # fmt: skip
-                    self._next_out = int(rows[0][0] or 0) + 1
-                next_out = self._next_out
-                out_ids: dict[int, int] = {}
-                for e in new:
-                    out_ids[id(e)] = next_out
-                    result.stored.append(Stored(next_out, e.type, e.key, channel_of(e.type), e.source, e.received_ns,
-                                                e.raw, e.fields))  # fmt: skip
-                    next_out += 1
-                self._insert(fresh, new, out_ids)
+                plan = self.plan(events)
+                self._insert_rows([plan.tables], None)
         except BaseException:
-            # nothing of the batch was stored: what the windows learnt from it is forgotten (read again from the log)
-            for e in batch:
-                self._seen.pop((e.source, e.channel), None)
+            self._forget_batch(events)
             raise
-        self._next_out = next_out
-        return result
+        self.done([plan])
+        return plan.result
+
+    def plan(self, events: Sequence[CasperEvent]) -> Plan:
+        """Decide a batch — which events and entities are new, their ``out_id`` s — and the rows to insert,
+        without inserting them: :meth:`insert` does, here (:meth:`write`) or after the sink journaled them. The
+        decisions hold in memory at once (a next plan sees this one's entities), so plans must be inserted in
+        order, and :meth:`done` called once they are. A plan that raises may leave part of what it learnt: the
+        caller forgets (:meth:`write`), or resets once every earlier plan is in the store (the sink)."""
+        batch = [e for e in events if e.type in ENTITY_TABLES]
+        result = WriteResult(received=len(batch))
+        plan = Plan(next(self._plans), result, {})
+        if not batch:
+            return plan
+        fresh = self._new_events(batch)
+        result.duplicate_events = len(batch) - len(fresh)
+        result.new_events = len(fresh)
+        new, result.duplicate_entities, result.conflicts = self._new_entities(fresh, plan)
+        if self._next_out is None:
+            rows = self.store.execute("SELECT max(out_id) FROM casper_payloads WHERE run_id = ?", [self.run_id])
+            self._next_out = int(rows[0][0] or 0) + 1
+        first = self._next_out
+        result.stored = [Stored(first + i, e.type, e.key, channel_of(e.type), e.source, e.received_ns,
+                                e.raw, e.fields) for i, e in enumerate(new)]  # fmt: skip
+        plan.tables = self._tables(fresh, new, first)
+        self._next_out = first + len(new)
+        if plan.keys or plan.heights:
+            self._unapplied[plan.id] = plan
+        return plan
+
+    def insert(self, tables: Sequence[dict[str, pa.Table]], journal_seq: int | None = None) -> None:
+        """Insert the rows of plans (in order) in one transaction, recording ``journal_seq`` as the last
+        journal record they include."""
+        with self.store.transaction():
+            self._insert_rows(tables, journal_seq)
+
+    def _insert_rows(self, tables: Sequence[dict[str, pa.Table]], journal_seq: int | None) -> None:
+        merged: dict[str, list[pa.Table]] = {}
+        for t in tables:
+            for name, table in t.items():
+                merged.setdefault(name, []).append(table)
+        for name, parts in merged.items():
+            table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+            names = ", ".join(table.column_names)
+            self.store.execute_with(f"INSERT INTO {name} (run_id, {names}) SELECT ?, {names} FROM _casper_rows",
+                                    [self.run_id], {"_casper_rows": table})  # fmt: skip
+        if journal_seq is not None:
+            self.store.execute("DELETE FROM casper_journal WHERE run_id = ?", [self.run_id])
+            self.store.execute("INSERT INTO casper_journal VALUES (?, ?)", [self.run_id, journal_seq])
+
+    def done(self, plans: Sequence[Plan]) -> None:
+        """``plans`` are in the store: what only they knew (keys the store is asked about) is the store's now."""
+        for p in plans:
+            self._unapplied.pop(p.id, None)
+
+    def journal_applied(self) -> int:
+        """The last journal record this run's rows include (0 when none)."""
+        rows = self.store.execute("SELECT applied_seq FROM casper_journal WHERE run_id = ?", [self.run_id])
+        return int(rows[0][0]) if rows else 0
+
+    def reset(self) -> None:
+        """Forget everything learnt (read again from the store); only when every plan is in the store."""
+        self._seen = {}
+        self._known = {}
+        self._next_out = None
+        self._unapplied = {}
+
+    def _forget_batch(self, events: Sequence[CasperEvent]) -> None:
+        # nothing of the batch was stored: what was learnt from it is forgotten (read again from the store)
+        for e in events:
+            self._seen.pop((e.source, e.channel), None)
+        self._known = {}
 
     def _new_events(self, batch: list[CasperEvent]) -> list[CasperEvent]:
         """The batch without the events each node's channel already sent (first of the batch's repeats kept)."""
         fresh: list[CasperEvent] = []
+        seen = self._seen
         for e in batch:
-            window = self._seen.get((e.source, e.channel))
+            window = seen.get((e.source, e.channel))
             if window is None:
-                window = self._seen[(e.source, e.channel)] = self._remembered(e.source, e.channel)
-            if window.add((_event_id(e), e.type, e.key)):
+                window = seen[(e.source, e.channel)] = self._remembered(e.source, e.channel)
+            if window.add((-1 if e.event_id is None else e.event_id, e.type, e.key)):
                 fresh.append(e)
         return fresh
 
@@ -198,8 +357,21 @@ class CasperStore:
         rows = self.store.execute(
             "SELECT event_id, type, key FROM casper_event_log WHERE run_id = ? AND source = ? AND channel = ? "
             "AND received_ns >= ? ORDER BY received_ns DESC LIMIT ?",
-            [self.run_id, source, channel, since, self.recent])
+            [self.run_id, source, channel, since, self.recent],
+        )
         return _Recent(self.recent, [(int(i), str(t), str(k)) for i, t, k in reversed(rows)])
+
+    def _known_of(self, kind: str, spec: _Entity) -> _Known | None:
+        """The remembered keys of ``kind``'s table (None for a type without a range column)."""
+        if spec.range_col is None:
+            return None
+        known = self._known.get(kind)
+        if known is None:
+            (top,) = self.store.execute(f"SELECT max({spec.range_col}) FROM {spec.table} WHERE run_id = ?",
+                                        [self.run_id])[0]  # fmt: skip
+            floor = _NEVER if top is None else int(top) + 1
+            known = self._known[kind] = _Known(floor, self.known_limit, taken=kind == "BlockAdded")
+        return known
 
     def _held(self, spec: _Entity, evs: list[CasperEvent], ev_keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
         """Keys of ``evs`` (``ev_keys``) already stored, reading only the range of the table the batch can be in."""
@@ -207,112 +379,165 @@ class CasperStore:
         batch = pa.table({c: [k[i] for k in keys] for i, c in enumerate(spec.key_cols)})
         on = " AND ".join(f"t.{c} = b.{c}" for c in spec.key_cols)
         where, params = "t.run_id = ?", [self.run_id]
-        if spec.range_col is not None:
-            values = [e.fields.get(spec.range_col) for e in evs]
-            known = [int(v) for v in values if v is not None]
-            if len(known) == len(values):
-                where += f" AND t.{spec.range_col} BETWEEN ? AND ?"
-                params += [min(known), max(known)]
+        values = [spec.range_of(e) for e in evs]
+        known = [v for v in values if v is not None]
+        if spec.range_col is not None and len(known) == len(values):
+            where += f" AND t.{spec.range_col} BETWEEN ? AND ?"
+            params += [min(known), max(known)]
         cols = ", ".join(f"t.{c}" for c in spec.key_cols)
         rows = self.store.execute_with(f"SELECT {cols} FROM {spec.table} t JOIN _casper_keys b ON {on} WHERE {where}",
                                        params, {"_casper_keys": batch})  # fmt: skip
         return {tuple(r) for r in rows}
 
-    def _new_entities(self, fresh: list[CasperEvent]) -> tuple[list[CasperEvent], int, int]:
-        """(events whose entity is new, in arrival order; duplicates; conflicts)."""
-        by_type: dict[str, list[CasperEvent]] = {}
-        for e in fresh:
-            by_type.setdefault(e.type, []).append(e)
-        new: list[CasperEvent] = []
+    def _new_entities(self, fresh: list[CasperEvent], plan: Plan) -> tuple[list[CasperEvent], int, int]:
+        """(events whose entity is new, in arrival order; duplicates; conflicts). A key whose range the
+        remembered keys cover is checked against them; any other against the store and the plans not yet in it
+        (kept in ``plan.keys`` / ``plan.heights`` for the next plans)."""
+        by_type: dict[str, list[int]] = {}
+        for i, e in enumerate(fresh):
+            by_type.setdefault(e.type, []).append(i)
+        new: list[int] = []
         duplicates = conflicts = 0
-        for kind, evs in by_type.items():
+        for kind, idx in by_type.items():
             spec = ENTITY_TABLES[kind]
-            ev_keys = [spec.key(e) for e in evs]
-            held = self._held(spec, evs, ev_keys)
-            taken: dict[int, str] = {}
-            if kind == "BlockAdded":
-                heights = [int(e.fields["height"]) for e in evs]
-                taken = {int(h): str(k) for h, k in self.store.execute(
-                    "SELECT height, block_hash FROM casper_blocks WHERE run_id = ? AND height BETWEEN ? AND ?",
-                    [self.run_id, min(heights), max(heights)])}  # fmt: skip
-            for e, key in zip(evs, ev_keys, strict=True):
-                if key in held:
+            known = self._known_of(kind, spec)
+            evs = [fresh[i] for i in idx]
+            keys = list(map(spec.key, evs))
+            col = spec.range_col
+            values: list[Any] = [e.fields.get(col) for e in evs] if col is not None else [None] * len(evs)
+            floor = known.floor if known is not None else None
+            if floor is None:
+                outside = list(range(len(evs)))
+            else:
+                outside = [j for j, v in enumerate(values) if v is None or v < floor]
+            held: set[tuple[Any, ...]] = set()
+            taken: dict[int, Any] = {}
+            if outside:
+                pending = list(self._unapplied.values())  # before the store is read: see done()
+                held = self._held(spec, [evs[j] for j in outside], [keys[j] for j in outside])
+                for other in pending:
+                    held |= other.keys.get(kind, set())
+                if kind == "BlockAdded":
+                    heights = [int(evs[j].fields["height"]) for j in outside]
+                    taken = {int(h): str(k) for h, k in self.store.execute(
+                        "SELECT height, block_hash FROM casper_blocks WHERE run_id = ? AND height BETWEEN ? AND ?",
+                        [self.run_id, min(heights), max(heights)])}  # fmt: skip
+                    for other in pending:
+                        taken |= other.heights
+            blocks = kind == "BlockAdded"
+            for j, i in enumerate(idx):
+                key, value = keys[j], values[j]
+                inside = known is not None and value is not None and value >= known.floor  # a trim raises it
+                if key in (known.keys if inside else held):  # type: ignore[union-attr]
                     duplicates += 1
                     continue
-                if kind == "BlockAdded":
-                    height = int(e.fields["height"])
-                    if taken.get(height, e.key) != e.key:
+                if blocks:
+                    height = value if inside else int(evs[j].fields["height"])
+                    holder = (known.taken if inside else taken).get(height, key[0])  # type: ignore[union-attr]
+                    if holder != key[0]:
                         conflicts += 1
                         continue
-                    taken[height] = e.key
-                held.add(key)
-                new.append(e)
+                    taken[height] = key[0]
+                    if not inside:
+                        plan.heights[height] = key[0]
+                if inside:
+                    known.add(key, value)  # type: ignore[union-attr]
+                else:
+                    held.add(key)
+                    plan.keys.setdefault(kind, set()).add(key)
+                new.append(i)
         if len(by_type) > 1:
-            order = {id(e): i for i, e in enumerate(fresh)}
-            new.sort(key=lambda e: order[id(e)])  # arrival order across types: the out_id order
-        return new, duplicates, conflicts
+            new.sort()  # arrival order across types: the out_id order
+        return [fresh[i] for i in new], duplicates, conflicts
 
-    def _insert(self, fresh: list[CasperEvent], new: list[CasperEvent], out_ids: dict[int, int]) -> None:
-        run = self.run_id
-        log = pa.table({
-            "run_id": pa.array([run] * len(fresh), pa.int32()),
-            "source": [e.source for e in fresh], "channel": [e.channel for e in fresh],
-            "event_id": pa.array([-1 if e.event_id is None else e.event_id for e in fresh], pa.int64()),
-            "type": [e.type for e in fresh], "key": [e.key for e in fresh],
-            "received_ns": pa.array([e.received_ns for e in fresh], pa.int64()),
-            "out_id": pa.array([out_ids.get(id(e)) for e in fresh], pa.int64()),
-        })  # fmt: skip
-        self.store.execute_with("INSERT INTO casper_event_log SELECT * FROM _casper_log", None, {"_casper_log": log})
+    def _tables(self, fresh: list[CasperEvent], new: list[CasperEvent], first: int) -> dict[str, pa.Table]:
+        """The rows a plan inserts, by table (``run_id`` is added on insert)."""
+        out_of = {id(e): first + i for i, e in enumerate(new)}
+        tables = {"casper_event_log": pa.table([
+            [e.source for e in fresh], [e.channel for e in fresh],
+            [-1 if e.event_id is None else e.event_id for e in fresh], [e.type for e in fresh],
+            [e.key for e in fresh], [e.received_ns for e in fresh], [out_of.get(id(e)) for e in fresh],
+        ], schema=LOG_SCHEMA)}  # fmt: skip
         if not new:
-            return
-        payloads = pa.table({
-            "run_id": pa.array([run] * len(new), pa.int32()),
-            "out_id": pa.array([out_ids[id(e)] for e in new], pa.int64()),
-            "type": [e.type for e in new], "key": [e.key for e in new],
-            "channel": [channel_of(e.type) for e in new], "source": [e.source for e in new],
-            "received_ns": pa.array([e.received_ns for e in new], pa.int64()),
-            "bytes": pa.array([len(e.raw) for e in new], pa.int32()),
-            "raw": [e.raw.decode("utf-8", errors="replace") for e in new],
-        })  # fmt: skip
-        self.store.execute_with("INSERT INTO casper_payloads SELECT * FROM _casper_p", None, {"_casper_p": payloads})
+            return tables
+        raws = [e.raw for e in new]
+        tables["casper_payloads"] = pa.table([
+            range(first, first + len(new)), [e.type for e in new], [e.key for e in new],
+            [channel_of(e.type) for e in new], [e.source for e in new], [e.received_ns for e in new],
+            list(map(len, raws)), _utf8(raws),
+        ], schema=PAYLOAD_SCHEMA)  # fmt: skip
         by_type: dict[str, list[CasperEvent]] = {}
         for e in new:
             by_type.setdefault(e.type, []).append(e)
         for kind, evs in by_type.items():
             spec = ENTITY_TABLES[kind]
-            rows = [spec.row(e) | {"received_ns": e.received_ns, "out_id": out_ids[id(e)]} for e in evs]
-            cols = list(rows[0])
-            table = pa.table({c: [r[c] for r in rows] for c in cols} | {"run_id": [run] * len(rows)})
-            names = ", ".join(["run_id", *cols])
-            self.store.execute_with(f"INSERT INTO {spec.table} ({names}) SELECT {names} FROM _casper_e", None,
-                                    {"_casper_e": table})  # fmt: skip
+            columns: list[Any] = list(zip(*map(spec.values, evs), strict=True))
+            columns += [[e.received_ns for e in evs], [out_of[id(e)] for e in evs]]
+            tables[spec.table] = pa.table(columns, schema=_SCHEMAS[kind])
             if kind == "BlockAdded":
-                self._block_children(evs)
+                tables |= _block_children(evs)
+        return tables
 
-    def _block_children(self, blocks: list[CasperEvent]) -> None:
-        deploys: dict[str, list[Any]] = {"block_hash": [], "deploy_hash": [], "kind": [], "ordinal": []}
-        weights: dict[str, list[Any]] = {"era_id": [], "validator": [], "weight": [], "block_hash": []}
-        for e in blocks:
-            for kind, hashes in (("deploy", e.fields["deploy_hashes"]), ("transfer", e.fields["transfer_hashes"])):
-                for i, h in enumerate(hashes):
-                    deploys["block_hash"].append(e.key)
-                    deploys["deploy_hash"].append(h)
-                    deploys["kind"].append(kind)
-                    deploys["ordinal"].append(i)
-            for validator, weight in e.fields.get("next_era_weights") or ():
-                weights["era_id"].append(int(e.fields["era_id"]) + 1)
-                weights["validator"].append(validator)
-                weights["weight"].append(weight)
-                weights["block_hash"].append(e.key)
-        run = self.run_id
-        if deploys["block_hash"]:
-            t = pa.table(deploys | {"run_id": [run] * len(deploys["block_hash"])})
-            self.store.execute_with("INSERT INTO casper_block_deploys (run_id, block_hash, deploy_hash, "
-                                    "kind, ordinal) SELECT run_id, block_hash, deploy_hash, kind, ordinal "
-                                    "FROM _casper_d",
-                                    None, {"_casper_d": t})  # fmt: skip
-        if weights["era_id"]:
-            t = pa.table(weights | {"run_id": [run] * len(weights["era_id"])})
-            self.store.execute_with("INSERT INTO casper_era_weights (run_id, era_id, validator, weight, "
-                                    "block_hash) SELECT run_id, era_id, validator, weight, block_hash FROM _casper_w",
-                                    None, {"_casper_w": t})  # fmt: skip
+
+def _utf8(raws: list[bytes]) -> pa.Array:
+    """The payloads as text: checked as UTF-8 by Arrow at once; a payload that is not (a node's bug) has its
+    bad bytes replaced, as it would be anywhere else."""
+    try:
+        return pa.array(raws, pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid:
+        return pa.array([r.decode("utf-8", errors="replace") for r in raws], pa.string())
+
+
+def _block_children(blocks: list[CasperEvent]) -> dict[str, pa.Table]:
+    """A block's deploy and transfer hashes, and the next era's weights an era end sets."""
+    deploys: list[list[Any]] = [[], [], [], []]  # block_hash, deploy_hash, kind, ordinal
+    weights: list[list[Any]] = [[], [], [], []]  # era_id, validator, weight, block_hash
+    for e in blocks:
+        for kind, hashes in (("deploy", e.fields["deploy_hashes"]), ("transfer", e.fields["transfer_hashes"])):
+            n = len(hashes)
+            deploys[0] += [e.key] * n
+            deploys[1] += hashes
+            deploys[2] += [kind] * n
+            deploys[3] += range(n)
+        for validator, weight in e.fields.get("next_era_weights") or ():
+            weights[0].append(int(e.fields["era_id"]) + 1)
+            weights[1].append(validator)
+            weights[2].append(weight)
+            weights[3].append(e.key)
+    out: dict[str, pa.Table] = {}
+    if deploys[0]:
+        out["casper_block_deploys"] = pa.table(deploys, schema=DEPLOYS_SCHEMA)
+    if weights[0]:
+        out["casper_era_weights"] = pa.table(weights, schema=WEIGHTS_SCHEMA)
+    return out
+
+
+def encode_tables(tables: dict[str, pa.Table]) -> bytes:
+    """A plan's rows as one journal record: per table its name and an Arrow IPC stream."""
+    out = bytearray()
+    for name, table in tables.items():
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        data = sink.getvalue()
+        out += struct.pack("<H", len(name)) + name.encode() + struct.pack("<Q", data.size) + data.to_pybytes()
+    return bytes(out)
+
+
+def decode_tables(data: bytes) -> dict[str, pa.Table]:
+    """The rows of a journal record (:func:`encode_tables`); ValueError when it is not one."""
+    tables: dict[str, pa.Table] = {}
+    view, i = memoryview(data), 0
+    try:
+        while i < len(data):
+            (n,) = struct.unpack_from("<H", data, i)
+            name = bytes(view[i + 2 : i + 2 + n]).decode()
+            (size,) = struct.unpack_from("<Q", data, i + 2 + n)
+            start = i + 2 + n + 8
+            if name not in _TABLE_NAMES or start + size > len(data):
+                raise ValueError(f"not a journal record (table {name!r})")
+            tables[name] = pa.ipc.open_stream(pa.py_buffer(view[start : start + size])).read_all()
+            i = start + size
+    except (struct.error, UnicodeDecodeError, pa.ArrowInvalid) as exc:
+        raise ValueError(f"not a journal record: {exc}") from exc
+    return tables

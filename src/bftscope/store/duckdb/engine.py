@@ -54,6 +54,7 @@ class DuckDBStore(Catalog):
         self._closed = False
         self._local = threading.local()
         self.read_only = read_only
+        self.files_dir: Path | None = None
 
     @classmethod
     def open(cls, path: Path | str, settings: Settings, *, read_only: bool = False) -> DuckDBStore:
@@ -79,6 +80,8 @@ class DuckDBStore(Catalog):
         if not read_only:
             apply_migrations(con, "duckdb")
         store = cls(con, settings, read_only=read_only)
+        if target != ":memory:":
+            store.files_dir = Path(target).with_name(Path(target).name + ".files")
         if not read_only:
             # Only one process can open the file for writing, so a source still "ingesting" now was left by
             # an ingest that died (kill -9, power loss): without this, its events would count in one
