@@ -118,9 +118,11 @@ class Publisher:
     with the first write and ends after ``idle_s`` without one, so a publisher whose sink is gone (a follower
     restarted) leaves no thread behind."""
 
-    def __init__(self, broadcaster: Broadcaster, network: str, max_pending: int = 1024, idle_s: float = 30.0) -> None:
+    def __init__(self, broadcaster: Broadcaster, network: str, max_pending: int = 1024, idle_s: float = 30.0,
+                 *, inline: bool = False) -> None:  # fmt: skip
         self.broadcaster, self.network, self.topic = broadcaster, network, topic_of(network)
         self.idle_s = idle_s
+        self.inline = inline  # publish in the caller's thread (a journaled sink's writer waits on no store)
         self.published = self.dropped = 0
         self._queue: queue.Queue[list[Stored] | None] = queue.Queue(maxsize=max_pending)
         self._lock = threading.Lock()
@@ -128,6 +130,9 @@ class Publisher:
 
     def __call__(self, stored: list[Stored]) -> None:
         if not stored:
+            return
+        if self.inline:
+            self._publish(stored)
             return
         try:
             self._queue.put_nowait(stored)
@@ -155,13 +160,16 @@ class Publisher:
                 with self._lock:
                     self._running = False
                 return
-            try:
-                batch = make_batch(self.network, stored)
-                self.broadcaster.publish(self.topic, _encoder.encode(batch), batch)  # this process's hub: the object
-                self.published += len(stored)
-            except Exception:  # a bad entity must not end publishing
-                self.dropped += len(stored)
-                log.exception("casper network %s: a batch could not be published", self.network)
+            self._publish(stored)
+
+    def _publish(self, stored: list[Stored]) -> None:
+        try:
+            batch = make_batch(self.network, stored)
+            self.broadcaster.publish(self.topic, _encoder.encode(batch), batch)  # this process's hub: the object
+            self.published += len(stored)
+        except Exception:  # a bad entity must not end publishing
+            self.dropped += len(stored)
+            log.exception("casper network %s: a batch could not be published", self.network)
 
     def close(self) -> None:
         """Publish what is queued, then end the thread."""
@@ -174,7 +182,7 @@ class Publisher:
 def attach_publisher(sink: Any, broadcaster: Broadcaster, network: str) -> Callable[[], None]:
     """Publish each write of ``sink`` (a :class:`~bftscope.families.casper.sink.CasperSink`) on the topic of
     ``network`` (through a :class:`Publisher`); returns the function that detaches it."""
-    publisher = Publisher(broadcaster, network)
+    publisher = Publisher(broadcaster, network, inline=bool(getattr(sink, "journaled", False)))
     unlisten: Callable[[], None] = sink.listen(publisher)
 
     def detach() -> None:
