@@ -3,9 +3,10 @@
 One ``bftscope`` API instance (the app under uvicorn on 127.0.0.1, in this process) over a fresh embedded store,
 with a Casper network whose :class:`~bftscope.families.casper.sink.CasperSink` publishes through the instance's
 broadcaster (:func:`~bftscope.families.casper.publish.attach_publisher`, as ``bftscope serve`` wires it). A
-producer thread offers ``--rate`` events/s for ``--seconds``: node-shaped JSON decoded by the real
-:class:`~bftscope.families.casper.decoder.CasperDecoder` (its ``received_ns`` is the receipt), per height one
-BlockAdded, ``--deploys`` DeployProcessed of ``--accounts`` accounts and ``--sigs`` FinalitySignatures.
+feeder process (the node) offers ``--rate`` events/s for ``--seconds`` over a pipe: node-shaped JSON, per height
+one BlockAdded, ``--deploys`` DeployProcessed of ``--accounts`` accounts and ``--sigs`` FinalitySignatures; this
+process receives and decodes each with the real :class:`~bftscope.families.casper.decoder.CasperDecoder` (its
+``received_ns`` is the receipt) and writes it to the sink, as a follower does.
 
 WebSocket subscribers run in a separate process (``--ws-blocks`` on ``/blocks``, one per account on
 ``/accountDeploys/<account>``), record each frame's key and arrival time, and hand them back at the end; each
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import multiprocessing as mp
 import os
@@ -36,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -104,9 +107,34 @@ def _subscribers(base: str, routes: list[str], token: str, deflate: bool, ready:
     Path(out).write_bytes(orjson.dumps(arrivals))
 
 
+# --- the node's process ---------------------------------------------------------------------------------------
+def _feed(conn: Any, rate: int, heights: int, deploys: int, accounts: int, sigs: int) -> None:
+    """Send ``heights`` heights' frames at ``rate`` events/s, what is due every 10 ms; an empty message ends.
+    Every frame is made before the first is sent: making the JSON is the node's work, not the pipeline's, and
+    must not take the measured process's CPU."""
+    enc = msgspec.msgpack.Encoder()
+    frames: list[tuple[str, str, bytes]] = []
+    for h in range(1, heights + 1):
+        main, sig = _bodies(h, deploys, accounts, sigs)
+        frames.extend(("main", str(h * 1000 + i), raw) for i, raw in enumerate(main))
+        frames.extend(("sigs", str(h * 1000 + i), raw) for i, raw in enumerate(sig))
+    conn.send_bytes(b"ready")
+    t0 = time.perf_counter()
+    sent = 0
+    while sent < len(frames):
+        due = min(len(frames), int((time.perf_counter() - t0) * rate))
+        if due > sent:
+            conn.send_bytes(enc.encode(frames[sent:due]))
+            sent = due
+        time.sleep(0.01)
+    conn.send_bytes(b"")
+
+
 # --- one run ---------------------------------------------------------------------------------------------------
 def run_once(args: argparse.Namespace) -> dict[str, Any]:
     runtime.apply()  # as `bftscope serve` does (bftscope/runtime.py: the GIL switch interval)
+    if args.switch_interval_ms:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
 
     from bftscope.families.casper.decoder import CasperDecoder
     from bftscope.sources.base import Frame
@@ -143,26 +171,33 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
                 other.append(_rss_mib(inst["pid"]))
             duck.append(float(ctx.store.query("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")[0][0]) / 2**20)
 
+    # The node: a feeder process offers ``--rate`` events/s as (channel, id, JSON) frames over a pipe, every 10 ms
+    # what is due (a follower's reads arrive in bursts too); this process receives and decodes them as a follower
+    # does, so generating the JSON costs this process nothing.
+    recv_end, send_end = spawn.Pipe(duplex=False)
+    feeder = spawn.Process(target=_feed, args=(send_end, args.rate, heights, args.deploys, args.accounts, args.sigs))
+    decoders = {"main": main_dec, "sigs": sig_dec}
+    feeder.start()
+    if recv_end.recv_bytes() != b"ready":
+        raise RuntimeError("the feeder did not start")
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cpu0, other_cpu0 = time.process_time(), _cpu_s(inst.get("pid"))
-    step = 0.01  # the producer offers what is due every 10 ms (a follower's reads arrive in bursts too)
-    t0 = time.perf_counter()
-    offered, h = 0, 1
-    while h <= heights:
-        due = int((time.perf_counter() - t0) * args.rate)
+    offered, t0 = 0, 0.0
+    frames = msgspec.msgpack.Decoder(list[tuple[str, str, bytes]])
+    while True:
+        data = recv_end.recv_bytes()
+        if not data:
+            break
+        if not t0:
+            t0 = time.perf_counter()  # the node's first frames (not the feeder's start-up)
         batch = []
-        while offered < due and h <= heights:
-            main, sig = _bodies(h, args.deploys, args.accounts, args.sigs)
-            for i, raw in enumerate(main):
-                batch.extend(main_dec.feed(Frame(raw, id=str(h * 1000 + i))))
-            for i, raw in enumerate(sig):
-                batch.extend(sig_dec.feed(Frame(raw, id=str(h * 1000 + i))))
-            offered += per_height
-            h += 1
+        for channel, id_, raw in frames.decode(data):
+            batch.extend(decoders[channel].feed(Frame(raw, id=id_)))
+        offered += len(batch)
         if batch:
             sink.write("n1:9999", batch)
-        time.sleep(step)
+    feeder.join(timeout=30)
     produced_s = time.perf_counter() - t0
     sink.flush()
     persisted_s = time.perf_counter() - t0
@@ -183,6 +218,8 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         "persisted_per_s": stats.received / persisted_s, "catch_up_s": persisted_s - produced_s,
         "cpu_cores": cpu_s / persisted_s,
         "writes": stats.writes, "write_errors": stats.write_errors, "frames": len(arrivals),
+        "journaled": getattr(sink, "journaled", False), "applies": stats.applies, "apply_errors": stats.apply_errors,
+        "last_apply_ms": stats.last_apply_s * 1000,
         "frames_expected": expected, "ws_cut": hub.stats.cut if hub else None,
         "missed": hub.stats.missed if hub else None,
         "server_cpu_cores": other_cpu_s / persisted_s if args.redis else None,
@@ -278,8 +315,9 @@ def _two_instances(tmp: Path) -> dict[str, Any]:
            "BFTSCOPE_CASPER_ROOT_NETWORK": "bench", "BFTSCOPE_FOLLOW_NETWORKS": "false",
            "BFTSCOPE_RATE_LIMIT_ENABLED": "false"}  # fmt: skip
     cli = str(Path(sys.executable).parent / "bftscope")
+    log_path = tmp / "serve.log"  # a file, not a pipe nobody reads: a full pipe would stall the server
     b = subprocess.Popen([cli, "serve", "--port", str(bport), "--local"], env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)  # fmt: skip
+                         stderr=log_path.open("wb"))  # fmt: skip
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -289,7 +327,7 @@ def _two_instances(tmp: Path) -> dict[str, Any]:
             if b.poll() is not None or time.monotonic() > deadline:
                 rsrv.terminate()
                 b.kill()
-                sys.exit(f"bftscope serve did not start: {b.communicate()[1].decode()[-2000:]}")
+                sys.exit(f"bftscope serve did not start: {log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.1)
     store = open_store(Settings(data_dir=tmp / "a"))
     loop = asyncio.new_event_loop()
@@ -307,12 +345,28 @@ def _two_instances(tmp: Path) -> dict[str, Any]:
         asyncio.run_coroutine_threadsafe(broadcaster.close(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         store.close()
-        for proc in (b, rsrv):
-            proc.terminate()
-            proc.wait(timeout=30)
+        _stop(b, rsrv)
+
+    atexit.register(_stop, b, rsrv)  # a run that fails on the way stops them too
 
     return {"ctx": type("Ctx", (), {"store": store})(), "sink": sink, "ws_base": f"ws://127.0.0.1:{bport}",
             "token": "", "hub": None, "pid": b.pid, "wait_subscribed": wait_subscribed, "close": close}  # fmt: skip
+
+
+def _stop(*procs: Any) -> None:
+    """SIGTERM each process, then SIGKILL one that has not exited 45 s later (it is reported)."""
+    import subprocess
+
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=45)
+        except subprocess.TimeoutExpired:
+            print(f"pid {proc.pid} did not exit 45 s after SIGTERM: killed", file=sys.stderr)
+            proc.kill()
+            proc.wait()
 
 
 def _cpu_s(pid: int | None) -> float:
@@ -342,6 +396,8 @@ def main() -> None:
         help="two instances: this process stores and publishes through a throw-away redis-server, a "
         "'bftscope serve' process serves the subscribers (the root network's public routes)",
     )
+    p.add_argument("--switch-interval-ms", type=float, default=0.0,
+                   help="override the GIL switch interval bftscope sets (bftscope/runtime.py)")  # fmt: skip
     p.add_argument(
         "--deflate",
         action="store_true",
