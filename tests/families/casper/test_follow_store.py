@@ -14,8 +14,8 @@ from bftscope.config import Settings
 from bftscope.families.casper.follow.follower import CasperFollower
 from bftscope.families.casper.replay.server import ReplayNode
 from bftscope.families.casper.replay.wire import Wire
+from bftscope.families.casper.rows import ENTITY_TABLES
 from bftscope.families.casper.sink import CasperSink
-from bftscope.families.casper.store import ENTITY_TABLES
 from bftscope.families.casper.synthetic import Synthetic, generate
 from bftscope.ingest.live import Backoff
 from bftscope.store.duckdb import DuckDBStore

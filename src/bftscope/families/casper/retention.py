@@ -24,7 +24,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from bftscope.families.casper.store import ENTITY_TABLES, forget_run
+from bftscope.families.casper.rows import ENTITY_TABLES
+from bftscope.families.casper.store import forget_run
 from bftscope.store.base import Store
 
 __all__ = ["BATCH", "prune"]

@@ -31,7 +31,8 @@ from typing import Any
 
 from bftscope.families.casper.journal import Journal
 from bftscope.families.casper.model import CasperEvent
-from bftscope.families.casper.store import CasperStore, Plan, Stored, WriteResult, decode_tables, encode_tables
+from bftscope.families.casper.rows import decode_tables, encode_tables
+from bftscope.families.casper.store import CasperStore, Plan, Stored, WriteResult
 from bftscope.ingest.live import Gap
 from bftscope.store.base import Store
 

@@ -1,34 +1,34 @@
 """Casper events into the store, each event once and each entity once (docs/casper.md "Store").
 
-:meth:`CasperStore.write` takes a batch of decoded events from any nodes in any order and, in one transaction
-under the store's writer:
+:meth:`CasperStore.plan` decides a batch of decoded events from any nodes in any order, and
+:meth:`CasperStore.insert` inserts the rows of one or more plans in one transaction (:meth:`CasperStore.write`
+does both in one transaction; a journaled sink plans in its writer thread and inserts from another):
 
 1. drops events the same node's channel already sent (same node id, type and key: what a ``start_from`` resume
    sends again) and repeats inside the batch — the event level. A resume can only re-send what the node still
    buffers (5,000 events per channel), so the writer remembers each channel's last ``recent`` events (read back
    from the event log when a process starts) instead of indexing every event ever stored;
 2. drops events whose entity is already stored (another node sent it first, or an earlier batch did) — the
-   entity level, checked against the store; a block at a height another hash already holds is refused as a
-   conflict;
-3. gives each new entity the next ``out_id`` of the run and inserts its row, its raw payload, and the
-   event-log rows of the batch.
+   entity level; a block at a height another hash already holds is refused as a conflict;
+3. gives each new entity the next ``out_id`` of the run and builds its row, its raw payload, and the
+   event-log rows of the batch (typed Arrow columns: :mod:`.rows`).
 
-Rows are only inserted, never updated, so the result does not depend on arrival order. The entity check
-reads only the recent part of each table: heights, eras and deploy timestamps grow with time, and a check
-narrowed to the batch's range lets DuckDB skip every older row group by its min/max. No PRIMARY KEY index is
-kept (DuckDB holds those in memory and they grow with every row), so memory stays flat however long a network
-is followed; the one writer and its transaction make the checks safe.
+Rows are only inserted, never updated, so the result does not depend on arrival order. The entity check asks
+the store nothing for recent keys: heights, eras and deploy timestamps grow with time, and each table's keys
+above a floor are remembered (:class:`_Known`, bounded); an older key, or one of a type without such a column,
+is checked in the store — reading only the batch's range, so DuckDB skips older row groups by their min/max —
+and in the plans not inserted yet. No PRIMARY KEY index is kept (DuckDB holds those in memory and they grow
+with every row), so memory stays flat however long a network is followed; one writer per network makes the
+checks safe.
 """
 
 from __future__ import annotations
 
 import itertools
-import operator
-import struct
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -36,10 +36,18 @@ import msgspec
 import pyarrow as pa
 
 from bftscope.families.casper.model import CasperEvent, channel_of
+from bftscope.families.casper.rows import (
+    ENTITY_TABLES,
+    LOG_SCHEMA,
+    PAYLOAD_SCHEMA,
+    SCHEMAS,
+    EntitySpec,
+    block_children,
+    utf8,
+)
 from bftscope.store.base import Store
 
-__all__ = ["ENTITY_TABLES", "CasperStore", "Plan", "Stored", "WriteResult", "decode_tables", "encode_tables",
-           "forget_run"]  # fmt: skip
+__all__ = ["CasperStore", "Plan", "Stored", "WriteResult", "forget_run"]
 
 _WRITERS: weakref.WeakSet[CasperStore] = weakref.WeakSet()  # this process's writers (forget_run)
 
@@ -72,92 +80,6 @@ class WriteResult:
     duplicate_entities: int = 0
     conflicts: int = 0
     stored: list[Stored] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Entity:
-    """How one event type's entity is stored: its table, its key columns (and the key's values from an event),
-    its columns besides ``run_id``, ``received_ns`` and ``out_id`` (and their values from an event, in that
-    order), and the column growing with time that narrows a check (its value from an event; None where the
-    type has none)."""
-
-    table: str
-    key_cols: tuple[str, ...]
-    key: Callable[[CasperEvent], tuple[Any, ...]]
-    cols: tuple[str, ...]
-    values: Callable[[CasperEvent], tuple[Any, ...]]
-    range_col: str | None = None
-
-    def range_of(self, e: CasperEvent) -> int | None:
-        if self.range_col is None:
-            return None
-        v = e.fields.get(self.range_col)
-        return None if v is None else int(v)
-
-
-_BLOCK_COLS: Final = ("block_hash", "height", "era_id", "timestamp_ms", "proposer", "parent_hash",
-                      "state_root_hash", "deploy_count", "transfer_count", "era_end", "protocol_version")  # fmt: skip
-
-
-def _block(e: CasperEvent) -> tuple[Any, ...]:
-    f = e.fields
-    return (e.key, f["height"], f["era_id"], f["timestamp_ms"], f["proposer"], f["parent_hash"],
-            f["state_root_hash"], len(f["deploy_hashes"]), len(f["transfer_hashes"]), f["era_end"],
-            f["protocol_version"])  # fmt: skip
-
-
-def _pick(*names: str) -> Callable[[CasperEvent], tuple[Any, ...]]:
-    get = operator.itemgetter(*names)
-    if len(names) == 1:
-        return lambda e: (get(e.fields),)
-    return lambda e: get(e.fields)
-
-
-def _event_id(e: CasperEvent) -> int:
-    return -1 if e.event_id is None else e.event_id
-
-
-def _spec(table: str, key_cols: tuple[str, ...], cols: tuple[str, ...], range_col: str | None = None) -> _Entity:
-    """An entity whose key and columns are fields of its events."""
-    return _Entity(table, key_cols, _pick(*key_cols), cols, _pick(*cols), range_col)
-
-
-ENTITY_TABLES: Final[dict[str, _Entity]] = {
-    "BlockAdded": _Entity("casper_blocks", ("block_hash",), lambda e: (e.key,), _BLOCK_COLS, _block, "height"),
-    "DeployAccepted": _spec("casper_deploys_accepted", ("deploy_hash",),
-                            ("deploy_hash", "account", "timestamp_ms", "ttl_ms", "chain_name"), "timestamp_ms"),
-    "DeployProcessed": _spec("casper_deploys_processed", ("deploy_hash",),
-                             ("deploy_hash", "account", "block_hash", "timestamp_ms", "success", "cost",
-                              "error_message"), "timestamp_ms"),
-    "DeployExpired": _spec("casper_deploys_expired", ("deploy_hash",), ("deploy_hash",)),
-    "Fault": _spec("casper_faults", ("era_id", "public_key"), ("era_id", "public_key", "timestamp_ms"), "era_id"),
-    "FinalitySignature": _spec("casper_signatures", ("block_hash", "public_key"),
-                               ("block_hash", "public_key", "era_id", "signature"), "era_id"),
-    "Step": _spec("casper_steps", ("era_id",), ("era_id",), "era_id"),
-    # a node's shutdown is its own: keyed by the node and its event id
-    "Shutdown": _Entity("casper_shutdowns", ("source", "event_id"), lambda e: (e.source, _event_id(e)),
-                        ("source", "event_id"), lambda e: (e.source, _event_id(e))),
-}  # fmt: skip
-
-_S, _I64, _I32, _BOOL = pa.string(), pa.int64(), pa.int32(), pa.bool_()
-_COLUMN_TYPES: Final[dict[str, pa.DataType]] = {
-    "block_hash": _S, "height": _I64, "era_id": _I64, "timestamp_ms": _I64, "proposer": _S, "parent_hash": _S,
-    "state_root_hash": _S, "deploy_count": _I32, "transfer_count": _I32, "era_end": _BOOL, "protocol_version": _S,
-    "deploy_hash": _S, "account": _S, "ttl_ms": _I64, "chain_name": _S, "success": _BOOL, "cost": _S,
-    "error_message": _S, "public_key": _S, "signature": _S, "source": _S, "event_id": _I64,
-}  # fmt: skip
-_SCHEMAS: Final[dict[str, pa.Schema]] = {
-    kind: pa.schema([(c, _COLUMN_TYPES[c]) for c in spec.cols] + [("received_ns", _I64), ("out_id", _I64)])
-    for kind, spec in ENTITY_TABLES.items()
-}
-LOG_SCHEMA: Final = pa.schema([("source", _S), ("channel", _S), ("event_id", _I64), ("type", _S), ("key", _S),
-                               ("received_ns", _I64), ("out_id", _I64)])  # fmt: skip
-PAYLOAD_SCHEMA: Final = pa.schema([("out_id", _I64), ("type", _S), ("key", _S), ("channel", _S), ("source", _S),
-                                   ("received_ns", _I64), ("bytes", _I32), ("raw", _S)])  # fmt: skip
-DEPLOYS_SCHEMA: Final = pa.schema([("block_hash", _S), ("deploy_hash", _S), ("kind", _S), ("ordinal", _I32)])
-WEIGHTS_SCHEMA: Final = pa.schema([("era_id", _I64), ("validator", _S), ("weight", _S), ("block_hash", _S)])
-_TABLE_NAMES: Final = frozenset([spec.table for spec in ENTITY_TABLES.values()] + [
-    "casper_event_log", "casper_payloads", "casper_block_deploys", "casper_era_weights"])  # fmt: skip
 
 
 @dataclass
@@ -361,7 +283,7 @@ class CasperStore:
         )
         return _Recent(self.recent, [(int(i), str(t), str(k)) for i, t, k in reversed(rows)])
 
-    def _known_of(self, kind: str, spec: _Entity) -> _Known | None:
+    def _known_of(self, kind: str, spec: EntitySpec) -> _Known | None:
         """The remembered keys of ``kind``'s table (None for a type without a range column)."""
         if spec.range_col is None:
             return None
@@ -373,7 +295,7 @@ class CasperStore:
             known = self._known[kind] = _Known(floor, self.known_limit, taken=kind == "BlockAdded")
         return known
 
-    def _held(self, spec: _Entity, evs: list[CasperEvent], ev_keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    def _held(self, spec: EntitySpec, evs: list[CasperEvent], ev_keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
         """Keys of ``evs`` (``ev_keys``) already stored, reading only the range of the table the batch can be in."""
         keys = list(set(ev_keys))
         batch = pa.table({c: [k[i] for k in keys] for i, c in enumerate(spec.key_cols)})
@@ -464,7 +386,7 @@ class CasperStore:
         tables["casper_payloads"] = pa.table([
             range(first, first + len(new)), [e.type for e in new], [e.key for e in new],
             [channel_of(e.type) for e in new], [e.source for e in new], [e.received_ns for e in new],
-            list(map(len, raws)), _utf8(raws),
+            list(map(len, raws)), utf8(raws),
         ], schema=PAYLOAD_SCHEMA)  # fmt: skip
         by_type: dict[str, list[CasperEvent]] = {}
         for e in new:
@@ -473,71 +395,7 @@ class CasperStore:
             spec = ENTITY_TABLES[kind]
             columns: list[Any] = list(zip(*map(spec.values, evs), strict=True))
             columns += [[e.received_ns for e in evs], [out_of[id(e)] for e in evs]]
-            tables[spec.table] = pa.table(columns, schema=_SCHEMAS[kind])
+            tables[spec.table] = pa.table(columns, schema=SCHEMAS[kind])
             if kind == "BlockAdded":
-                tables |= _block_children(evs)
+                tables |= block_children(evs)
         return tables
-
-
-def _utf8(raws: list[bytes]) -> pa.Array:
-    """The payloads as text: checked as UTF-8 by Arrow at once; a payload that is not (a node's bug) has its
-    bad bytes replaced, as it would be anywhere else."""
-    try:
-        return pa.array(raws, pa.binary()).cast(pa.string())
-    except pa.ArrowInvalid:
-        return pa.array([r.decode("utf-8", errors="replace") for r in raws], pa.string())
-
-
-def _block_children(blocks: list[CasperEvent]) -> dict[str, pa.Table]:
-    """A block's deploy and transfer hashes, and the next era's weights an era end sets."""
-    deploys: list[list[Any]] = [[], [], [], []]  # block_hash, deploy_hash, kind, ordinal
-    weights: list[list[Any]] = [[], [], [], []]  # era_id, validator, weight, block_hash
-    for e in blocks:
-        for kind, hashes in (("deploy", e.fields["deploy_hashes"]), ("transfer", e.fields["transfer_hashes"])):
-            n = len(hashes)
-            deploys[0] += [e.key] * n
-            deploys[1] += hashes
-            deploys[2] += [kind] * n
-            deploys[3] += range(n)
-        for validator, weight in e.fields.get("next_era_weights") or ():
-            weights[0].append(int(e.fields["era_id"]) + 1)
-            weights[1].append(validator)
-            weights[2].append(weight)
-            weights[3].append(e.key)
-    out: dict[str, pa.Table] = {}
-    if deploys[0]:
-        out["casper_block_deploys"] = pa.table(deploys, schema=DEPLOYS_SCHEMA)
-    if weights[0]:
-        out["casper_era_weights"] = pa.table(weights, schema=WEIGHTS_SCHEMA)
-    return out
-
-
-def encode_tables(tables: dict[str, pa.Table]) -> bytes:
-    """A plan's rows as one journal record: per table its name and an Arrow IPC stream."""
-    out = bytearray()
-    for name, table in tables.items():
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as w:
-            w.write_table(table)
-        data = sink.getvalue()
-        out += struct.pack("<H", len(name)) + name.encode() + struct.pack("<Q", data.size) + data.to_pybytes()
-    return bytes(out)
-
-
-def decode_tables(data: bytes) -> dict[str, pa.Table]:
-    """The rows of a journal record (:func:`encode_tables`); ValueError when it is not one."""
-    tables: dict[str, pa.Table] = {}
-    view, i = memoryview(data), 0
-    try:
-        while i < len(data):
-            (n,) = struct.unpack_from("<H", data, i)
-            name = bytes(view[i + 2 : i + 2 + n]).decode()
-            (size,) = struct.unpack_from("<Q", data, i + 2 + n)
-            start = i + 2 + n + 8
-            if name not in _TABLE_NAMES or start + size > len(data):
-                raise ValueError(f"not a journal record (table {name!r})")
-            tables[name] = pa.ipc.open_stream(pa.py_buffer(view[start : start + size])).read_all()
-            i = start + size
-    except (struct.error, UnicodeDecodeError, pa.ArrowInvalid) as exc:
-        raise ValueError(f"not a journal record: {exc}") from exc
-    return tables
