@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from bftscope.families.casper.journal import Journal
-from bftscope.families.casper.store import LOG_SCHEMA, decode_tables, encode_tables
+from bftscope.families.casper.rows import LOG_SCHEMA, decode_tables, encode_tables
 
 
 def _records(j: Journal) -> list[tuple[int, bytes]]:
@@ -52,7 +52,9 @@ def test_a_torn_last_record_is_cut_off_and_counted(tmp_path: Path, cut: int) -> 
     assert again.report.torn_bytes == 20 + len(b"torn-record") - cut
     assert again.append(b"next") == 2  # appended after the cut, readable
     again.close()
-    assert _records(Journal(tmp_path / "j")) == [(1, b"kept"), (2, b"next")]
+    third = Journal(tmp_path / "j")
+    assert _records(third) == [(1, b"kept"), (2, b"next")]
+    third.close()
 
 
 def test_damage_in_an_older_file_is_kept_aside_and_reported(tmp_path: Path) -> None:
@@ -79,6 +81,19 @@ def test_random_bytes_in_a_journal_file_never_raise(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j")
     assert _records(j) == [] and j.report.torn_bytes == 400
     j.close()
+
+
+def test_one_writer_at_a_time_the_next_waits_for_the_first_to_close(tmp_path: Path) -> None:
+    from bftscope.errors import StoreError
+
+    first = Journal(tmp_path / "j")
+    first.append(b"a")
+    with pytest.raises(StoreError, match="in use by another writer"):
+        Journal(tmp_path / "j", wait_s=0.2)
+    first.close()
+    second = Journal(tmp_path / "j", wait_s=0.2)  # the first closed: the lock is free
+    assert _records(second) == [(1, b"a")]
+    second.close()
 
 
 def test_a_plans_rows_round_trip_through_a_record() -> None:

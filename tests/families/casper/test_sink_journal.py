@@ -57,17 +57,23 @@ class _HeldInserts:
         return getattr(self.inner, name)
 
 
+def _published(sink: CasperSink, events: list[Any], expect: int) -> list[Stored]:
+    """Write ``events`` and return what the sink published once ``expect`` entities were (10 s at most)."""
+    published: list[Stored] = []
+    sink.listen(published.extend)
+    sink.write("n1:9999", events)
+    deadline = time.monotonic() + 10
+    while len(published) < expect and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return published
+
+
 def test_a_write_is_published_before_the_store_inserts_it(store: DuckDBStore) -> None:
     held = _HeldInserts(store)
     held.release.clear()
     sink = CasperSink(held, "net:c", flush_s=0.002, apply_s=0.01)  # type: ignore[arg-type]
     assert sink.journaled
-    published: list[Stored] = []
-    sink.listen(published.extend)
-    sink.write("n1:9999", chain(1, 5, deploys=2))
-    deadline = time.monotonic() + 10
-    while len(published) < 15 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    published = _published(sink, chain(1, 5, deploys=2), 15)
     assert [s.out_id for s in published] == list(range(1, 16))  # subscribers have them ...
     assert _count(store, "casper_payloads") == 0  # ... the store does not yet
     held.release.set()
@@ -118,12 +124,7 @@ def test_a_failed_journal_append_is_retried_without_a_duplicate(store: DuckDBSto
 def test_reopening_applies_what_the_journal_holds_once(store: DuckDBStore) -> None:
     held = _HeldInserts(store, fail=10**6)  # the store refuses every insert: all stays in the journal
     sink = CasperSink(held, "net:c", flush_s=0.002, apply_s=0.01, retries=1)  # type: ignore[arg-type]
-    published: list[Stored] = []
-    sink.listen(published.extend)
-    sink.write("n1:9999", chain(1, 6, sigs=2))
-    deadline = time.monotonic() + 10
-    while len(published) < 24 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    published = _published(sink, chain(1, 6, sigs=2), 24)
     sink.close()  # gives up inserting: the rows are applied when the network is opened again
     assert len(published) == 24 and _count(store, "casper_payloads") == 0
     again = CasperSink(store, "net:c", flush_s=0.002)

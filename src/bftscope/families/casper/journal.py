@@ -16,15 +16,19 @@ once all of it is applied, so the journal holds what the store does not yet (plu
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
+
+from bftscope.errors import StoreError
 
 __all__ = ["Journal", "JournalReport"]
 
@@ -56,13 +60,14 @@ class Journal:
     of speed)."""
 
     def __init__(self, directory: Path, applied: int = 0, *, segment_bytes: int = SEGMENT_BYTES,
-                 sync: bool = True) -> None:  # fmt: skip
+                 sync: bool = True, wait_s: float = 30.0) -> None:  # fmt: skip
         self.dir = directory
         self.segment_bytes = segment_bytes
         self.sync = sync
         self.report = JournalReport()
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._owner = _own(directory / "lock", wait_s)  # one writer: a sink still closing is waited for
         self._files: list[tuple[int, Path]] = []  # (first seq, path), oldest first; the last one is written
         self._last_of: dict[Path, int] = {}  # the last seq each file holds
         self._pending: list[tuple[int, Path, int, int]] = []  # records after ``applied``: seq, file, offset, size
@@ -190,3 +195,21 @@ class Journal:
                 self._out.close()
                 self._out = None
                 self._out_path = None
+            if not self._owner.closed:
+                self._owner.close()  # releases the lock
+
+
+def _own(path: Path, wait_s: float) -> BinaryIO:
+    """Hold the exclusive lock of ``path`` (another journal of the same network, in this process or another,
+    holds it until it closes); StoreError after ``wait_s``."""
+    f = path.open("ab")
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                f.close()
+                raise StoreError(f"the journal {path.parent} is in use by another writer of the same network") from None
+            time.sleep(0.05)
