@@ -94,10 +94,10 @@ def watch_casper(name: str, urls: Sequence[str], *, data_dir: Path | None, progr
         run = store.get_or_create_run(run_name(name), "casper")  # as a network the server follows: net:<name>
         if run.chain != "casper":
             raise _fail(InputError(f"run {name!r} is a {run.chain} run, not a Casper network"))
+        sink = CasperSink(store, run.name)  # first: it applies what its journal holds beyond the store
         start_from = last_event_ids(store, run.id)
         if start_from:
             out.print(f"resuming {name}: {len(start_from)} node channels from their last event id", soft_wrap=True)
-        sink = CasperSink(store, run.name)
         follower = CasperFollower(name, urls, sink, keepalive_timeout=keepalive_timeout, start_from=start_from)
 
         def until(s: CasperStatus) -> bool:
