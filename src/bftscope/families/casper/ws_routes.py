@@ -18,12 +18,11 @@ and the caller must own the network (or be an admin); a refusal closes the hands
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from bftscope.api.auth import MISSING, authenticate
@@ -67,6 +66,8 @@ async def _serve(ws: WebSocket, network: str | None, channel: str, key: str | No
     try:
         await ws.accept(subprotocol=PROTOCOL if PROTOCOL in ws.scope.get("subprotocols", []) else None)
         await _pump(ws, hub, client)
+    except WebSocketDisconnect:
+        pass  # the client left while it was being sent to: its end, not the server's error
     finally:
         hub.remove(client)
 
@@ -93,8 +94,8 @@ async def _pump(ws: WebSocket, hub: Hub, client: Client) -> None:
             client.sent += len(batch)
     finally:
         reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        # its own cancellation is a result here; this task's (a server shutting down) still propagates
+        await asyncio.gather(reader, return_exceptions=True)
 
 
 async def _read(ws: WebSocket, client: Client, sending: asyncio.Lock) -> None:
