@@ -289,7 +289,7 @@ class CasperStore:
             return None
         known = self._known.get(kind)
         if known is None:
-            (top,) = self.store.execute(f"SELECT max({spec.range_col}) FROM {spec.table} WHERE run_id = ?",
+            (top,) = self.store.query(f"SELECT max({spec.range_col}) FROM {spec.table} WHERE run_id = ?",
                                         [self.run_id])[0]  # fmt: skip
             floor = _NEVER if top is None else int(top) + 1
             known = self._known[kind] = _Known(floor, self.known_limit, taken=kind == "BlockAdded")
@@ -307,7 +307,10 @@ class CasperStore:
             where += f" AND t.{spec.range_col} BETWEEN ? AND ?"
             params += [min(known), max(known)]
         cols = ", ".join(f"t.{c}" for c in spec.key_cols)
-        rows = self.store.execute_with(f"SELECT {cols} FROM {spec.table} t JOIN _casper_keys b ON {on} WHERE {where}",
+        # a read cursor: it sees what is committed without waiting for the writer lock, which a journaled sink's
+        # applier holds through its inserts and DuckDB's checkpoints (plans it has not committed are in
+        # _unapplied, read before this)
+        rows = self.store.query_with(f"SELECT {cols} FROM {spec.table} t JOIN _casper_keys b ON {on} WHERE {where}",
                                        params, {"_casper_keys": batch})  # fmt: skip
         return {tuple(r) for r in rows}
 
@@ -341,7 +344,7 @@ class CasperStore:
                     held |= other.keys.get(kind, set())
                 if kind == "BlockAdded":
                     heights = [int(evs[j].fields["height"]) for j in outside]
-                    taken = {int(h): str(k) for h, k in self.store.execute(
+                    taken = {int(h): str(k) for h, k in self.store.query(
                         "SELECT height, block_hash FROM casper_blocks WHERE run_id = ? AND height BETWEEN ? AND ?",
                         [self.run_id, min(heights), max(heights)])}  # fmt: skip
                     for other in pending:
