@@ -204,7 +204,7 @@ def _own(path: Path, wait_s: float) -> BinaryIO:
     holds it until it closes); StoreError after ``wait_s``."""
     f = path.open("ab")
     deadline = time.monotonic() + wait_s
-    while True:
+    while True:  # wait_s 0: one try
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             return f

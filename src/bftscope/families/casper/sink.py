@@ -121,7 +121,16 @@ class CasperSink:
 
     def _open_journal(self, directory: Any) -> Journal:
         """Open the run's journal and apply what it holds beyond the store."""
-        journal = Journal(directory, self.writer.journal_applied())
+        # no wait for another writer of the network (a sink still closing): this runs on the server's event loop,
+        # and the supervisor makes the follower again after its backoff
+        journal = Journal(directory, self.writer.journal_applied(), wait_s=0.0)
+        try:
+            return self._recover(journal)
+        except BaseException:
+            journal.close()  # its lock is released: the next attempt may open it
+            raise
+
+    def _recover(self, journal: Journal) -> Journal:
         self.stats.journal_torn_bytes = journal.report.torn_bytes
         self.stats.journal_corrupt_files = journal.report.corrupt_files
         last = 0
