@@ -179,12 +179,9 @@ class CasperSink:
             self._cond.notify_all()
             while (self._pending or self._busy) and self._thread.is_alive():
                 self._cond.wait(0.05)
-            while (self._unapplied or self._applying) and self._journal is not None and self._applier.is_alive():
-                if self._apply_failures >= self.retries:
-                    break  # the store keeps refusing: what is left is safe in the journal (and tried again)
-                self._hurry = True
-                self._cond.notify_all()
-                self._cond.wait(0.05)
+            if self._journal is not None:
+                # the store keeps refusing: what is left is safe in the journal (and tried again)
+                self._settle(give_up=lambda: self._apply_failures >= self.retries)
         if not self._thread.is_alive():
             self._drain()
 
@@ -272,10 +269,10 @@ class CasperSink:
             self._cond.notify_all()
         return plan.result
 
-    def _settle(self) -> None:
-        """Wait until every journaled plan is in the store."""
+    def _settle(self, give_up: Callable[[], bool] = lambda: False) -> None:
+        """Wait until every journaled plan is in the store (or ``give_up`` says to stop waiting)."""
         with self._cond:
-            while (self._unapplied or self._applying) and self._applier.is_alive():
+            while (self._unapplied or self._applying) and self._applier.is_alive() and not give_up():
                 self._hurry = True
                 self._cond.notify_all()
                 self._cond.wait(0.05)
