@@ -75,3 +75,35 @@ def test_memory_limit_is_set_for_a_block_and_restored(settings: Settings) -> Non
     assert current() == before
     with pytest.raises(ValueError):
         Settings(ingest_parse_memory_limit="lots")
+
+
+def _setting(store: DuckDBStore, name: str) -> str:
+    return str(store.query(f"SELECT current_setting('{name}')")[0][0])
+
+
+def test_live_writers_tune_duckdb_while_they_run(settings: Settings) -> None:
+    """While a live writer runs, DuckDB works on one thread fewer than the machine's cores (at least one) and
+    checkpoints at ``duckdb_live_checkpoint`` of WAL; the last writer to end restores both, a second call of
+    the same end changes nothing, and a set ``duckdb_threads`` wins."""
+    import os
+
+    store = DuckDBStore.open(settings.store_path, settings)
+    threads, wal = _setting(store, "threads"), _setting(store, "checkpoint_threshold")
+    first = store.live_writer()
+    assert _setting(store, "threads") == str(max(1, (os.cpu_count() or 1) - 1))
+    assert _setting(store, "checkpoint_threshold") == "61.0 MiB"  # 64MB, as DuckDB shows it
+    second = store.live_writer()
+    first()
+    first()  # the same writer ending twice is one end
+    assert _setting(store, "checkpoint_threshold") == "61.0 MiB"  # the other writer still runs
+    second()
+    assert (_setting(store, "threads"), _setting(store, "checkpoint_threshold")) == (threads, wal)
+    store.close()
+
+    pinned = settings.model_copy(update={"duckdb_threads": 2, "duckdb_live_checkpoint": "32MB"})
+    store = DuckDBStore.open(settings.store_path, pinned)
+    end = store.live_writer()
+    assert _setting(store, "threads") == "2" and _setting(store, "checkpoint_threshold") == "30.5 MiB"
+    end()
+    assert _setting(store, "threads") == "2"
+    store.close()

@@ -7,6 +7,7 @@ time limit (:meth:`Store.query`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,12 @@ class Store(Protocol):
         ...
 
     def flush_events(self) -> None: ...
+
+    def live_writer(self) -> Callable[[], None]:
+        """A live writer (a followed network's sink) runs until the returned function is called: the engine
+        tunes itself for a stream of small inserts beside busy Python threads meanwhile (the embedded engine:
+        one thread fewer, rarer checkpoints); a no-op where the engine runs elsewhere."""
+        ...
 
     def memory_limit(self, limit: str) -> AbstractContextManager[None]:
         """Run a block with the store's memory limit set to ``limit`` (ingest phases); a no-op where the

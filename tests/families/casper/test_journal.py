@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from bftscope.families.casper.journal import Journal
-from bftscope.families.casper.rows import LOG_SCHEMA, decode_tables, encode_tables
+from bftscope.families.casper.rows import LOG_SCHEMA, Decided, encode_record, encode_tables, record_tables, tables_of
+from tests.families.casper.gen import chain
 
 
 def _records(j: Journal) -> list[tuple[int, bytes]]:
@@ -96,11 +97,24 @@ def test_one_writer_at_a_time_the_next_waits_for_the_first_to_close(tmp_path: Pa
     second.close()
 
 
-def test_a_plans_rows_round_trip_through_a_record() -> None:
+def test_a_decided_batch_round_trips_through_a_record() -> None:
+    events = chain(1, 3, deploys=2, sigs=2)
+    decided = Decided(41, events, [0, 2, 5])  # three of them new entities, out_ids 41, 42, 43
+    back = record_tables(encode_record(decided))
+    want = tables_of(decided)
+    assert sorted(back) == sorted(want) and all(back[t].equals(want[t]) for t in want)
+    log = back["casper_event_log"].to_pylist()
+    assert [r["out_id"] for r in log] == [41, None, 42, None, None, 43] + [None] * (len(events) - 6)
+    assert back["casper_payloads"].column("out_id").to_pylist() == [41, 42, 43]
+    with pytest.raises(ValueError, match="not a journal record"):
+        record_tables(encode_record(decided)[:-5])  # cut short
+
+
+def test_a_record_of_arrow_rows_left_by_an_earlier_version_is_still_read() -> None:
     log = pa.table([["n1:1"], ["main"], [7], ["BlockAdded"], ["ab"], [123], [None]], schema=LOG_SCHEMA)
-    back = decode_tables(encode_tables({"casper_event_log": log}))
+    back = record_tables(encode_tables({"casper_event_log": log}))
     assert list(back) == ["casper_event_log"] and back["casper_event_log"].equals(log)
     with pytest.raises(ValueError, match="not a journal record"):
-        decode_tables(b"\x05\x00users" + b"\x00" * 8)  # a table that is not the Casper store's
+        record_tables(b"\x05\x00users" + b"\x00" * 8)  # a table that is not the Casper store's
     with pytest.raises(ValueError, match="not a journal record"):
-        decode_tables(b"\xff")
+        record_tables(b"\xff")

@@ -121,6 +121,23 @@ def test_a_failed_journal_append_is_retried_without_a_duplicate(store: DuckDBSto
     sink.close()
 
 
+def test_an_open_sink_leaves_its_threads_a_core(store: DuckDBStore) -> None:
+    """DuckDB works on one thread fewer while a sink writes (its checkpoints took both cores from the sink's
+    threads: docs/casper.md "Speed"), and gets them back when the last sink of the store closes; a sink that
+    could not open its journal takes none."""
+    threads = lambda: int(store.query("SELECT current_setting('threads')")[0][0])  # noqa: E731
+    default, reserved = threads(), max(1, (os.cpu_count() or 1) - 1)
+    sink = CasperSink(store, "net:a")
+    other = CasperSink(store, "net:b")
+    assert threads() == reserved
+    with pytest.raises(Exception, match=r"(?i)journal|lock"):
+        CasperSink(store, "net:a")  # the network's journal has its writer
+    sink.close()
+    assert threads() == reserved
+    other.close()
+    assert threads() == default
+
+
 def test_reopening_applies_what_the_journal_holds_once(store: DuckDBStore) -> None:
     held = _HeldInserts(store, fail=10**6)  # the store refuses every insert: all stays in the journal
     sink = CasperSink(held, "net:c", flush_s=0.002, apply_s=0.01, retries=1)  # type: ignore[arg-type]

@@ -125,3 +125,29 @@ def test_shutdown_is_recorded_per_node(store: DuckDBStore) -> None:
     assert len(cs.write(shut + shut).stored) == 2
     assert store.query("SELECT source FROM casper_shutdowns WHERE run_id = ? ORDER BY 1", [run.id]) == [
         ("n1:9999",), ("n2:9999",)]
+
+
+def test_keys_forgotten_past_the_limit_are_still_checked_in_the_store(store: DuckDBStore) -> None:
+    """With a tiny limit of remembered keys, the floor rises many times while heights grow; other nodes then
+    send old heights (below the floor: checked in the store) and recent ones (above: in memory), and a
+    conflicting block at an old height: each entity stays stored once, and the conflict is refused."""
+    from tests.families.casper.gen import _block, chain, decode, proposer
+
+    run = store.get_or_create_run("net:k", "casper")
+    cs = CasperStore(store, run.id, known=40)
+    for first in range(1, 200, 20):
+        cs.write(chain(first, 20, deploys=2, sigs=3))
+    floors = {kind: k.floor for kind, k in cs._known.items()}
+    assert floors["BlockAdded"] > 100 and floors["FinalitySignature"] > 0  # trimmed past the early heights
+    assert all(len(k.keys) <= 40 for k in cs._known.values())
+    old = cs.write(chain(1, 30, deploys=2, sigs=3, source="n2:9999"))  # below every floor: the store answers
+    recent = cs.write(chain(190, 10, deploys=2, sigs=3, source="n3:9999"))  # above: memory answers
+    assert old.stored == [] and old.duplicate_entities == 30 * 6
+    assert recent.stored == [] and recent.duplicate_entities == 10 * 6
+    forged = _block(5, 0, [], proposer(2))
+    forged["BlockAdded"]["block_hash"] = forged["BlockAdded"]["block"]["hash"] = "ff" * 32
+    conflict = cs.write(decode("n4:9999", "main", [(forged, 1)]))
+    assert conflict.stored == [] and conflict.conflicts == 1
+    counts = _counts(store, run.id)
+    assert counts["casper_blocks"] == 200 and counts["casper_deploys_processed"] == 400
+    assert counts["casper_signatures"] == 600

@@ -10,14 +10,15 @@ A failed write is retried; a batch that fails ``retries`` times is counted in ``
 logged, never silently dropped.
 
 With a store on disk (``store.files_dir``), writes go through the network's journal (:mod:`.journal`,
-docs/casper.md "Journal"): the writer thread decides each batch (:meth:`CasperStore.plan`), appends its rows to
-the journal, syncs it and publishes — the batch is durable and its subscribers have it — and an applier thread
-inserts the journaled batches into the store every ``apply_s`` in one transaction, recording the last record it
-includes. DuckDB's commits and checkpoints then cost the store's readers a short lag (REST answers an entity
-``apply_s`` plus one insert after its subscribers got it), never the subscribers. Opening the sink first applies
-what the journal holds beyond the store (a crash between the two), exactly once. An insert that fails is retried
-until it succeeds (the rows are safe in the journal; ``apply_errors`` counts the failures); at most
-``max_unapplied`` events wait for the store before the writer waits.
+docs/casper.md "Journal"): the writer thread decides each batch (:meth:`CasperStore.plan`), appends the decisions
+(:class:`~.rows.Decided`: the new events and which are new entities) to the journal, syncs it and publishes —
+the batch is durable and its subscribers have it — and an applier thread builds the journaled batches' rows and
+inserts them into the store every ``apply_s`` in one transaction, recording the last record it includes.
+DuckDB's commits and checkpoints then cost the store's readers a short lag (REST answers an entity ``apply_s``
+plus one insert after its subscribers got it), never the subscribers. Opening the sink first applies what the
+journal holds beyond the store (a crash between the two), exactly once. An insert that fails is retried until
+it succeeds (the rows are safe in the journal; ``apply_errors`` counts the failures); at most ``max_unapplied``
+events wait for the store before the writer waits.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 from bftscope.families.casper.journal import Journal
 from bftscope.families.casper.model import CasperEvent
-from bftscope.families.casper.rows import decode_tables, encode_tables
+from bftscope.families.casper.rows import encode_record, record_tables, tables_of
 from bftscope.families.casper.store import CasperStore, Plan, Stored, WriteResult
 from bftscope.ingest.live import Gap
 from bftscope.store.base import Store
@@ -109,6 +110,9 @@ class CasperSink:
         self._apply_failures = 0  # inserts failed in a row
         if self.journal is not False and files is not None:
             self._journal = self._open_journal(files / "casper-journal" / str(self.run_id))
+        live = getattr(self.store, "live_writer", None)  # DuckDB tunes itself for a live writer meanwhile
+        self._end_live: Callable[[], None] = live() if live is not None else (lambda: None)
+        if self._journal is not None:
             self._applier = threading.Thread(target=self._apply_loop, name=f"casper-apply:{self.run}", daemon=True)
             self._applier.start()
         self._thread = threading.Thread(target=self._loop, name=f"casper-sink:{self.run}", daemon=True)
@@ -136,7 +140,7 @@ class CasperSink:
         last = 0
         for seq, payload in journal.pending():
             try:
-                tables = decode_tables(payload)
+                tables = record_tables(payload)
             except ValueError as exc:  # it passed its checksum: written by another version, not damaged
                 log.error("casper run %s: journal record %d cannot be read (%s); it is not applied", self.run, seq,
                           exc)  # fmt: skip
@@ -194,6 +198,7 @@ class CasperSink:
         if self._journal is not None:
             self._applier.join(timeout=10)
             self._journal.close()
+        self._end_live()
 
     def _loop(self) -> None:
         while True:
@@ -254,9 +259,9 @@ class CasperSink:
                 self._cond.wait(0.1)  # the store is behind: the journal holds enough
         try:
             plan = self.writer.plan(batch)
-            if not plan.tables:
+            if plan.decided is None:  # nothing new to any node's channel: nothing to insert
                 return plan.result
-            seq = self._journal.append(encode_tables(plan.tables))
+            seq = self._journal.append(encode_record(plan.decided))
         except BaseException:
             # not durable: forget what was learnt from it once the store holds every plan before it (what the
             # writer remembers must never be less than the store and the journal hold)
@@ -310,7 +315,8 @@ class CasperSink:
         while True:
             started = time.perf_counter()
             try:
-                self.writer.insert([p.tables for _, p in taken], taken[-1][0])
+                # the rows are built here, off the subscribers' path: the writer journaled the decisions
+                self.writer.insert([tables_of(p.decided) for _, p in taken if p.decided is not None], taken[-1][0])
                 self._apply_failures = 0
                 break
             except Exception as exc:
