@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import base64
 import json
 import multiprocessing as mp
 import os
@@ -37,6 +38,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import numpy as np
@@ -79,12 +81,15 @@ def _bodies(height: int, deploys: int, accounts: int, sigs: int) -> tuple[list[b
 
 
 # --- the subscribers' process --------------------------------------------------------------------------------
-def _subscribers(base: str, routes: list[str], token: str, deflate: bool, ready: Any, stop: Any, out: str) -> None:
-    from websockets.asyncio.client import connect
-
+def _subscribers(base: str, routes: list[str], token: str, deflate: bool, ready: Any, stop: Any, out: str,
+                 client: str = "light") -> None:  # fmt: skip
+    """Subscribe to ``routes``; at the end write [(entity key, arrival epoch ns)] to ``out``. ``client``:
+    "light" (:class:`_LightClient`) or "websockets" (the websockets library's client)."""
     arrivals: list[tuple[str, int]] = []
 
-    async def one(route: str) -> None:
+    async def library(route: str) -> None:
+        from websockets.asyncio.client import connect
+
         async with connect(base + route, additional_headers={"Authorization": f"Bearer {token}"},
                            max_size=None, ping_interval=None,
                            compression="deflate" if deflate else None) as ws:  # fmt: skip
@@ -100,11 +105,97 @@ def _subscribers(base: str, routes: list[str], token: str, deflate: bool, ready:
                 d = orjson.loads(msg)
                 arrivals.append((d.get("blockHash") or d.get("deployHash"), now))
 
+    async def light(route: str) -> None:
+        loop = asyncio.get_running_loop()
+        url = urlsplit(base + route)
+        host, port, path = url.hostname or "127.0.0.1", url.port or 80, url.path
+        done = loop.create_future()
+        transport, proto = await loop.create_connection(lambda: _LightClient(host, path, token, arrivals, done),
+                                                        host, port)  # fmt: skip
+        await proto.upgraded
+        ready.put(route)
+        while not stop.is_set() and not done.done():
+            await asyncio.sleep(0.5)
+        transport.close()
+
     async def main() -> None:
+        one = light if client == "light" and not deflate else library
         await asyncio.gather(*(one(r) for r in routes))
 
     asyncio.run(main())
     Path(out).write_bytes(orjson.dumps(arrivals))
+
+
+class _LightClient(asyncio.Protocol):
+    """A minimal WebSocket client (RFC 6455, no extensions) for the bench's subscribers: it records each text
+    message's entity key and the time its bytes arrived, answers pings and nothing else. The websockets
+    library's client costs ~25 us of CPU per message, on the same two cores as the pipeline it measures; this one
+    a few."""
+
+    def __init__(self, host: str, path: str, token: str, arrivals: list[tuple[str, int]], done: Any) -> None:
+        self.host, self.path, self.token, self.arrivals, self.done = host, path, token, arrivals, done
+        self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.buf = bytearray()
+        self.parts: list[bytes] = []
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        auth = f"Authorization: Bearer {self.token}\r\n" if self.token else ""
+        transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                         f"{auth}\r\n").encode())  # fmt: skip
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+        if not self.upgraded.done():
+            self.upgraded.set_exception(ConnectionError(f"{self.path}: closed before the upgrade"))
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time_ns()  # when the bytes arrived: what the latency is measured to
+        buf = self.buf
+        buf += data
+        if not self.upgraded.done():
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.upgraded.set_exception(ConnectionError(f"{self.path}: {bytes(buf[:end])!r}"))
+                self.transport.close()
+                return
+            del buf[: end + 4]
+            self.upgraded.set_result(None)
+        pos = 0
+        while len(buf) - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            n, head = b1 & 0x7F, 2
+            if n == 126:
+                if len(buf) - pos < 4:
+                    break
+                n, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif n == 127:
+                if len(buf) - pos < 10:
+                    break
+                n, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            if len(buf) - pos < head + n:
+                break
+            payload = bytes(buf[pos + head : pos + head + n])
+            pos += head + n
+            op = b0 & 0x0F
+            if op in (0, 1, 2):
+                self.parts.append(payload)
+                if b0 & 0x80:  # the last fragment
+                    d = orjson.loads(b"".join(self.parts))
+                    self.parts = []
+                    self.arrivals.append((d.get("blockHash") or d.get("deployHash"), now))
+            elif op == 9:  # ping: a pong with the same payload (masked, as a client's frames are)
+                mask = os.urandom(4)
+                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + mask
+                                     + bytes(c ^ mask[i % 4] for i, c in enumerate(payload)))  # fmt: skip
+            elif op == 8:
+                self.transport.close()
+        del buf[:pos]
 
 
 # --- the node's process ---------------------------------------------------------------------------------------
@@ -148,7 +239,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     ready, stop = spawn.Queue(), spawn.Event()
     arrivals_file = tmp / "arrivals.json"
     subs = spawn.Process(target=_subscribers, args=(ws_base, routes, token, args.deflate, ready, stop,
-                                                    str(arrivals_file)))  # fmt: skip
+                                                    str(arrivals_file), args.ws_client))  # fmt: skip
     subs.start()
     for _ in routes:
         ready.get(timeout=60)
@@ -398,6 +489,9 @@ def main() -> None:
     )
     p.add_argument("--switch-interval-ms", type=float, default=0.0,
                    help="override the GIL switch interval bftscope sets (bftscope/runtime.py)")  # fmt: skip
+    p.add_argument("--ws-client", choices=("light", "websockets"), default="light",
+                   help="the subscribers' WebSocket client: a minimal one (default; a few us a message) or the "
+                   "websockets library's (~25 us a message, on the same cores as the pipeline)")  # fmt: skip
     p.add_argument(
         "--deflate",
         action="store_true",
