@@ -59,20 +59,30 @@ def _account(n: int) -> str:
     return "01" + f"{n:064x}"
 
 
+_T0_MS = 1_672_560_000_000  # 2023-01-01T08:00:00Z
+
+
+def _stamp(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
 def _bodies(height: int, deploys: int, accounts: int, sigs: int) -> tuple[list[bytes], list[bytes]]:
-    """(main channel JSON, sigs channel JSON) of one height."""
+    """(main channel JSON, sigs channel JSON) of one height: a block every 16.384 s, its deploys made in the
+    seconds before it (each its own timestamp, as a network's are)."""
     bh = f"{height:064x}"
+    block_ms = _T0_MS + height * 16_384
     dhs = [f"d{height:055x}{i:08x}" for i in range(deploys)]
     block = {"BlockAdded": {"block_hash": bh, "block": {"hash": bh, "header": {
         "parent_hash": f"{height - 1:064x}", "state_root_hash": "ab" * 32, "body_hash": "cd" * 32, "random_bit": True,
-        "accumulated_seed": "ef" * 32, "era_end": None, "timestamp": "2023-01-01T09:55:25.312Z",
+        "accumulated_seed": "ef" * 32, "era_end": None, "timestamp": _stamp(block_ms),
         "era_id": height // 100, "height": height, "protocol_version": "1.5.2"},
         "body": {"proposer": "02" + f"{height % 7:064x}", "deploy_hashes": dhs, "transfer_hashes": []},
         "proofs": []}}}  # fmt: skip
     main = [orjson.dumps(block)]
     for i, dh in enumerate(dhs):
         main.append(orjson.dumps({"DeployProcessed": {
-            "deploy_hash": dh, "account": _account((height + i) % accounts), "timestamp": "2023-01-01T10:07:00.401Z",
+            "deploy_hash": dh, "account": _account((height + i) % accounts),
+            "timestamp": _stamp(block_ms - 1_001 * (i + 1)),
             "ttl": "30m", "dependencies": [], "block_hash": bh, "execution_result": {"Success": {
                 "effect": {"operations": [], "transforms": []}, "transfers": [], "cost": "100000000"}}}}))  # fmt: skip
     sig = [orjson.dumps({"FinalitySignature": {"block_hash": bh, "era_id": height // 100, "signature": "01" + "cd" * 64,
@@ -343,9 +353,9 @@ def _one_instance(tmp: Path) -> dict[str, Any]:
     from bftscope.config import Settings
     from bftscope.control.networks import create_network
     from bftscope.control.users import create_user
+    from bftscope.families.casper.family import FAMILY
     from bftscope.families.casper.publish import attach_publisher
     from bftscope.families.casper.serving import hubs_of
-    from bftscope.families.casper.sink import CasperSink
 
     app = create_app(Settings(data_dir=tmp, rate_limit_enabled=False, follow_networks=False))
     port = _free_port()
@@ -359,7 +369,7 @@ def _one_instance(tmp: Path) -> dict[str, Any]:
     user, token = create_user(ctx.store, "bench", "bench@corp.io", is_admin=True)
     create_network(ctx.store, user.id, "bench", "casper", ["http://127.0.0.1:9"], {}, max_endpoints=8,
                    max_per_user=20)  # fmt: skip
-    sink = CasperSink(ctx.store, "net:bench")
+    sink = FAMILY.live_sink(ctx.store, "net:bench")  # as `bftscope serve` makes it
     attach_publisher(sink, ctx.broadcaster, "bench")
     inst: dict[str, Any] = {}
 
@@ -386,8 +396,8 @@ def _two_instances(tmp: Path) -> dict[str, Any]:
     import redis
 
     from bftscope.config import Settings
+    from bftscope.families.casper.family import FAMILY
     from bftscope.families.casper.publish import attach_publisher, topic_of
-    from bftscope.families.casper.sink import CasperSink
     from bftscope.live.broadcast import RedisBroadcaster
     from bftscope.store import open_store
 
@@ -425,7 +435,7 @@ def _two_instances(tmp: Path) -> dict[str, Any]:
     threading.Thread(target=loop.run_forever, daemon=True).start()
     broadcaster = RedisBroadcaster(url)
     asyncio.run_coroutine_threadsafe(broadcaster.start(), loop).result()
-    sink = CasperSink(store, "net:bench")
+    sink = FAMILY.live_sink(store, "net:bench")  # as `bftscope serve` makes it
     attach_publisher(sink, broadcaster, "bench")
 
     def wait_subscribed(n: int) -> None:
