@@ -47,6 +47,7 @@ import orjson
 from bftscope import runtime
 
 HERE = Path(__file__).resolve().parent
+MAX_EVENTS = 4_000_000  # what the feeder may hold in memory (see main)
 OUT = HERE / "out"
 
 
@@ -279,8 +280,13 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     feeder = spawn.Process(target=_feed, args=(send_end, args.rate, heights, args.deploys, args.accounts, args.sigs))
     decoders = {"main": main_dec, "sigs": sig_dec}
     feeder.start()
-    if recv_end.recv_bytes() != b"ready":
-        raise RuntimeError("the feeder did not start")
+    send_end.close()  # the feeder's end only: a feeder that dies is an EOF here, not a wait forever
+    try:
+        if recv_end.recv_bytes() != b"ready":
+            raise RuntimeError("the feeder did not start")
+    except EOFError:
+        raise RuntimeError(f"the feeder died before its first frame (exit code {feeder.exitcode}; -9: "
+                           "killed, perhaps for memory)") from None  # fmt: skip
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cpu0, other_cpu0 = time.process_time(), _cpu_s(inst.get("pid"))
@@ -508,6 +514,9 @@ def main() -> None:
         help="subscribers offer permessage-deflate (as browsers do): the server compresses every frame",
     )
     args = p.parse_args()
+    if args.rate * args.seconds > MAX_EVENTS:
+        p.error(f"--rate x --seconds is over {MAX_EVENTS:,} events: the feeder makes every frame before the "
+                "clock starts and holds them (~4 KB each: 6.3 M were killed for memory on 24 GiB)")  # fmt: skip
     runs = []
     spawn = mp.get_context("spawn")
     for i in range(args.runs):  # each run in a fresh process: its memory is its own
