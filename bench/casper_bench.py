@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import atexit
 import base64
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -210,23 +212,30 @@ class _LightClient(asyncio.Protocol):
 
 
 # --- the node's process ---------------------------------------------------------------------------------------
-def _feed(conn: Any, rate: int, heights: int, deploys: int, accounts: int, sigs: int) -> None:
-    """Send ``heights`` heights' frames at ``rate`` events/s, what is due every 10 ms; an empty message ends.
-    Every frame is made before the first is sent: making the JSON is the node's work, not the pipeline's, and
-    must not take the measured process's CPU."""
-    enc = msgspec.msgpack.Encoder()
-    frames: list[tuple[str, str, bytes]] = []
-    for h in range(1, heights + 1):
+def _frames(first: int, last: int, deploys: int, accounts: int, sigs: int) -> Iterator[tuple[str, str, bytes]]:
+    for h in range(first, last + 1):
         main, sig = _bodies(h, deploys, accounts, sigs)
-        frames.extend(("main", str(h * 1000 + i), raw) for i, raw in enumerate(main))
-        frames.extend(("sigs", str(h * 1000 + i), raw) for i, raw in enumerate(sig))
+        yield from (("main", str(h * 1000 + i), raw) for i, raw in enumerate(main))
+        yield from (("sigs", str(h * 1000 + i), raw) for i, raw in enumerate(sig))
+
+
+def _feed(conn: Any, rate: int, heights: int, deploys: int, accounts: int, sigs: int, live: bool = False) -> None:
+    """Send ``heights`` heights' frames at ``rate`` events/s, what is due every 10 ms; an empty message ends.
+    Every frame is made before the first is sent (making the JSON is the node's work: it must not take the
+    measured process's CPU), which holds them all in this process's memory (~4 KB each); ``live`` (long runs)
+    makes each when it is due instead, which costs the machine ~0.1 core beside the pipeline."""
+    enc = msgspec.msgpack.Encoder()
+    made = _frames(1, heights, deploys, accounts, sigs)
+    frames: list[tuple[str, str, bytes]] = [] if live else list(made)
+    total = heights * (1 + deploys + sigs)
     conn.send_bytes(b"ready")
     t0 = time.perf_counter()
     sent = 0
-    while sent < len(frames):
-        due = min(len(frames), int((time.perf_counter() - t0) * rate))
+    while sent < total:
+        due = min(total, int((time.perf_counter() - t0) * rate))
         if due > sent:
-            conn.send_bytes(enc.encode(frames[sent:due]))
+            batch = list(itertools.islice(made, due - sent)) if live else frames[sent:due]
+            conn.send_bytes(enc.encode(batch))
             sent = due
         time.sleep(0.01)
     conn.send_bytes(b"")
@@ -277,7 +286,8 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     # what is due (a follower's reads arrive in bursts too); this process receives and decodes them as a follower
     # does, so generating the JSON costs this process nothing.
     recv_end, send_end = spawn.Pipe(duplex=False)
-    feeder = spawn.Process(target=_feed, args=(send_end, args.rate, heights, args.deploys, args.accounts, args.sigs))
+    feeder = spawn.Process(target=_feed, args=(send_end, args.rate, heights, args.deploys, args.accounts, args.sigs,
+                                               args.live_frames))  # fmt: skip
     decoders = {"main": main_dec, "sigs": sig_dec}
     feeder.start()
     send_end.close()  # the feeder's end only: a feeder that dies is an EOF here, not a wait forever
@@ -505,6 +515,9 @@ def main() -> None:
     )
     p.add_argument("--switch-interval-ms", type=float, default=0.0,
                    help="override the GIL switch interval bftscope sets (bftscope/runtime.py)")  # fmt: skip
+    p.add_argument("--live-frames", action="store_true",
+                   help="the feeder makes each frame when it is due instead of all before the clock starts (runs over "
+                   "4 M events; costs the machine ~0.1 core)")  # fmt: skip
     p.add_argument("--ws-client", choices=("light", "websockets"), default="light",
                    help="the subscribers' WebSocket client: a minimal one (default; a few us a message) or the "
                    "websockets library's (~25 us a message, on the same cores as the pipeline)")  # fmt: skip
@@ -514,9 +527,10 @@ def main() -> None:
         help="subscribers offer permessage-deflate (as browsers do): the server compresses every frame",
     )
     args = p.parse_args()
-    if args.rate * args.seconds > MAX_EVENTS:
+    if args.rate * args.seconds > MAX_EVENTS and not args.live_frames:
         p.error(f"--rate x --seconds is over {MAX_EVENTS:,} events: the feeder makes every frame before the "
-                "clock starts and holds them (~4 KB each: 6.3 M were killed for memory on 24 GiB)")  # fmt: skip
+                "clock starts and holds them (~4 KB each: 6.3 M were killed for memory on 24 GiB); --live-frames makes "
+                "them as they are due")  # fmt: skip
     runs = []
     spawn = mp.get_context("spawn")
     for i in range(args.runs):  # each run in a fresh process: its memory is its own
