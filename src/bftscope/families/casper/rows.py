@@ -161,7 +161,7 @@ def tables_of(d: Decided) -> dict[str, pa.Table]:
         out_ids[i] = first + n
     tables = {"casper_event_log": pa.table([
         [e.source for e in fresh], [e.channel for e in fresh],
-        [-1 if e.event_id is None else e.event_id for e in fresh], [e.type for e in fresh],
+        list(map(_event_id, fresh)), [e.type for e in fresh],
         [e.key for e in fresh], [e.received_ns for e in fresh], out_ids,
     ], schema=LOG_SCHEMA)}  # fmt: skip
     if not new:

@@ -312,11 +312,13 @@ class CasperSink:
         """Insert journaled plans until the store has them (they are safe in the journal meanwhile)."""
         assert self._journal is not None
         attempt = 0
+        rows: list[dict[str, Any]] | None = None
         while True:
             started = time.perf_counter()
             try:
-                # the rows are built here, off the subscribers' path: the writer journaled the decisions
-                self.writer.insert([tables_of(p.decided) for _, p in taken if p.decided is not None], taken[-1][0])
+                if rows is None:  # built once, here, off the subscribers' path: the writer journaled the decisions
+                    rows = [tables_of(p.decided) for _, p in taken if p.decided is not None]
+                self.writer.insert(rows, taken[-1][0])
                 self._apply_failures = 0
                 break
             except Exception as exc:

@@ -132,9 +132,6 @@ class _Known:
         self.keys: dict[tuple[Any, ...], int] = {}
         self.taken: dict[int, Any] | None = {} if taken else None
 
-    def covers(self, value: int | None) -> bool:
-        return value is not None and value >= self.floor
-
     def add(self, key: tuple[Any, ...], value: int) -> None:
         self.keys[key] = value
         if self.taken is not None:

@@ -377,13 +377,14 @@ class DuckDBStore(Catalog):
                 self._set_global("checkpoint_threshold", f"'{self._settings.duckdb_live_checkpoint}'")
                 if not self._settings.duckdb_threads:
                     self._set_global("threads", str(max(1, (os.cpu_count() or 1) - 1)))
-        ended = threading.Event()
+        ended = False
 
         def end() -> None:
-            if ended.is_set():
-                return
-            ended.set()
-            with self._live_lock:
+            nonlocal ended
+            with self._live_lock:  # two callers racing end it once
+                if ended:
+                    return
+                ended = True
                 self._live_writers -= 1
                 if self._live_writers == 0 and not self._closed:
                     self._set_global("checkpoint_threshold", None)
