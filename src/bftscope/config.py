@@ -187,6 +187,10 @@ class Settings(BaseSettings):
         description="Share published events between API instances through this Redis (redis://[:password@]host:"
         "port/db); unset: in-process only. Shown and logged redacted.",
     )
+    casper_follower_process: bool = Field(
+        default=True, description="Read and decode a followed Casper network's node streams in a child process, "
+        "so that the server's own process keeps its CPU for storing and publishing (docs/casper.md \"Followers\").",
+    )  # fmt: skip
     casper_sse_buffer: int = Field(
         default=5000, ge=0, description="Recent events per Casper network kept in memory for SSE ?start_from= "
         "replay (the sidecar's event_stream_buffer_length); older ones are read from the store.",

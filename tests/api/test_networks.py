@@ -26,7 +26,8 @@ class Followers:
     def __init__(self) -> None:
         self.made: list[FakeFollower] = []
 
-    def __call__(self, name: str, endpoints: Any, sink: Any, *, store: Any, run: str) -> FakeFollower:
+    def __call__(self, name: str, endpoints: Any, sink: Any, *, store: Any, run: str,
+                 settings: Any = None) -> FakeFollower:
         f = FakeFollower(name, list(endpoints), sink, height=7, round=1, node_height=9)
         self.made.append(f)
         return f

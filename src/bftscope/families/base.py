@@ -185,10 +185,12 @@ class ChainFamily(Protocol):
 
     can_follow: bool  # offers :meth:`follower` (a live network can be followed in ``bftscope serve``)
 
-    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str) -> Any:
+    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str,
+                 settings: Settings | None = None) -> Any:
         """A follower of the live network ``name`` over RPC ``endpoints`` writing through ``sink`` (an
         :class:`~bftscope.ingest.live.EventSink` on ``run`` of ``store``): ``run()``, ``stop()``, ``status()``,
-        ``listen(callback)`` — docs/live.md "Follower"."""
+        ``listen(callback)`` — docs/live.md "Follower". ``settings``: the server's, for the family's own options
+        (None: the defaults)."""
         ...
 
     def vote_outcomes(self, store: Store, run_id: int, from_height: int, to_height: int) -> list[dict[str, Any]]:
@@ -356,7 +358,8 @@ class Family:
 
     can_follow = False
 
-    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str) -> Any:
+    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str,
+                 settings: Settings | None = None) -> Any:
         from bftscope.errors import InputError
 
         raise InputError(f"the {self.name} family cannot follow a live network")

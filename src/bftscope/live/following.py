@@ -133,7 +133,7 @@ def build_supervisor(store: Store, settings: Settings, sinks: Sequence[AlertSink
         try:
             family.publish_live(inner, broadcaster, spec.name)  # Casper: its subscribers, here and on other instances
             made: Follower = family.follower(spec.name, spec.endpoints, RedactingSink(inner), store=store,
-                                             run=spec.run)  # fmt: skip
+                                             run=spec.run, settings=settings)  # fmt: skip
         except BaseException:
             if hasattr(inner, "close"):  # no follower will own it: a writer thread must not outlive it
                 inner.close()

@@ -1,17 +1,20 @@
 """The issue's test: a generated network of ≥ 10,000 events from three nodes, each node's server dropping the
 connection at random 50 times (mid-event too) and honouring ``start_from``, followed into a real store —
-every entity stored exactly once, nothing missing, no duplicate event-log rows, each node's Shutdown."""
+every entity stored exactly once, nothing missing, no duplicate event-log rows, each node's Shutdown; with
+the follower in this process and in a child process (follow/process.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from bftscope.config import Settings
 from bftscope.families.casper.follow.follower import CasperFollower
+from bftscope.families.casper.follow.process import ProcessFollower
 from bftscope.families.casper.replay.server import ReplayNode
 from bftscope.families.casper.replay.wire import Wire
 from bftscope.families.casper.rows import ENTITY_TABLES
@@ -37,14 +40,13 @@ def _stored_keys(store: DuckDBStore, run_id: int, kind: str) -> list[str]:
     return [" ".join(str(v) for v in row) for row in rows]
 
 
-async def _follow(synth: Synthetic, sink: CasperSink) -> tuple[list[ReplayNode], CasperFollower]:
+async def _follow(synth: Synthetic, sink: CasperSink, kind: type[Any]) -> tuple[list[ReplayNode], Any]:
     nodes = [ReplayNode(stream, first_id=first, wire=Wire(split=k == 0, batch=1 + 2 * k, crlf=k == 1,
                                                           drop_every=12, max_drops=DROPS, seed=k))
              for k, (stream, first) in enumerate(zip(synth.streams, synth.first_ids, strict=True))]  # fmt: skip
     for n in nodes:
         await n.start()
-    follower = CasperFollower("gen", [n.url for n in nodes], sink, backoff=Backoff(base=0.002, cap=0.02),
-                              keepalive_timeout=10)  # fmt: skip
+    follower = kind("gen", [n.url for n in nodes], sink, backoff=Backoff(base=0.002, cap=0.02), keepalive_timeout=10)
     task = asyncio.create_task(follower.run())
     ends = {n.port: synth.shutdown_ids[k] for k, n in enumerate(nodes)}  # every channel's last event: Shutdown
     deadline = time.monotonic() + 90
@@ -66,11 +68,12 @@ async def _follow(synth: Synthetic, sink: CasperSink) -> tuple[list[ReplayNode],
     return nodes, follower
 
 
-def test_three_dropping_nodes_store_every_entity_once(store: DuckDBStore) -> None:
+@pytest.mark.parametrize("kind", [CasperFollower, ProcessFollower], ids=["here", "in a child process"])
+def test_three_dropping_nodes_store_every_entity_once(store: DuckDBStore, kind: type[Any]) -> None:
     synth = generate(10_000, nodes=3, seed=11)
     assert synth.total >= 10_000 and len(synth.streams) == 3
     sink = CasperSink(store, "net:gen")
-    nodes, follower = asyncio.run(_follow(synth, sink))
+    nodes, follower = asyncio.run(_follow(synth, sink, kind))
     sink.close()
     assert [n.drops for n in nodes] == [DROPS] * 3
     st = follower.status()

@@ -83,13 +83,19 @@ class Casper(Family):
 
     can_follow = True
 
-    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str) -> Any:
-        # A run followed before (a server restarted) resumes: each node channel from the last id it holds.
+    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str,
+                 settings: Settings | None = None) -> Any:
+        # A run followed before (a server restarted) resumes: each node channel from the last id it holds. The
+        # nodes are read and decoded in a child process unless the settings say otherwise (follow/process.py).
         from bftscope.families.casper.follow.follower import CasperFollower
+        from bftscope.families.casper.follow.process import ProcessFollower
         from bftscope.families.casper.follow.resume import last_event_ids
 
         run_id = store.get_or_create_run(run, self.name).id
-        return CasperFollower(name, list(endpoints), sink, start_from=last_event_ids(store, run_id))
+        start_from = last_event_ids(store, run_id)
+        if settings is None or settings.casper_follower_process:
+            return ProcessFollower(name, list(endpoints), sink, start_from=start_from)
+        return CasperFollower(name, list(endpoints), sink, start_from=start_from)
 
     def check_endpoint(self, url: str) -> str:
         from bftscope.families.casper.follow.nodeurl import parse_node_url

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from bftscope.analytics.summary import NodeCounts
+    from bftscope.config import Settings
     from bftscope.store.base import NodeRecord, Store
 
 __all__ = ["FAMILY", "CometBFT"]
@@ -188,7 +189,8 @@ class CometBFT(Family):
 
     can_follow = True
 
-    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str) -> Any:
+    def follower(self, name: str, endpoints: Sequence[str], sink: Any, *, store: Store, run: str,
+                 settings: Settings | None = None) -> Any:
         # Built as `bftscope watch` builds one: validator sets stored in the run's history, and a run followed
         # before (a server restarted) resumed — nothing written twice, the time it was not followed a gap.
         from bftscope.families.cometbft.live.follower import NetworkFollower

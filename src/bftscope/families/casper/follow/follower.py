@@ -45,7 +45,7 @@ from bftscope.ingest.live import (
 from bftscope.sources.base import Frame
 from bftscope.sources.sse import SSETransport
 
-__all__ = ["CasperFollower", "Rows"]
+__all__ = ["CasperFollower", "Rows", "rows_of"]
 
 Rows = list[dict[str, Any]]
 _DOWN = (SourceState.BACKOFF, SourceState.FAILED)
@@ -79,7 +79,7 @@ class CasperFollower:
         connect_timeout: float = 5.0,
         backoff: Backoff | None = None,
         max_attempts: int | None = None,
-        flush_interval: float = 0.1,
+        flush_interval: float = 0.005,
         from_start: bool = True,
         start_from: Mapping[tuple[str, str], int] | None = None,
         clock: Callable[[], float] = time.time,
@@ -229,7 +229,7 @@ class CasperFollower:
             events = self._pending[label]
             if not events:
                 continue
-            error = hand_over(self.sink, label, events, self._listeners, self._counts, _rows)
+            error = hand_over(self.sink, label, events, self._listeners, self._counts, rows_of)
             if error is not None:  # the store refused: keep the events for the next flush (bounded in _take)
                 self.last_write_error = error
                 continue
@@ -237,7 +237,8 @@ class CasperFollower:
             self._counts["written"] += len(events)
 
 
-def _rows(events: Sequence[CasperEvent]) -> Rows:
+def rows_of(events: Sequence[CasperEvent]) -> Rows:
+    """What a listener gets of a batch: one dict per event."""
     return [_row(e) for e in events]
 
 
