@@ -71,3 +71,47 @@ def test_any_split_of_a_real_transcript_gives_the_same_events(data: st.DataObjec
         # one byte at a time is the harshest split (only for the small transcripts: it is slow)
         if len(text) < 20_000:
             assert _parse([text[i : i + 1] for i in range(len(text))]) == whole
+
+
+def _reference(stream: bytes) -> list[Frame]:
+    """The standard's interpretation, written plainly: the whole stream decoded as UTF-8 (invalid bytes replaced),
+    split into lines, each line's field applied, an event dispatched at a blank line."""
+    text = stream.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")[:-1]  # the last line is not finished
+    out: list[Frame] = []
+    data: list[str] = []
+    event, last_id, retry = "", None, None
+    for line in lines:
+        if not line:
+            if data:
+                out.append(Frame("\n".join(data).encode(), id=last_id, event=event or "message", retry=retry))
+            data, event = [], ""
+            continue
+        if line.startswith(":"):
+            continue
+        name, colon, value = line.partition(":")
+        value = value[1:] if colon and value.startswith(" ") else value
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+        elif name == "id" and "\0" not in value:
+            last_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            retry = int(value)
+    return out
+
+
+_PIECES = [b"data:", b"data: ", b"id:", b"id: 7", b"event:x", b"retry:15", b": c", b"\n", b"\r", b"\r\n", b"x",
+           b"{\"a\":1}", b" ", b"\xc3\xa9", b"\xff", b"\xc3", b"\0", b"dat"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.sampled_from(_PIECES), max_size=60), data=st.data())
+def test_any_stream_parses_as_the_standard_reads_it(parts: list[bytes], data: st.DataObject) -> None:
+    # line ends of any style, comments, every field, multi-byte and invalid UTF-8 (inside data lines too), split
+    # anywhere: the parser's byte-level fast paths give what the plain reading of the standard gives
+    stream = b"".join(parts)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert _parse(pieces) == _parse([stream]) == _reference(stream)

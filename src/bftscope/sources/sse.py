@@ -42,7 +42,7 @@ class SSEParser:
         self._buf = b""
         self._started = False  # the BOM check is for the first bytes of the stream only
         self._skip_lf = False  # the previous chunk ended with CR: an LF first in this one ends nothing
-        self._data: list[str] = []
+        self._data: list[bytes] = []
         self._event = ""
         self.last_id: str | None = None
         self.retry: int | None = None
@@ -63,6 +63,13 @@ class SSEParser:
             if buf.startswith(_BOM):
                 buf = buf[len(_BOM) :]
         out: list[Frame] = []
+        if b"\r" not in buf:  # the usual stream: LF line ends only, split without the regex
+            *lines, self._buf = buf.split(b"\n")
+            for raw in lines:
+                frame = self._line(raw)
+                if frame is not None:
+                    out.append(frame)
+            return out
         pos = 0
         for m in _EOL.finditer(buf):
             if m.group() == b"\r" and m.end() == len(buf):
@@ -79,22 +86,24 @@ class SSEParser:
         return bool(self._data or self._buf or self._event)
 
     def _line(self, raw: bytes) -> Frame | None:
+        # Lines stay bytes: a data line (most of the stream, JSON of hundreds of bytes) is not decoded here to
+        # be encoded again; the UTF-8 decoding the standard asks for (invalid bytes replaced) is applied to an
+        # event's data when it is not plain ASCII (_dispatch), with the same result as line by line.
         if not raw:
             return self._dispatch()
-        line = raw.decode("utf-8", errors="replace")
-        if line[0] == ":":
+        if raw[:1] == b":":
             self.comments += 1
             return None
-        field, colon, value = line.partition(":")
-        if colon and value[:1] == " ":
+        field, colon, value = raw.partition(b":")
+        if colon and value[:1] == b" ":
             value = value[1:]
-        if field == "data":
+        if field == b"data":
             self._data.append(value)
-        elif field == "event":
-            self._event = value
-        elif field == "id" and "\0" not in value:
-            self.last_id = value
-        elif field == "retry" and value.isascii() and value.isdigit():
+        elif field == b"event":
+            self._event = value.decode("utf-8", errors="replace")
+        elif field == b"id" and b"\0" not in value:
+            self.last_id = value.decode("utf-8", errors="replace")
+        elif field == b"retry" and value.isascii() and value.isdigit():
             self.retry = int(value)
         # any other field is ignored, as the standard says
         return None
@@ -104,7 +113,10 @@ class SSEParser:
         self._data, self._event = [], ""
         if not data:
             return None
-        return Frame("\n".join(data).encode(), id=self.last_id, event=event or "message", retry=self.retry)
+        joined = data[0] if len(data) == 1 else b"\n".join(data)
+        if not joined.isascii():
+            joined = joined.decode("utf-8", errors="replace").encode()
+        return Frame(joined, id=self.last_id, event=event or "message", retry=self.retry)
 
 
 class SSETransport(Transport):
