@@ -256,7 +256,8 @@ class LiveRunner:
         if events:
             stats.events += len(events)
             self.sink.write(src.name, events)
-        stats.skipped = Counter(src.decoder.report.skipped)
+        if stats.skipped != src.decoder.report.skipped:  # a copy only when it changed (this runs per frame)
+            stats.skipped = Counter(src.decoder.report.skipped)
 
     def _start_gap(self, name: str, reason: str) -> None:
         self._gap_start.setdefault(name, (self._clock(), reason))

@@ -251,3 +251,19 @@ def test_the_pipe_carries_real_events_gaps_and_ends_exactly() -> None:
     assert decoded[0] == ("events", ("n:1", events))  # every field, the raw bytes, the receipt time
     assert decoded[1:] == [("gap", gap), ("done", ""), ("failed", "ValueError: bad")]
     assert pipewire.decode(b"Zsomething") == ("unknown", None)
+
+
+def test_the_events_pipe_holds_a_whole_batch() -> None:
+    import fcntl
+    import multiprocessing as mp
+
+    from bftscope.families.casper.follow.process import _widen
+
+    reader, writer = mp.get_context("spawn").Pipe(duplex=False)
+    try:
+        assert fcntl.fcntl(reader.fileno(), fcntl.F_GETPIPE_SZ) == 64 * 1024  # Linux's default
+        _widen(reader)
+        assert fcntl.fcntl(reader.fileno(), fcntl.F_GETPIPE_SZ) == 1 << 20
+    finally:
+        reader.close()
+        writer.close()

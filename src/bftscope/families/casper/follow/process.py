@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import logging
 import multiprocessing as mp
 import threading
@@ -87,6 +88,7 @@ class ProcessFollower:
         loop = asyncio.get_running_loop()
         spawn = mp.get_context("spawn")  # no fork of a process with threads and open stores
         data_in, data_out = spawn.Pipe(duplex=False)
+        _widen(data_in)
         control_in, control_out = spawn.Pipe(duplex=False)
         process = spawn.Process(target=pipewire.child_main, name=f"bftscope-casper:{self.name}", daemon=True,
                                 args=(data_out, control_in, self.name, self.urls, self._options, self._status_s))
@@ -207,3 +209,13 @@ class ProcessFollower:
             self._control.close()
         self._control = None
 
+
+
+_PIPE_BYTES = 1 << 20  # Linux's default most for a pipe (/proc/sys/fs/pipe-max-size)
+
+
+def _widen(conn: Any) -> None:
+    """A pipe of 1 MiB rather than 64 KiB: a batch (~100-200 KiB at 20,000 events/s) is written in one go
+    instead of waiting for the reader two or three times. Where that cannot be done, the pipe stays as it is."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
