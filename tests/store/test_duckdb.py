@@ -91,11 +91,11 @@ def test_live_writers_tune_duckdb_while_they_run(settings: Settings) -> None:
     threads, wal = _setting(store, "threads"), _setting(store, "checkpoint_threshold")
     first = store.live_writer()
     assert _setting(store, "threads") == str(max(1, (os.cpu_count() or 1) - 1))
-    assert _setting(store, "checkpoint_threshold") == "61.0 MiB"  # 64MB, as DuckDB shows it
+    assert _setting(store, "checkpoint_threshold") == "122.0 MiB"  # 128MB, as DuckDB shows it
     second = store.live_writer()
     first()
     first()  # the same writer ending twice is one end
-    assert _setting(store, "checkpoint_threshold") == "61.0 MiB"  # the other writer still runs
+    assert _setting(store, "checkpoint_threshold") == "122.0 MiB"  # the other writer still runs
     second()
     assert (_setting(store, "threads"), _setting(store, "checkpoint_threshold")) == (threads, wal)
     store.close()
