@@ -3,10 +3,13 @@
 One ``bftscope`` API instance (the app under uvicorn on 127.0.0.1, in this process) over a fresh embedded store,
 with a Casper network whose :class:`~bftscope.families.casper.sink.CasperSink` publishes through the instance's
 broadcaster (:func:`~bftscope.families.casper.publish.attach_publisher`, as ``bftscope serve`` wires it). A
-feeder process (the node) offers ``--rate`` events/s for ``--seconds`` over a pipe: node-shaped JSON, per height
-one BlockAdded, ``--deploys`` DeployProcessed of ``--accounts`` accounts and ``--sigs`` FinalitySignatures; this
-process receives and decodes each with the real :class:`~bftscope.families.casper.decoder.CasperDecoder` (its
-``received_ns`` is the receipt) and writes it to the sink, as a follower does.
+node process offers ``--rate`` events/s for ``--seconds``: node-shaped JSON, per height one BlockAdded,
+``--deploys`` DeployProcessed of ``--accounts`` accounts and ``--sigs`` FinalitySignatures. ``--feed sse`` (the
+default): the node serves ``/events/main`` and ``/events/sigs`` over HTTP on 127.0.0.1 and the network is followed
+as ``bftscope serve`` follows it (``FAMILY.follower``: SSE, the ApiVersion handshake, parsing and decoding in the
+follower's child process, or in this one with ``--follower here``). ``--feed pipe``: the frames come over a pipe
+and this process decodes them with the real decoder (the earlier sessions' method: no SSE connection). An event's
+``received_ns`` (its receipt) is when it was decoded.
 
 WebSocket subscribers run in a separate process (``--ws-blocks`` on ``/blocks``, one per account on
 ``/accountDeploys/<account>``), record each frame's key and arrival time, and hand them back at the end; each
@@ -14,11 +17,12 @@ frame's latency is its arrival minus its entity's ``received_ns`` in the store (
 covers decoding, the sink's batching, the store write, publishing, routing and the WebSocket send.
 
 Reported per run: offered and persisted events/s (stored by the sink over the production time plus the time it
-took to catch up), frames received against expected, latency p50/p99/max, this process's RSS every second
-(server, store, sink and producer), each run in a fresh process. Prints the medians of ``--runs`` runs and writes
+took to catch up), frames received against expected, latency p50/p99/max, the CPU of this process, of the
+follower's child and of the serving instance, this process's RSS every second (server, store, sink), each run in
+a fresh process. Prints the medians of ``--runs`` runs and writes
 ``bench/out/casper.json``.
 
-    .venv/bin/python bench/casper_bench.py --rate 20000 --seconds 20 --runs 3
+    .venv/bin/python bench/casper_bench.py --rate 21000 --seconds 20 --runs 3 --redis
 """
 
 from __future__ import annotations
@@ -241,14 +245,151 @@ def _feed(conn: Any, rate: int, heights: int, deploys: int, accounts: int, sigs:
     conn.send_bytes(b"")
 
 
+def _node(port_conn: Any, rate: int, heights: int, deploys: int, accounts: int, sigs: int, live: bool = False) -> None:
+    """A Casper node on 127.0.0.1 (``--feed sse``): ``/events/main`` and ``/events/sigs`` as SSE (HTTP/1.1 chunked,
+    ``ApiVersion`` first, ``id:`` per event). Once both channels are connected it sends ``rate`` events/s, what
+    is due every 10 ms, each channel its share; then reports the count and keeps the connections open until told.
+    Every event's bytes are made before the clock starts unless ``live`` (as ``_feed``)."""
+    from bftscope.families.casper.replay.wire import event_bytes, http_chunk
+
+    made = ((ch, event_bytes(raw, int(id_), b"\n")) for ch, id_, raw in _frames(1, heights, deploys, accounts, sigs))
+    frames: list[tuple[str, bytes]] = [] if live else list(made)
+    total = heights * (1 + deploys + sigs)
+    writers: dict[str, asyncio.StreamWriter] = {}
+    both = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        path = head.split(b" ", 2)[1].split(b"?")[0].decode()
+        channel = path.rsplit("/", 1)[-1]
+        if channel not in ("main", "sigs") or channel in writers:
+            writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            writer.close()
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+                     b"transfer-encoding: chunked\r\n\r\n" + http_chunk(b'data:{"ApiVersion":"1.5.2"}\n\n'))
+        writers[channel] = writer
+        if len(writers) == 2:
+            both.set()
+        await reader.read()  # until the follower goes
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port_conn.send(server.sockets[0].getsockname()[1])
+        await both.wait()
+        t0 = time.perf_counter()
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.perf_counter() - t0) * rate))
+            if due > sent:
+                out: dict[str, list[bytes]] = {"main": [], "sigs": []}
+                for ch, data in (itertools.islice(made, due - sent) if live else frames[sent:due]):
+                    out[ch].append(data)
+                for ch, parts in out.items():
+                    if parts:
+                        writers[ch].write(http_chunk(b"".join(parts)))
+                sent = due
+            await asyncio.sleep(0.01)
+        port_conn.send(sent)
+        await asyncio.get_running_loop().run_in_executor(None, port_conn.recv)  # the bench is done
+        server.close()
+
+    asyncio.run(main())
+
+
+def _produce_pipe(args: argparse.Namespace, spawn: Any, sink: Any, store: Any, heights: int) -> dict[str, Any]:
+    """``--feed pipe``: a feeder process offers ``--rate`` events/s as (channel, id, JSON) frames over a pipe, every
+    10 ms what is due; this process decodes them (the real decoder) and writes them to the sink, as a follower in
+    this process does, without the SSE connection."""
+    from bftscope.families.casper.decoder import CasperDecoder
+    from bftscope.sources.base import Frame
+
+    decoders = {"main": CasperDecoder("n1:9999", "main"), "sigs": CasperDecoder("n1:9999", "sigs")}
+    recv_end, send_end = spawn.Pipe(duplex=False)
+    feeder = spawn.Process(target=_feed, args=(send_end, args.rate, heights, args.deploys, args.accounts, args.sigs,
+                                               args.live_frames))  # fmt: skip
+    feeder.start()
+    send_end.close()  # the feeder's end only: a feeder that dies is an EOF here, not a wait forever
+    try:
+        if recv_end.recv_bytes() != b"ready":
+            raise RuntimeError("the feeder did not start")
+    except EOFError:
+        raise RuntimeError(f"the feeder died before its first frame (exit code {feeder.exitcode}; -9: "
+                           "killed, perhaps for memory)") from None  # fmt: skip
+    offered, t0 = 0, 0.0
+    frames = msgspec.msgpack.Decoder(list[tuple[str, str, bytes]])
+    while True:
+        data = recv_end.recv_bytes()
+        if not data:
+            break
+        if not t0:
+            t0 = time.perf_counter()  # the node's first frames (not the feeder's start-up)
+        batch = []
+        for channel, id_, raw in frames.decode(data):
+            batch.extend(decoders[channel].feed(Frame(raw, id=id_)))
+        offered += len(batch)
+        if batch:
+            sink.write("n1:9999", batch)
+    feeder.join(timeout=30)
+    produced_s = time.perf_counter() - t0
+    sink.flush()
+    return {"offered": offered, "produced_s": produced_s, "persisted_s": time.perf_counter() - t0,
+            "follower_cpu_s": 0.0}  # fmt: skip
+
+
+def _produce_sse(args: argparse.Namespace, spawn: Any, sink: Any, store: Any, heights: int) -> dict[str, Any]:
+    """``--feed sse`` (the default): a node process serves ``/events/main`` and ``/events/sigs`` on 127.0.0.1 and
+    the network is followed as ``bftscope serve`` follows it (``FAMILY.follower``): SSE connections, the
+    handshake, parsing and decoding in the follower's child process (``--follower here``: in this process), the
+    events handed to the sink. An event's receipt is when the follower decoded it."""
+    from bftscope.config import Settings
+    from bftscope.families.casper.family import FAMILY
+
+    total = heights * (1 + args.deploys + args.sigs)
+    mine, theirs = spawn.Pipe()
+    node = spawn.Process(target=_node, args=(theirs, args.rate, heights, args.deploys, args.accounts, args.sigs,
+                                             args.live_frames), daemon=True)  # fmt: skip
+    node.start()
+    if not mine.poll(600):
+        raise RuntimeError(f"the node did not start (exit code {node.exitcode})")
+    port = mine.recv()
+    settings = Settings(data_dir=Path(tempfile.gettempdir()), casper_follower_process=args.follower == "child")
+    urls = [f"http://127.0.0.1:{port}/events/main", f"http://127.0.0.1:{port}/events/sigs"]
+    follower = FAMILY.follower("bench", urls, sink, store=store, run="net:bench", settings=settings)
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True, name="follower-loop").start()
+    running = asyncio.run_coroutine_threadsafe(follower.run(), loop)
+    deadline = time.monotonic() + 60
+    while not all(n.active for n in follower.status().nodes):
+        if running.done() or time.monotonic() > deadline:
+            raise RuntimeError(f"the follower did not connect: {follower.status()}")
+        time.sleep(0.005)
+    t0 = time.perf_counter()  # the node starts sending once both channels are connected
+    offered = mine.recv()
+    produced_s = time.perf_counter() - t0
+    while follower.status().events_total < offered:
+        if running.done():
+            raise RuntimeError(f"the follower ended early: {running.result()}")
+        time.sleep(0.005)
+    sink.flush()
+    persisted_s = time.perf_counter() - t0
+    process = getattr(follower, "_process", None)
+    child_cpu = _cpu_s(process.pid) if process is not None else 0.0
+    asyncio.run_coroutine_threadsafe(follower.stop(), loop).result(timeout=60)
+    running.result(timeout=60)
+    loop.call_soon_threadsafe(loop.stop)
+    mine.send("done")
+    node.join(timeout=30)
+    if offered != total:
+        raise RuntimeError(f"the node sent {offered} events of {total}")
+    return {"offered": offered, "produced_s": produced_s, "persisted_s": persisted_s, "follower_cpu_s": child_cpu}
+
+
 # --- one run ---------------------------------------------------------------------------------------------------
 def run_once(args: argparse.Namespace) -> dict[str, Any]:
     runtime.apply()  # as `bftscope serve` does (bftscope/runtime.py: the GIL switch interval)
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
-
-    from bftscope.families.casper.decoder import CasperDecoder
-    from bftscope.sources.base import Frame
 
     tmp = Path(tempfile.mkdtemp(prefix="casper-bench-"))
     inst = _two_instances(tmp) if args.redis else _one_instance(tmp)
@@ -268,7 +409,6 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
 
     per_height = 1 + args.deploys + args.sigs
     heights = int(args.rate * args.seconds / per_height)
-    main_dec, sig_dec = CasperDecoder("n1:9999", "main"), CasperDecoder("n1:9999", "sigs")
     rss: list[float] = []
     duck: list[float] = []  # DuckDB's own memory (buffer pool: cached table and index blocks)
     sampling = threading.Event()
@@ -282,44 +422,14 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
                 other.append(_rss_mib(inst["pid"]))
             duck.append(float(ctx.store.query("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")[0][0]) / 2**20)
 
-    # The node: a feeder process offers ``--rate`` events/s as (channel, id, JSON) frames over a pipe, every 10 ms
-    # what is due (a follower's reads arrive in bursts too); this process receives and decodes them as a follower
-    # does, so generating the JSON costs this process nothing.
-    recv_end, send_end = spawn.Pipe(duplex=False)
-    feeder = spawn.Process(target=_feed, args=(send_end, args.rate, heights, args.deploys, args.accounts, args.sigs,
-                                               args.live_frames))  # fmt: skip
-    decoders = {"main": main_dec, "sigs": sig_dec}
-    feeder.start()
-    send_end.close()  # the feeder's end only: a feeder that dies is an EOF here, not a wait forever
-    try:
-        if recv_end.recv_bytes() != b"ready":
-            raise RuntimeError("the feeder did not start")
-    except EOFError:
-        raise RuntimeError(f"the feeder died before its first frame (exit code {feeder.exitcode}; -9: "
-                           "killed, perhaps for memory)") from None  # fmt: skip
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cpu0, other_cpu0 = time.process_time(), _cpu_s(inst.get("pid"))
-    offered, t0 = 0, 0.0
-    frames = msgspec.msgpack.Decoder(list[tuple[str, str, bytes]])
-    while True:
-        data = recv_end.recv_bytes()
-        if not data:
-            break
-        if not t0:
-            t0 = time.perf_counter()  # the node's first frames (not the feeder's start-up)
-        batch = []
-        for channel, id_, raw in frames.decode(data):
-            batch.extend(decoders[channel].feed(Frame(raw, id=id_)))
-        offered += len(batch)
-        if batch:
-            sink.write("n1:9999", batch)
-    feeder.join(timeout=30)
-    produced_s = time.perf_counter() - t0
-    sink.flush()
-    persisted_s = time.perf_counter() - t0
-    cpu_s = time.process_time() - cpu0
+    produce = _produce_pipe if args.feed == "pipe" else _produce_sse
+    fed = produce(args, spawn, sink, ctx.store, heights)
+    offered, produced_s, persisted_s = fed["offered"], fed["produced_s"], fed["persisted_s"]
     other_cpu_s = _cpu_s(inst.get("pid")) - other_cpu0
+    cpu_s = time.process_time() - cpu0
     time.sleep(1.0)
     stop.set()
     subs.join(timeout=120)
@@ -333,7 +443,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     out = {
         "offered_events": offered, "offered_per_s": offered / produced_s, "stored_entities": stats.stored,
         "persisted_per_s": stats.received / persisted_s, "catch_up_s": persisted_s - produced_s,
-        "cpu_cores": cpu_s / persisted_s,
+        "cpu_cores": cpu_s / persisted_s, "follower_cpu_cores": fed["follower_cpu_s"] / persisted_s,
         "writes": stats.writes, "write_errors": stats.write_errors, "frames": len(arrivals),
         "journaled": getattr(sink, "journaled", False), "applies": stats.applies, "apply_errors": stats.apply_errors,
         "last_apply_ms": stats.last_apply_s * 1000,
@@ -521,6 +631,13 @@ def main() -> None:
     p.add_argument("--ws-client", choices=("light", "websockets"), default="light",
                    help="the subscribers' WebSocket client: a minimal one (default; a few us a message) or the "
                    "websockets library's (~25 us a message, on the same cores as the pipeline)")  # fmt: skip
+    p.add_argument("--feed", choices=("sse", "pipe"), default="sse",
+                   help="sse (default): a node process serves SSE and the network is followed as `bftscope "
+                   "serve` follows it; pipe: frames over a pipe, decoded in the writer's process (no SSE "
+                   "connection)")  # fmt: skip
+    p.add_argument("--follower", choices=("child", "here"), default="child",
+                   help="--feed sse: the follower in a child process (the default, as serve runs it) or in the "
+                   "writer's process")  # fmt: skip
     p.add_argument(
         "--deflate",
         action="store_true",
