@@ -267,3 +267,23 @@ def test_the_events_pipe_holds_a_whole_batch() -> None:
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_sigterm_to_the_child_ends_it_as_a_stop_does() -> None:
+    # a service manager stopping `bftscope serve` signals its whole process group: the child hands over what it
+    # holds and ends, and the follower's run ends without an error (the server is stopping, nothing to restart)
+    payloads = [p for p in _real_payloads() if b'"FinalitySignature"' in p[:40]]
+
+    async def main() -> tuple[list[int | None], CasperStatus, int]:
+        sink = MemorySink()
+        async with ReplayNode(payloads) as node:
+            f = ProcessFollower("n", [f"{node.url}/events/sigs"], sink, backoff=FAST)
+            task = asyncio.create_task(f.run())
+            await _until(f, lambda s: s.events_total >= len(payloads), "every event")
+            os.kill(f._process.pid, signal.SIGTERM)
+            await asyncio.wait_for(task, 30)  # no FollowerProcessError
+            return [e.event_id for _, e in sink.events], f.status(), f._process.exitcode
+
+    ids, status, code = asyncio.run(main())
+    assert ids == list(range(len(payloads))) and code == 0
+    assert [n.state for n in status.nodes] == ["stopped"]

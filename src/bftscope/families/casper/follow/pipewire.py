@@ -97,16 +97,23 @@ async def _follow(data: Any, control: Any, name: str, urls: list[str], options: 
         return
     stopping: list[asyncio.Task[None]] = []  # the stop, once asked
 
+    def stop() -> None:
+        if not stopping:
+            loop.remove_reader(control.fileno())
+            stopping.append(loop.create_task(follower.stop()))
+
     def on_control() -> None:
         try:
             msg = control.recv_bytes()
         except (EOFError, OSError):  # the parent is gone: nobody stores what we would read
             msg = STOP
-        if msg == STOP and not stopping:
-            loop.remove_reader(control.fileno())
-            stopping.append(loop.create_task(follower.stop()))
+        if msg == STOP:
+            stop()
 
     loop.add_reader(control.fileno(), on_control)
+    # a SIGTERM to the server's whole process group (a service manager stopping it) ends the child as a stop
+    # does: what it holds is handed over first, and the parent sees an end, not a crash to restart
+    loop.add_signal_handler(signal.SIGTERM, stop)
     sink.reporter = _Reporter(sink, follower, status_s)
     reporter = loop.create_task(sink.reporter.run())
     error = None
