@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 
 import pytest
 
@@ -20,6 +18,7 @@ from bftscope.families.casper.follow.version import incompatibility
 from bftscope.families.casper.replay.server import ReplayNode
 from bftscope.families.casper.replay.wire import Wire
 from bftscope.ingest.live import Backoff, MemorySink
+from tests.families.casper.statuswait import until
 
 FAST = Backoff(base=0.01, cap=0.05)
 
@@ -27,16 +26,6 @@ FAST = Backoff(base=0.01, cap=0.05)
 def _sig(i: int) -> bytes:
     body = {"block_hash": "ab", "era_id": 1, "signature": "01", "public_key": f"k{i}"}
     return json.dumps({"FinalitySignature": body}, separators=(",", ":")).encode()
-
-
-async def _until(follower: CasperFollower, done: Callable[[CasperStatus], bool], what: str) -> CasperStatus:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        st = follower.status()
-        if done(st):
-            return st
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what}: not reached: {follower.status()}")
 
 
 def _ids(sink: MemorySink) -> list[int | None]:
@@ -50,9 +39,9 @@ def test_a_silent_connection_is_reconnected_from_the_last_id_seen() -> None:
         async with ReplayNode([_sig(i) for i in range(5)], first_id=40, preload=3, wire=Wire(keepalive_s=60)) as node:
             f = CasperFollower("n", [f"{node.url}/events/sigs"], sink, keepalive_timeout=0.3, backoff=FAST)
             task = asyncio.create_task(f.run())
-            await _until(f, lambda s: s.nodes[0].reconnects >= 1 and s.nodes[0].status == 2, "a reconnect")
+            await until(f, lambda s: s.nodes[0].reconnects >= 1 and s.nodes[0].status == 2, "a reconnect")
             await node.release()  # the live events after the reconnect
-            st = await _until(f, lambda s: s.nodes[0].last_ids.get("sigs") == 44, "the live events")
+            st = await until(f, lambda s: s.nodes[0].last_ids.get("sigs") == 44, "the live events")
             await f.stop()
             await task
             return node, sink, st
@@ -75,16 +64,16 @@ def test_a_node_that_went_away_is_reconnecting_and_resumes_where_it_was() -> Non
         f = CasperFollower("n", [node.url], sink, backoff=FAST)
         task = asyncio.create_task(f.run())
         seen = []
-        st = await _until(f, lambda s: s.nodes[0].last_ids.get("sigs") == 3 and s.nodes[0].status == 2, "connected")
+        st = await until(f, lambda s: s.nodes[0].last_ids.get("sigs") == 3 and s.nodes[0].status == 2, "connected")
         seen.append(st.nodes[0].status)
         await node.close()  # the node goes away
-        st = await _until(f, lambda s: s.nodes[0].status != 2, "the loss")
+        st = await until(f, lambda s: s.nodes[0].status != 2, "the loss")
         seen.append(st.nodes[0].status)
         assert st.nodes[0].state == "reconnecting" and st.nodes[0].events == 4 and st.nodes[0].last_error
         again = ReplayNode(events, preload=10)  # back, with the node's later events buffered
         await again.start(port=port)
         # (on a loaded machine the resumed connection may time out once more: connected again is what counts)
-        st = await _until(f, lambda s: s.nodes[0].last_ids.get("sigs") == 9 and s.nodes[0].status == 2, "the resume")
+        st = await until(f, lambda s: s.nodes[0].last_ids.get("sigs") == 9 and s.nodes[0].status == 2, "the resume")
         seen.append(st.nodes[0].status)
         await f.stop()
         await task
@@ -125,7 +114,7 @@ def test_a_first_event_that_is_not_api_version_is_a_counted_connection_error() -
         port = server.sockets[0].getsockname()[1]
         f = CasperFollower("n", [f"http://127.0.0.1:{port}/events/sigs"], MemorySink(), backoff=FAST)
         task = asyncio.create_task(f.run())
-        st = await _until(f, lambda s: s.nodes[0].bad_handshakes >= 2, "bad handshakes")
+        st = await until(f, lambda s: s.nodes[0].bad_handshakes >= 2, "bad handshakes")
         await f.stop()
         await task
         server.close()
@@ -143,7 +132,7 @@ def test_several_nodes_and_the_legacy_root_at_once() -> None:
         async with ReplayNode([_sig(0), _sig(1)]) as a, ReplayNode([_sig(1), b'"Shutdown"'], first_id=7) as b:
             f = CasperFollower("n", [a.url, f"{b.url}/events"], sink, backoff=FAST)
             task = asyncio.create_task(f.run())
-            st = await _until(f, lambda s: s.events_total == 4, "4 events")
+            st = await until(f, lambda s: s.events_total == 4, "4 events")
             await f.stop()
             await task
             return sink, st

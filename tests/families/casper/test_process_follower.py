@@ -13,7 +13,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,6 +27,7 @@ from bftscope.families.casper.replay.server import ReplayNode
 from bftscope.families.casper.replay.wire import Wire
 from bftscope.ingest.live import Backoff, Gap, MemorySink
 from tests.conftest import require_data
+from tests.families.casper.statuswait import until
 
 FAST = Backoff(base=0.01, cap=0.05)
 
@@ -39,16 +39,6 @@ def _real_payloads() -> list[bytes]:
 
 def _seen(e: CasperEvent) -> tuple[Any, ...]:
     return (e.source, e.channel, e.event_id, e.type, e.key, e.raw, e.fields)
-
-
-async def _until(follower: Any, done: Callable[[CasperStatus], bool], what: str, timeout_s: float = 30) -> CasperStatus:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        st = follower.status()
-        if done(st):
-            return st
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what}: not reached: {follower.status()}")
 
 
 def test_the_child_hands_over_what_the_follower_here_decodes() -> None:
@@ -69,9 +59,9 @@ def test_the_child_hands_over_what_the_follower_here_decodes() -> None:
                     counts.append(s.events_total)
                     return s.nodes[0].status == 2 and len(counts) > 25 and counts[-25] == s.events_total
 
-                live = await _until(f, still, "every event")
+                live = await until(f, still, "every event")
             else:
-                live = await _until(f, lambda s: s.nodes[0].status == 2 and s.events_total >= expected, "every event")
+                live = await until(f, lambda s: s.nodes[0].status == 2 and s.events_total >= expected, "every event")
                 await asyncio.sleep(0.2)  # nothing more comes
             await f.stop()
             await task
@@ -104,7 +94,7 @@ def test_a_child_killed_mid_stream_ends_the_run_and_the_next_resumes_without_a_l
         async with ReplayNode(events, preload=150) as node:
             f = ProcessFollower("n", [f"{node.url}/events/sigs"], sink, backoff=FAST)
             task = asyncio.create_task(f.run())
-            await _until(f, lambda s: s.events_total >= 150, "the first events")
+            await until(f, lambda s: s.events_total >= 150, "the first events")
             os.kill(f._process.pid, signal.SIGKILL)
             with pytest.raises(FollowerProcessError) as failed:
                 await asyncio.wait_for(task, 30)
@@ -115,7 +105,7 @@ def test_a_child_killed_mid_stream_ends_the_run_and_the_next_resumes_without_a_l
             g = ProcessFollower("n", [f"{node.url}/events/sigs"], sink, backoff=FAST,
                                 start_from={(after.nodes[0].label, "sigs"): last})  # as the store's last id resumes
             task = asyncio.create_task(g.run())
-            await _until(g, lambda s: s.nodes[0].last_ids.get("sigs") == 399, "the rest")
+            await until(g, lambda s: s.nodes[0].last_ids.get("sigs") == 399, "the rest")
             await g.stop()
             await task
             return first, [e.event_id for _, e in sink.events], str(failed.value), after
@@ -216,7 +206,7 @@ def test_listeners_are_called_on_the_event_loop_with_each_batch() -> None:
             f.listen(listener)
             f.listen(broken)
             task = asyncio.create_task(f.run())
-            await _until(f, lambda s: len(got) >= len(payloads), "every batch")
+            await until(f, lambda s: len(got) >= len(payloads), "every batch")
             await f.stop()
             await task
             return got, threads, threading.get_ident(), f.status().listener_errors
@@ -279,7 +269,7 @@ def test_a_sigterm_to_the_child_ends_it_as_a_stop_does() -> None:
         async with ReplayNode(payloads) as node:
             f = ProcessFollower("n", [f"{node.url}/events/sigs"], sink, backoff=FAST)
             task = asyncio.create_task(f.run())
-            await _until(f, lambda s: s.events_total >= len(payloads), "every event")
+            await until(f, lambda s: s.events_total >= len(payloads), "every event")
             os.kill(f._process.pid, signal.SIGTERM)
             await asyncio.wait_for(task, 30)  # no FollowerProcessError
             return [e.event_id for _, e in sink.events], f.status(), f._process.exitcode
