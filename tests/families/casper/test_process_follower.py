@@ -277,3 +277,35 @@ def test_a_sigterm_to_the_child_ends_it_as_a_stop_does() -> None:
     ids, status, code = asyncio.run(main())
     assert ids == list(range(len(payloads))) and code == 0
     assert [n.state for n in status.nodes] == ["stopped"]
+
+
+class _Refusing(MemorySink):
+    """A sink whose store refuses its first ``n`` writes."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.refusals = n
+
+    def write(self, source: str, events: Any) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise OSError(28, "No space left on device")
+        super().write(source, events)
+
+
+def test_a_refused_write_is_asked_again_and_counted_nothing_lost() -> None:
+    payloads = [p for p in _real_payloads() if b'"FinalitySignature"' in p[:40]]
+
+    async def main() -> tuple[list[int | None], CasperStatus, str | None]:
+        sink = _Refusing(2)
+        async with ReplayNode(payloads) as node:
+            f = ProcessFollower("n", [f"{node.url}/events/sigs"], sink, backoff=FAST)
+            task = asyncio.create_task(f.run())
+            await until(f, lambda s: s.events_total >= len(payloads), "every event")
+            await f.stop()
+            await task
+            return [e.event_id for _, e in sink.events], f.status(), f.last_write_error
+
+    ids, status, error = asyncio.run(main())
+    assert ids == list(range(len(payloads)))  # in order, once each
+    assert status.write_errors == 2 and error is not None and "No space left" in error

@@ -34,7 +34,7 @@ from bftscope.families.casper.follow import pipewire
 from bftscope.families.casper.follow.follower import Rows, rows_of
 from bftscope.families.casper.follow.nodeurl import parse_node_url
 from bftscope.families.casper.follow.status import PREPARING, CasperNodeStatus, CasperStatus
-from bftscope.ingest.live import EventSink
+from bftscope.ingest.live import EventSink, hand_over
 
 __all__ = ["FollowerProcessError", "ProcessFollower"]
 
@@ -167,19 +167,15 @@ class ProcessFollower:
         """Write one node's batch; a sink that refuses it is asked again (the child waits meanwhile: its nodes
         hold the events) until it takes it or the follower stops."""
         delay = 0.05
-        while True:
-            try:
-                self.sink.write(label, events)
-                break
-            except Exception as exc:
-                self._counts["write_errors"] += 1
-                self.last_write_error = f"{type(exc).__name__}: {exc}"[:300]
-                if self._stopping:
-                    log.error("casper network %s: %d events of %s not stored at stop: %s", self.name, len(events),
-                              label, self.last_write_error)  # fmt: skip
-                    return
-                time.sleep(delay)
-                delay = min(1.0, delay * 2)
+        # written as the follower itself writes (counted in write_errors); its listeners are called on the loop
+        while (error := hand_over(self.sink, label, events, (), self._counts)) is not None:
+            self.last_write_error = error
+            if self._stopping:
+                log.error("casper network %s: %d events of %s not stored at stop: %s", self.name, len(events), label,
+                          error)  # fmt: skip
+                return
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
         self._counts["written"] += len(events)
         if self._listeners:
             loop.call_soon_threadsafe(self._notify, rows_of(events))
