@@ -139,7 +139,7 @@ def test_keys_forgotten_past_the_limit_are_still_checked_in_the_store(store: Duc
         cs.write(chain(first, 20, deploys=2, sigs=3))
     floors = {kind: k.floor for kind, k in cs._known.items()}
     assert floors["BlockAdded"] > 100 and floors["FinalitySignature"] > 0  # trimmed past the early heights
-    assert all(len(k.keys) <= 40 for k in cs._known.values())
+    assert all(len(k) <= 40 for k in cs._known.values())
     old = cs.write(chain(1, 30, deploys=2, sigs=3, source="n2:9999"))  # below every floor: the store answers
     recent = cs.write(chain(190, 10, deploys=2, sigs=3, source="n3:9999"))  # above: memory answers
     assert old.stored == [] and old.duplicate_entities == 30 * 6
@@ -151,3 +151,61 @@ def test_keys_forgotten_past_the_limit_are_still_checked_in_the_store(store: Duc
     counts = _counts(store, run.id)
     assert counts["casper_blocks"] == 200 and counts["casper_deploys_processed"] == 400
     assert counts["casper_signatures"] == 600
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_remembered_keys_cover_everything_above_the_floor(seed: int) -> None:
+    """Keys arriving roughly in their range's order (late and early ones mixed in, several keys per value): at
+    every step each key added with a value at or above the floor is remembered, at most ``limit`` keys are
+    held, and the floor only rises and trails the newest values."""
+    from bftscope.families.casper.store import _NEVER, _Known
+
+    rng = random.Random(seed)
+    known = _Known(_NEVER, 64, taken=True)
+    added: dict[tuple[str], int] = {}
+    floors = [known.floor]
+    for n in range(3000):
+        value = n // 4 + rng.choice([0, 0, 0, -rng.randint(1, 30), rng.randint(1, 5)])
+        if value < known.floor:
+            continue  # the store answers for it: never added here
+        key = (f"k{n}",)
+        known.add(key, value)
+        added[key] = value
+        assert len(known) <= 64
+        assert all(k in known for k, v in added.items() if v >= known.floor)
+        assert known.holder(value) == key[0]  # (blocks: the store adds one key per height)
+        floors.append(known.floor)
+    assert floors == sorted(floors) and floors[-1] > 3000 // 4 - 64  # it rose, and stays near the newest
+
+
+def test_many_keys_of_one_value_stay_remembered() -> None:
+    """An era's finality signatures share one range value: as long as one value's keys fit in half the limit,
+    the current era's keys stay remembered however many eras pass."""
+    from bftscope.families.casper.store import _NEVER, _Known
+
+    known = _Known(_NEVER, 100)
+    for era in range(1, 40):
+        keys = [(f"b{era}", f"v{i}") for i in range(45)]
+        for k in keys:
+            known.add(k, era)
+        assert known.floor <= era and all(k in known for k in keys)
+    assert len(known) <= 100 and known.floor > 30
+
+
+def test_a_full_table_costs_no_pass_over_its_keys() -> None:
+    """Remembering past the limit swaps generations: adding 100,000 keys with a limit of 1,000 hashes each key
+    once (the old generation is dropped whole, not filtered)."""
+    from bftscope.families.casper.store import _NEVER, _Known
+
+    class Key(tuple):  # counts how often a key is hashed: each dict insert or rebuild hashes it
+        hashes = 0
+
+        def __hash__(self) -> int:
+            Key.hashes += 1
+            return tuple.__hash__(self)
+
+    known = _Known(_NEVER, 1000)
+    for n in range(100_000):
+        known.add(Key((n,)), n)
+    assert Key.hashes == 100_000
+    assert len(known) <= 1000 and known.floor > 100_000 - 1000

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
-import numpy as np
 import pyarrow as pa
 
 from bftscope.families.casper.model import CasperEvent, channel_of
@@ -118,39 +117,56 @@ _NEVER: Final = -(2**63)  # a floor below every range value: the whole table is 
 
 
 class _Known:
-    """Every key of one entity table stored with a range value of at least ``floor`` (key → range value), so
-    a key in that range is checked here instead of in the store. Created from the table's largest range
-    value (nothing is stored above it); holds at most ``limit`` keys: past that the floor rises to the median
-    and the keys below it are forgotten (those are checked in the store again). ``taken`` (blocks only):
-    range value → key, for a block at a height another hash already holds."""
+    """Keys of one entity table stored with a range value of at least ``floor`` (key → range value), so a key
+    in that range is checked here instead of in the store. Created from the table's largest range value
+    (nothing is stored above it); holds at most ``limit`` keys, in two generations of at most ``limit / 2``:
+    when the young one is full, the old one is forgotten and the floor rises above the largest value it held
+    (what is forgotten is checked in the store again; the rest stays known), so a full table costs two dict
+    swaps, never a pass over its keys on the subscribers' path (rebuilding 100,000 of 200,000 keys there made
+    the writer thread's longest stalls, 60–350 ms at 20,000 events/s). Keys mostly arrive in their range's
+    order (heights, eras, deploy timestamps grow), so the floor trails the newest values by one to two
+    generations. ``taken`` (blocks only): range value → key, for a block at a height another hash already
+    holds."""
 
-    __slots__ = ("floor", "keys", "limit", "taken")
+    __slots__ = ("floor", "limit", "old", "old_max", "old_taken", "taken", "young", "young_max")
 
     def __init__(self, floor: int, limit: int, taken: bool = False) -> None:
         self.floor = floor
         self.limit = limit
-        self.keys: dict[tuple[Any, ...], int] = {}
+        self.young: dict[tuple[Any, ...], int] = {}
+        self.old: dict[tuple[Any, ...], int] = {}
+        self.young_max = self.old_max = _NEVER
         self.taken: dict[int, Any] | None = {} if taken else None
+        self.old_taken: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.young) + len(self.old)
+
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        return key in self.young or key in self.old
+
+    def holder(self, value: int) -> Any:
+        """The key of the block stored at height ``value`` (None when none is known)."""
+        assert self.taken is not None
+        held = self.taken.get(value)
+        return self.old_taken.get(value) if held is None else held
 
     def add(self, key: tuple[Any, ...], value: int) -> None:
-        self.keys[key] = value
+        """Remember ``key`` (its ``value`` at least ``floor``)."""
+        self.young[key] = value
+        if value > self.young_max:
+            self.young_max = value
         if self.taken is not None:
             self.taken[value] = key[0]
-        if len(self.keys) > self.limit:
-            self._trim()
+        if len(self.young) >= max(1, self.limit // 2):
+            self._rotate()
 
-    def _trim(self) -> None:
-        # the median by selection, not a sort: this runs in the writer thread, on the subscribers' path (a sort
-        # of 200,000 values and the rebuild stalled it 150-170 ms at 20,000 events/s)
-        values = np.fromiter(self.keys.values(), dtype=np.int64, count=len(self.keys))
-        half = len(values) // 2
-        floor = int(np.partition(values, half)[half])
-        if floor == int(values.min()):  # more than half share the lowest value: all of them go
-            floor += 1
-        self.floor = floor
-        self.keys = {k: v for k, v in self.keys.items() if v >= floor}
+    def _rotate(self) -> None:
+        if self.old:  # every key at or above the new floor is in the young generation (the old one from now)
+            self.floor = max(self.floor, self.old_max + 1)
+        self.old, self.old_max, self.young, self.young_max = self.young, self.young_max, {}, _NEVER
         if self.taken is not None:
-            self.taken = {v: k for v, k in self.taken.items() if v >= floor}
+            self.old_taken, self.taken = self.taken, {}
 
 
 class CasperStore:
@@ -349,14 +365,14 @@ class CasperStore:
             blocks = kind == "BlockAdded"
             for j, i in enumerate(idx):
                 key, value = keys[j], values[j]
-                inside = known is not None and value is not None and value >= known.floor  # a trim raises it
-                if key in (known.keys if inside else held):  # type: ignore[union-attr]
+                inside = known is not None and value is not None and value >= known.floor  # an add raises it
+                if key in (known if inside else held):  # type: ignore[operator]
                     duplicates += 1
                     continue
                 if blocks:
                     height = value if inside else int(evs[j].fields["height"])
-                    holder = (known.taken if inside else taken).get(height, key[0])  # type: ignore[union-attr]
-                    if holder != key[0]:
+                    holder = known.holder(height) if inside else taken.get(height)  # type: ignore[union-attr]
+                    if holder is not None and holder != key[0]:
                         conflicts += 1
                         continue
                     taken[height] = key[0]
