@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,3 +82,36 @@ def test_a_failing_write_is_retried_and_a_lost_batch_is_counted(store: DuckDBSto
     broken.flush()
     assert broken.stats.lost_events == 5 and broken.stats.stored == 0
     broken.close()
+
+
+class _GatedStore:
+    """A store double whose first Casper insert waits until ``gate`` is set."""
+
+    def __init__(self, inner: DuckDBStore) -> None:
+        self.inner, self.gate, self.entered = inner, threading.Event(), threading.Event()
+
+    def execute_with(self, *args: Any, **kw: Any) -> Any:
+        self.entered.set()
+        assert self.gate.wait(10)
+        return self.inner.execute_with(*args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_what_arrives_during_a_write_is_the_next_batch(store: DuckDBStore) -> None:
+    """Group commit (the default): an idle writer writes the first arrival at once; the 100 arrivals made while
+    it writes go as one next batch."""
+    gated = _GatedStore(store)
+    sink = CasperSink(gated, "net:c", journal=False)  # type: ignore[arg-type]
+    events = _sigs("n1:1", 101)
+    started = time.monotonic()
+    sink.write("n1:1", events[:1])
+    assert gated.entered.wait(5)
+    assert time.monotonic() - started < 1.0  # no gathering (a gather of flush_s >= 1 s fails this)
+    for e in events[1:]:
+        sink.write("n1:1", [e])
+    gated.gate.set()
+    sink.flush()
+    assert sink.stats.writes == 2 and sink.stats.stored == 101
+    sink.close()
