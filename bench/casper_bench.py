@@ -36,6 +36,7 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import statistics
 import sys
 import tempfile
@@ -390,6 +391,12 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     runtime.apply()  # as `bftscope serve` does (bftscope/runtime.py: the GIL switch interval)
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
+    tracer = None
+    if args.trace:
+        from casper_trace import Tracer
+
+        tracer = Tracer()
+        tracer.install()
 
     tmp = Path(tempfile.mkdtemp(prefix="casper-bench-"))
     inst = _two_instances(tmp) if args.redis else _one_instance(tmp)
@@ -438,6 +445,12 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     received = {str(k): int(ns) for k, ns in ctx.store.query(
         "SELECT key, received_ns FROM casper_payloads WHERE type IN ('BlockAdded', 'DeployProcessed')")}  # fmt: skip
     lat = np.array([(ns - received[k]) / 1e6 for k, ns in arrivals if k in received])
+    traced = None
+    if tracer is not None:
+        out_ids = {str(k): int(o) for k, o in ctx.store.query(
+            "SELECT key, out_id FROM casper_payloads WHERE type IN ('BlockAdded', 'DeployProcessed')")}  # fmt: skip
+        frames = [(out_ids[k], received[k], ns) for k, ns in arrivals if k in received]
+        traced = tracer.report(Path(args.trace), frames)
     expected = heights * args.ws_blocks + heights * args.deploys
     stats = sink.stats
     out = {
@@ -456,10 +469,11 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         "rss_mib": rss, "rss_first_mib": statistics.median(rss[1:4]) if len(rss) > 4 else None,
         "rss_last_mib": statistics.median(rss[-3:]) if rss else None, "duckdb_mib": duck,
         "duckdb_first_mib": statistics.median(duck[1:4]) if len(duck) > 4 else None,
-        "duckdb_last_mib": statistics.median(duck[-3:]) if duck else None,
+        "duckdb_last_mib": statistics.median(duck[-3:]) if duck else None, "trace": traced,
     }  # fmt: skip
     sink.close()
     inst["close"]()
+    shutil.rmtree(tmp, ignore_errors=True)  # the store, the journal and the serving instance's store: GBs a run
     return out
 
 
@@ -638,6 +652,10 @@ def main() -> None:
     p.add_argument("--follower", choices=("child", "here"), default="child",
                    help="--feed sse: the follower in a child process (the default, as serve runs it) or in the "
                    "writer's process")  # fmt: skip
+    p.add_argument("--trace", metavar="PATH",
+                   help="time what can hold up the writer (bench/casper_trace.py) and split each frame's latency "
+                   "into receipt -> publish and publish -> subscriber; per-frame figures to PATH.npz, timed calls "
+                   "to PATH.json, a summary in each run's result (with --runs > 1, the last run's files)")  # fmt: skip
     p.add_argument(
         "--deflate",
         action="store_true",
@@ -663,9 +681,11 @@ def main() -> None:
                     sys.exit(f"run {i + 1} failed (exit code {proc.exitcode})")
         proc.join(timeout=120)
         runs.append(r)
-        series = ("rss_mib", "duckdb_mib")
+        series = ("rss_mib", "duckdb_mib", "trace")
         brief = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k not in series}
         print(f"run {i + 1}: {json.dumps(brief)}", file=sys.stderr)
+        if r.get("trace"):
+            print(f"run {i + 1} trace: {json.dumps(r['trace'])}", file=sys.stderr)
     keys = ["offered_per_s", "persisted_per_s", "catch_up_s", "cpu_cores", "p50_ms", "p99_ms", "max_ms",
             "rss_first_mib", "rss_last_mib", "duckdb_first_mib", "duckdb_last_mib", "server_cpu_cores",
             "server_rss_first_mib", "server_rss_last_mib"]  # fmt: skip
