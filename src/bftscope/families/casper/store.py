@@ -117,24 +117,23 @@ _NEVER: Final = -(2**63)  # a floor below every range value: the whole table is 
 
 
 class _Known:
-    """Keys of one entity table stored with a range value of at least ``floor`` (key → range value), so a key
-    in that range is checked here instead of in the store. Created from the table's largest range value
-    (nothing is stored above it); holds at most ``limit`` keys, in two generations of at most ``limit / 2``:
-    when the young one is full, the old one is forgotten and the floor rises above the largest value it held
-    (what is forgotten is checked in the store again; the rest stays known), so a full table costs two dict
-    swaps, never a pass over its keys on the subscribers' path (rebuilding 100,000 of 200,000 keys there made
-    the writer thread's longest stalls, 60–350 ms at 20,000 events/s). Keys mostly arrive in their range's
-    order (heights, eras, deploy timestamps grow), so the floor trails the newest values by one to two
-    generations. ``taken`` (blocks only): range value → key, for a block at a height another hash already
-    holds."""
+    """Keys of one entity table stored with a range value of at least ``floor``, so a key in that range is
+    checked here instead of in the store. Created from the table's largest range value (nothing is stored
+    above it); holds at most ``limit`` keys, in two generations of at most ``limit / 2``: when the young one is
+    full, the old one is forgotten and the floor rises above the largest value it held (what is forgotten is
+    checked in the store again; the rest stays known) — a swap of two sets, never a pass over the keys on the
+    subscribers' path (rebuilding 100,000 of 200,000 keys there made the writer thread's longest stalls,
+    60–350 ms at 20,000 events/s). Keys mostly arrive in their range's order (heights, eras, deploy timestamps
+    grow), so the floor trails the newest values by one to two generations. ``taken`` (blocks only): range
+    value → key, for a block at a height another hash already holds."""
 
     __slots__ = ("floor", "limit", "old", "old_max", "old_taken", "taken", "young", "young_max")
 
     def __init__(self, floor: int, limit: int, taken: bool = False) -> None:
         self.floor = floor
         self.limit = limit
-        self.young: dict[tuple[Any, ...], int] = {}
-        self.old: dict[tuple[Any, ...], int] = {}
+        self.young: set[tuple[Any, ...]] = set()
+        self.old: set[tuple[Any, ...]] = set()
         self.young_max = self.old_max = _NEVER
         self.taken: dict[int, Any] | None = {} if taken else None
         self.old_taken: dict[int, Any] = {}
@@ -153,7 +152,7 @@ class _Known:
 
     def add(self, key: tuple[Any, ...], value: int) -> None:
         """Remember ``key`` (its ``value`` at least ``floor``)."""
-        self.young[key] = value
+        self.young.add(key)
         if value > self.young_max:
             self.young_max = value
         if self.taken is not None:
@@ -164,7 +163,7 @@ class _Known:
     def _rotate(self) -> None:
         if self.old:  # every key at or above the new floor is in the young generation (the old one from now)
             self.floor = max(self.floor, self.old_max + 1)
-        self.old, self.old_max, self.young, self.young_max = self.young, self.young_max, {}, _NEVER
+        self.old, self.old_max, self.young, self.young_max = self.young, self.young_max, set(), _NEVER
         if self.taken is not None:
             self.old_taken, self.taken = self.taken, {}
 
