@@ -70,6 +70,8 @@ class Tracer:
 
     def report(self, path: Path, frames: list[tuple[int, int, int]], slow_ms: float = 150.0) -> dict[str, Any]:
         """``frames``: (out_id, received_ns, arrival_ns) of each frame a subscriber got."""
+        if not frames or not self.published:
+            raise ValueError("nothing was published or delivered: no latency to split")
         out_id, received, arrived = (np.array(c, dtype=np.int64) for c in zip(*frames, strict=True))
         firsts = np.array([f for f, _ in self.published], dtype=np.int64)
         order = np.argsort(firsts, kind="stable")
