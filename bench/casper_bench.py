@@ -442,13 +442,13 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     subs.join(timeout=120)
     sampling.set()
     arrivals = orjson.loads(arrivals_file.read_bytes())
-    received = {str(k): int(ns) for k, ns in ctx.store.query(
-        "SELECT key, received_ns FROM casper_payloads WHERE type IN ('BlockAdded', 'DeployProcessed')")}  # fmt: skip
+    published = ctx.store.query(
+        "SELECT key, received_ns, out_id FROM casper_payloads WHERE type IN ('BlockAdded', 'DeployProcessed')")
+    received = {str(k): int(ns) for k, ns, _ in published}
     lat = np.array([(ns - received[k]) / 1e6 for k, ns in arrivals if k in received])
     traced = None
     if tracer is not None:
-        out_ids = {str(k): int(o) for k, o in ctx.store.query(
-            "SELECT key, out_id FROM casper_payloads WHERE type IN ('BlockAdded', 'DeployProcessed')")}  # fmt: skip
+        out_ids = {str(k): int(o) for k, _, o in published}
         frames = [(out_ids[k], received[k], ns) for k, ns in arrivals if k in received]
         traced = tracer.report(Path(args.trace), frames)
     expected = heights * args.ws_blocks + heights * args.deploys
